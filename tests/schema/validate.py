@@ -11,7 +11,8 @@ and a command line:
     validate.py SCHEMA_NAME FILE|-             # exit 0 valid, 1 invalid, 2 usage
 
 SCHEMA_NAME is a file name in proto/schemas with or without ".schema.json"
-("token", "session-created"). `$ref`s between the schema files resolve from the
+("token", "session-created"), optionally with a JSON-pointer fragment to check
+against one of its parts ("session-create-request#/$defs/password"). `$ref`s between the schema files resolve from the
 files themselves, never from the network. Needs only the standard library and
 Debian's python3-jsonschema.
 """
@@ -36,7 +37,8 @@ class DocumentInvalid(ValueError):
     def __init__(self, schema_name, errors):
         self.schema_name = schema_name
         self.errors = errors
-        lines = [f"document does not match {schema_name}{SUFFIX}:"]
+        base, hash_, frag = schema_name.partition("#")
+        lines = [f"document does not match {base}{SUFFIX}{hash_}{frag}:"]
         lines += [f"  {e}" for e in errors]
         super().__init__("\n".join(lines))
 
@@ -47,8 +49,9 @@ def schema_names():
 
 
 def schema_path(name):
-    """The file of schema NAME; accepts "token", "token.schema.json" or a path."""
-    short = Path(name).name
+    """The file of schema NAME; accepts "token", "token.schema.json" or a path
+    (a "#fragment" is ignored)."""
+    short = Path(name.partition("#")[0]).name
     if short.endswith(SUFFIX):
         short = short[: -len(SUFFIX)]
     path = SCHEMA_DIR / (short + SUFFIX)
@@ -109,8 +112,13 @@ def _format_checker():
 
 @functools.lru_cache(maxsize=None)
 def validator(name):
-    """A Draft 2020-12 validator for schema NAME with every $ref resolvable."""
+    """A Draft 2020-12 validator for schema NAME (optionally NAME#/json/pointer)
+    with every $ref resolvable."""
     schema = load_schema(name)
+    uri = schema["$id"]
+    fragment = name.partition("#")[2]
+    if fragment:  # no $id here: the resolver must look the file up, not this wrapper
+        schema = {"$schema": schema["$schema"], "$ref": f"{uri}#{fragment}"}
     store = _load_all()
     kwargs = {"format_checker": _format_checker()}
     try:  # jsonschema >= 4.18 resolves through `referencing`
@@ -122,7 +130,9 @@ def validator(name):
         )
     except ImportError:  # Debian 12: jsonschema 4.10
         kwargs["resolver"] = jsonschema.RefResolver(
-            base_uri=schema["$id"], referrer=schema, store=store
+            # RefResolver files the referrer under base_uri: a fragment wrapper
+            # must not shadow the schema file it points into.
+            base_uri="" if fragment else uri, referrer=schema, store=store
         )
     return Draft202012Validator(schema, **kwargs)
 
@@ -160,7 +170,9 @@ def validate(document, schema_name):
     """Raise DocumentInvalid unless DOCUMENT (parsed JSON) matches SCHEMA_NAME."""
     problems = errors(document, schema_name)
     if problems:
-        raise DocumentInvalid(Path(schema_path(schema_name)).name[: -len(SUFFIX)], problems)
+        short = schema_path(schema_name).name[: -len(SUFFIX)]
+        fragment = schema_name.partition("#")[2]
+        raise DocumentInvalid(short + (f"#{fragment}" if fragment else ""), problems)
 
 
 def check_schemas():
