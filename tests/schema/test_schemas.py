@@ -211,6 +211,10 @@ class Rejected(unittest.TestCase):
             "scope a number": (["scope"], 5),
             "name with a space": (["credential"], "back office"),
             "name with a slash": (["credential"], "../status"),
+            "name ..": (["credential"], ".."),
+            "name .": (["credential"], "."),
+            "name too long": (["credential"], "a" * 65),
+            "name not ASCII": (["credential"], "böse"),
             "extra refresh_token": (["refresh_token"], "r"),
             "extra field": (["created_at"], 1732560000),
         }
@@ -230,7 +234,7 @@ class Rejected(unittest.TestCase):
             "negative counter": (entry + ["served"], -1),
             "counter as float": (entry + ["upstream_requests"], 2.0 + 0.5),
             "last_error not a string": (entry + ["last_error"], {"code": "x"}),
-            "expires_in negative": (entry + ["expires_in"], -5),
+            "expires_in fractional": (entry + ["expires_in"], 5.5),
             "next_refresh_in negative": (entry + ["next_refresh_in"], -1),
             "started_at not RFC 3339": (["started_at"], "2026-11-25 18:00:00"),
             "uptime as string": (["uptime_s"], "10984"),
@@ -254,6 +258,10 @@ class Rejected(unittest.TestCase):
         for field in ("expires_at", "expires_in", "next_refresh_in", "last_refresh_at", "last_error"):
             v.validate(mutate(good, ["credentials", 0, field], None), "status")
         v.validate(mutate(good, ["upstream", "rate_limited_until"], None), "status")
+        # An expired token's expires_in counts back from expiry; the token document's never does.
+        v.validate(mutate(mutate(good, ["credentials", 0, "state"], "expired"), ["credentials", 0, "expires_in"], -40),
+                   "status")
+        v.validate(mutate(example("token.backoffice.json"), ["credential"], "eu.shop_2-b"), "token")
         for field in ("name", "kind", "state", "served"):
             self.assertRejected(mutate(good, ["credentials", 0, field], None), "status", f"null {field}")
 
@@ -433,7 +441,7 @@ class OpenAPIStructure(unittest.TestCase):
             params = [self.deref(p) for p in self.doc["paths"][path][method].get("parameters", [])]
             (min_ttl,) = [p for p in params if p["name"] == "min_ttl"]
             self.assertEqual(min_ttl["in"], "query")
-            self.assertEqual(min_ttl["schema"], {"type": "integer", "minimum": 0})
+            self.assertEqual(min_ttl["schema"], {"type": "integer", "minimum": 0, "maximum": 86400})
 
     def test_metrics_media_type(self):
         content = self.doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
