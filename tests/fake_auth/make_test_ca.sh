@@ -30,7 +30,7 @@ mkdir -p "$outdir"
 
 files="ca.pem ca.key server.pem server.key wronghost.pem wronghost.key"
 
-complete() {
+set_is_complete() {
     for f in $files; do
         [ -s "$outdir/$f" ] || return 1
     done
@@ -93,7 +93,7 @@ EOF
     trap - EXIT INT TERM
 }
 
-if complete; then
+if set_is_complete; then
     exit 0
 fi
 
@@ -102,9 +102,9 @@ if command -v flock >/dev/null 2>&1; then
     exec 9>"$outdir/.make_test_ca.lock"
     flock 9
     # Someone else may have finished while we waited for the lock.
-    if complete; then
+    if set_is_complete; then
         exit 0
     fi
 fi
 generate
-complete || { echo "make_test_ca.sh: generated set does not verify" >&2; exit 1; }
+set_is_complete || { echo "make_test_ca.sh: generated set does not verify" >&2; exit 1; }
