@@ -465,6 +465,51 @@ class OpenAPIStructure(unittest.TestCase):
         self.assertGreater(checked, 15)
 
 
+class ConfigExample(unittest.TestCase):
+    """config/cl-tokend.toml, the operators' annotated example, stays valid TOML with
+    every section and key of the contract, and names the schemas accept."""
+
+    KEYS = {
+        "server": {"socket", "socket_mode", "socket_group", "admin", "max_connections", "idle_timeout_ms"},
+        "upstream": {"auth_url", "ca_file", "connect_timeout_ms", "request_timeout_ms", "max_requests_per_minute"},
+        "refresh": {"at", "jitter", "min_ttl", "backoff_initial_ms", "backoff_max_ms"},
+        "log": {"level", "format"},
+        "customers": {"max_sessions", "idle_timeout_s"},
+        "store": {"backend", "path", "key_file", "url"},
+    }
+    SECRET_SOURCES = ("client_secret_file", "client_secret_env", "client_secret_credential", "client_secret")
+
+    @classmethod
+    def setUpClass(cls):
+        import tomllib
+
+        cls.path = HERE.parent.parent / "config" / "cl-tokend.toml"
+        cls.text = cls.path.read_text(encoding="utf-8")
+        cls.config = tomllib.loads(cls.text)
+
+    def test_contract_keys_present(self):
+        for section, keys in self.KEYS.items():
+            with self.subTest(section=section):
+                self.assertLessEqual(keys, set(self.config[section]))
+
+    def test_every_secret_source_documented(self):
+        for key in self.SECRET_SOURCES:
+            self.assertIn(key, self.text)
+
+    def test_credentials(self):
+        creds = self.config["credentials"]
+        self.assertEqual(creds["backoffice"]["kind"], "integration")
+        self.assertIn("client_secret_file", creds["backoffice"])
+        self.assertEqual(creds["storefront-eu"]["kind"], "sales_channel")
+        principal = re.compile(r"^(\*|uid:[0-9]+|gid:[0-9]+|user:[^:\s]+|group:[^:\s]+)$")
+        for name, c in creds.items():
+            with self.subTest(credential=name):
+                v.validate(mutate(example("token.backoffice.json"), ["credential"], name), "token")
+                self.assertLessEqual(sum(k in c for k in self.SECRET_SOURCES), 1)
+                self.assertTrue(all(principal.match(p) for p in c["allow"]))
+        self.assertTrue(all(principal.match(p) for p in self.config["server"]["admin"]))
+
+
 class CommandLine(unittest.TestCase):
     def run_cli(self, *args, stdin=None):
         return subprocess.run([sys.executable, str(HERE / "validate.py"), *args], input=stdin,
