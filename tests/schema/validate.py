@@ -144,16 +144,8 @@ def _where(error):
     return path
 
 
-def _describe(error, others):
+def _describe(error):
     text = f"at {_where(error)}: {error.message}"
-    if error.validator == "unevaluatedProperties" and any(
-        list(o.absolute_path)[: len(error.absolute_path)] == list(error.absolute_path)
-        and len(o.absolute_path) > len(error.absolute_path)
-        for o in others
-    ):
-        # Draft 2020-12 drops what a failing subschema evaluated, so a property
-        # with an error of its own is listed here too.
-        text += " (a property that failed its own check is listed here as well)"
     if error.context:  # oneOf/anyOf: say what the closest alternative wanted
         best = jsonschema.exceptions.best_match(error.context)
         text += f" (closest: at {_where(best)}: {best.message})"
@@ -163,7 +155,7 @@ def _describe(error, others):
 def errors(document, schema_name):
     """Every violation of DOCUMENT against SCHEMA_NAME as readable lines; [] if valid."""
     found = sorted(validator(schema_name).iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    return [_describe(e, found) for e in found]
+    return [_describe(e) for e in found]
 
 
 def validate(document, schema_name):
