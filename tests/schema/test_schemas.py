@@ -15,6 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # ctest runs this in the source tree: leave no __pycache__
 
 import jsonschema  # noqa: E402
 from jsonschema import Draft202012Validator  # noqa: E402
