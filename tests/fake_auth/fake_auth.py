@@ -63,6 +63,7 @@ GRANT_AUTHORIZATION_CODE = "authorization_code"
 ASSERTION_CLAIMS = "https://commercelayer.io/claims"
 
 MAX_BODY = 64 * 1024
+MAX_DRAIN = 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 30.0
 
@@ -796,7 +797,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             raise BadRequest(400, "Content-Length is negative.")
         if length > MAX_BODY:
-            self.close_connection = True   # the unread body would be taken for a request
+            # Read a moderately large body before answering, so the client is not cut off
+            # mid-send and sees the 413; beyond that, just answer and close.
+            if length <= MAX_DRAIN:
+                self.rfile.read(length)
+            self.close_connection = True
             raise BadRequest(413, "The request body is too large.")
         return self.rfile.read(length)
 
