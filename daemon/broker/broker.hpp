@@ -1,0 +1,85 @@
+#pragma once
+// The broker runs every credential's CredentialState with real timers: one scheduler
+// decides which credential may call the upstream next (priority + the global budget),
+// fetches run as tracked coroutines, and clients wait for a fetch with a deadline.
+// Single-threaded: everything here runs on one strand of the io_context.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/random.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/credential_state.hpp"
+#include "core/documents.hpp"
+#include "core/rate_budget.hpp"
+#include "core/router.hpp"
+#include "upstream/upstream.hpp"
+
+namespace cltoken {
+
+class Broker {
+public:
+  Broker(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Random& random, const Config& config);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  /// Starts the scheduler; every credential is fetched as soon as the budget allows.
+  void start();
+  /// Stops scheduling; in-flight fetches are left to finish or be cancelled with the context.
+  void stop();
+
+  /// Applies a new config: credentials whose identity is unchanged keep their token,
+  /// removed ones are dropped (nothing is revoked), new ones are fetched.
+  void apply(const Config& config);
+
+  /// GET /v1/tokens/{name}: a token document, or 503/504-style error responses.
+  /// The caller has checked the ACL.
+  boost::asio::awaitable<Response> get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline);
+  /// POST /v1/tokens/{name}/invalidate.
+  boost::asio::awaitable<Response> invalidate(std::string name, Secret reported, SteadyTime deadline);
+  /// POST /v1/tokens/{name}/revoke.
+  boost::asio::awaitable<Response> revoke(std::string name, SteadyTime deadline);
+
+  [[nodiscard]] const CredentialConfig* credential(std::string_view name) const;
+  [[nodiscard]] StatusView status_view();
+  /// Names of credentials without a valid token (empty = ready).
+  [[nodiscard]] std::vector<std::string> not_ready();
+
+  struct Entry;
+
+private:
+  boost::asio::awaitable<void> schedule();
+  boost::asio::awaitable<void> fetch(std::shared_ptr<Entry> e);
+  boost::asio::awaitable<Response> serve(std::shared_ptr<Entry> e, Seconds min_ttl, SteadyTime deadline);
+  /// Waits until the entry changes or the deadline passes. True when woken by a change.
+  boost::asio::awaitable<bool> wait_change(Entry& e, SteadyTime deadline);
+  void notify(Entry& e);
+  void poke();
+  std::shared_ptr<Entry> find(std::string_view name) const;
+  Response token_response(const Entry& e);
+
+  boost::asio::any_io_executor executor_;
+  const Clock& clock_;
+  Upstream& upstream_;
+  Random& random_;
+  RefreshPolicy policy_;
+  Seconds min_ttl_;
+  std::string auth_url_;
+  RateBudget budget_;
+  unsigned rate_limit_strikes_ = 0;
+  std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
+  boost::asio::steady_timer wake_;
+  bool running_ = false;
+  WallTime started_at_;
+  SteadyTime started_steady_;
+};
+
+} // namespace cltoken

@@ -1,0 +1,136 @@
+#pragma once
+// The daemon's configuration: a TOML file (CONTRACT.md "Configuration"), validated
+// completely at load so that a running daemon never meets a bad value. Every error
+// carries the file and line it comes from.
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/principal.hpp"
+#include "core/secret.hpp"
+
+namespace cltoken {
+
+/// "file:line: what is wrong" — what `cl-tokend --check` prints after "cl-tokend: ".
+class ConfigError : public std::runtime_error {
+public:
+  ConfigError(std::string file, unsigned line, const std::string& what)
+      : std::runtime_error(file + ":" + std::to_string(line) + ": " + what), file_(std::move(file)), line_(line) {}
+  [[nodiscard]] const std::string& file() const { return file_; }
+  [[nodiscard]] unsigned line() const { return line_; }
+
+private:
+  std::string file_;
+  unsigned line_;
+};
+
+enum class CredentialKind { integration, sales_channel };
+[[nodiscard]] const char* to_string(CredentialKind k);
+
+/// Where the auth server is: scheme, host and port split out for the client.
+struct AuthUrl {
+  std::string text; ///< as configured, without a trailing slash
+  bool tls = true;
+  std::string host;
+  std::string port;
+  std::string base_path; ///< "" or "/prefix" (no trailing slash)
+};
+
+struct ServerConfig {
+  std::string socket = "/run/cl-tokend/cl-tokend.sock";
+  mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;
+  std::string socket_group_name;
+  std::vector<Principal> admin;
+  std::size_t max_connections = 256;
+  Millis idle_timeout{30000};
+  Millis request_timeout{15000};   ///< whole request: read, wait for a token, write
+  std::size_t max_header_bytes = 8192;
+  std::size_t max_body_bytes = 65536;
+};
+
+struct UpstreamConfig {
+  AuthUrl auth_url;
+  std::string ca_file;
+  Millis connect_timeout{5000};
+  Millis request_timeout{10000};
+  unsigned max_requests_per_minute = 25;
+};
+
+struct RefreshConfig {
+  double at = 0.75;
+  double jitter = 0.05;
+  Seconds min_ttl{60};
+  Millis backoff_initial{1000};
+  Millis backoff_max{300000};
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::string format = "text";
+};
+
+struct CredentialConfig {
+  std::string name;
+  CredentialKind kind = CredentialKind::integration;
+  std::string client_id;
+  std::optional<Secret> client_secret;
+  std::string secret_source = "none"; ///< "file PATH", "env NAME", "credential NAME", "inline" or "none"
+  std::string scope;                  ///< empty = none requested
+  std::vector<Principal> allow;
+  unsigned line = 0;
+
+  /// Same upstream identity: a token obtained for one is valid for the other.
+  [[nodiscard]] bool same_identity(const CredentialConfig& other) const;
+};
+
+struct CustomersConfig {
+  std::size_t max_sessions = 100000;
+  Seconds idle_timeout{1209600};
+};
+
+struct StoreConfig {
+  std::string backend = "memory";
+  std::string path = "/var/lib/cl-tokend/state";
+  std::string key_file;
+  std::string url = "redis://127.0.0.1:6379/0";
+};
+
+struct Config {
+  std::string path;
+  ServerConfig server;
+  UpstreamConfig upstream;
+  RefreshConfig refresh;
+  LogConfig log;
+  std::vector<CredentialConfig> credentials;
+  CustomersConfig customers;
+  StoreConfig store;
+
+  [[nodiscard]] const CredentialConfig* find(std::string_view name) const;
+};
+
+/// What the loader may ask of the outside world, injected so tests control it.
+struct ConfigEnvironment {
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  const NameResolver* names = nullptr;
+};
+
+/// The real environment: getenv() and the system user database.
+ConfigEnvironment system_config_environment();
+
+/// Loads and validates a config file. Throws ConfigError.
+Config load_config(const std::string& path, const ConfigEnvironment& env);
+
+/// Parses an auth URL; http:// is accepted only for a loopback host. Empty optional and
+/// `error` set when it is not acceptable.
+std::optional<AuthUrl> parse_auth_url(const std::string& text, std::string& error);
+
+/// One line per credential for `--check`: never a secret.
+std::string describe(const CredentialConfig& c);
+
+} // namespace cltoken

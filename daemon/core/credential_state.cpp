@@ -1,0 +1,149 @@
+#include "core/credential_state.hpp"
+
+#include <algorithm>
+
+namespace cltoken {
+
+const char* to_string(CredentialStatus s) {
+  switch (s) {
+  case CredentialStatus::empty: return "empty";
+  case CredentialStatus::fetching: return "fetching";
+  case CredentialStatus::fresh: return "fresh";
+  case CredentialStatus::refreshing: return "refreshing";
+  case CredentialStatus::stale: return "stale";
+  case CredentialStatus::expired: return "expired";
+  case CredentialStatus::failing: return "failing";
+  }
+  return "empty";
+}
+
+CredentialStatus CredentialState::status(SteadyTime now) const {
+  const bool valid = has_valid(now);
+  if (in_flight_) return valid ? CredentialStatus::refreshing : CredentialStatus::fetching;
+  if (valid) {
+    if (rejected_) return CredentialStatus::failing;
+    return now >= token_->refresh_at ? CredentialStatus::stale : CredentialStatus::fresh;
+  }
+  if (failures_ > 0) return CredentialStatus::failing;
+  return had_token_ ? CredentialStatus::expired : CredentialStatus::empty;
+}
+
+std::optional<SteadyTime> CredentialState::retry_at(SteadyTime now) const {
+  if (now < retry_at_) return retry_at_;
+  return std::nullopt;
+}
+
+namespace {
+Seconds ceil_seconds(SteadyClock::duration d) {
+  auto s = std::chrono::ceil<Seconds>(d);
+  return s.count() < 1 ? Seconds(1) : s;
+}
+} // namespace
+
+ServeDecision CredentialState::decide(SteadyTime now, Seconds min_ttl, bool waited, std::optional<SteadyTime> global_pause) {
+  const bool valid = has_valid(now);
+  if (valid) {
+    const auto left = token_->expires_at - now;
+    if (left >= min_ttl || waited) return {ServeDecision::Action::serve, {}};
+    // A fresh token only helps if it would itself satisfy min_ttl, and only if the current
+    // one is old enough that a new one gains something; otherwise serve what we have.
+    const auto min_age = std::max<SteadyClock::duration>(Seconds(1), token_->lifetime / 20);
+    const bool can_help = token_->lifetime > min_ttl && now - token_->obtained_at >= min_age;
+    if (!can_help) return {ServeDecision::Action::serve, {}};
+    if (in_flight_) return {ServeDecision::Action::wait, {}};
+    if (now < retry_at_ || global_pause) return {ServeDecision::Action::serve, {}};
+    demand_ = true;
+    return {ServeDecision::Action::wait, {}};
+  }
+  if (in_flight_) return {ServeDecision::Action::wait, {}};
+  SteadyTime blocked_until = std::max(retry_at_, global_pause.value_or(SteadyTime{}));
+  if (waited || now < blocked_until) {
+    // The fetch we waited for failed, or we are backing off: say when to come back.
+    return {ServeDecision::Action::unavailable, ceil_seconds(std::max(blocked_until, now + Seconds(1)) - now)};
+  }
+  demand_ = true;
+  return {ServeDecision::Action::wait, {}};
+}
+
+bool CredentialState::fetch_due(SteadyTime now) const {
+  if (in_flight_ || now < retry_at_) return false;
+  return demand_ || !has_valid(now) || now >= token_->refresh_at;
+}
+
+SteadyTime CredentialState::next_due(SteadyTime now) const {
+  if (in_flight_) return SteadyTime::max();
+  if (demand_ || !has_valid(now)) return std::max(now, retry_at_);
+  return std::max(token_->refresh_at, retry_at_);
+}
+
+void CredentialState::fetch_started(SteadyTime) {
+  in_flight_ = true;
+  demand_ = false;
+  ++counters_.upstream_requests;
+}
+
+CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now,
+                                                          double jitter_u, double backoff_u) {
+  in_flight_ = false;
+  ++counters_.outcomes[0];
+  const SteadyTime expires_at = sent_at + grant.expires_in;
+  const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
+  if (same_as_invalidated || (token_ && expires_at <= token_->expires_at)) {
+    // No gain: the upstream handed back the same token or one that dies no later than
+    // ours. Keep ours and try again after a backoff, so this can never become a loop.
+    ++failures_;
+    ++counters_.upstream_failures;
+    retry_at_ = now + policy_.backoff(failures_, backoff_u);
+    last_error_ = same_as_invalidated ? "auth server returned the token that was just reported invalid"
+                                      : "auth server returned a token that expires no later than the current one";
+    return Outcome::no_gain;
+  }
+  CachedToken t;
+  t.access_token = std::move(grant.access_token);
+  t.token_type = std::move(grant.token_type);
+  t.scope = std::move(grant.scope);
+  t.obtained_at = sent_at;
+  t.expires_at = expires_at;
+  t.lifetime = grant.expires_in;
+  // Never schedule a refresh in the past or right away: a token with an absurdly short
+  // lifetime must not turn the keeper into a busy loop.
+  t.refresh_at = std::max(policy_.refresh_at(sent_at, grant.expires_in, jitter_u), now + Seconds(1));
+  token_ = std::move(t);
+  had_token_ = true;
+  invalidated_.reset();
+  failures_ = 0;
+  rejected_ = false;
+  retry_at_ = {};
+  last_error_.clear();
+  last_refresh_at_ = now;
+  return Outcome::accepted;
+}
+
+void CredentialState::fetch_failed(const UpstreamFailure& f, SteadyTime now, double backoff_u) {
+  in_flight_ = false;
+  ++failures_;
+  ++counters_.upstream_failures;
+  ++counters_.outcomes[static_cast<std::size_t>(f.kind) + 1];
+  last_error_ = f.message;
+  rejected_ = f.kind == FailureKind::rejected;
+  Millis delay = rejected_ ? policy_.backoff_max : policy_.backoff(failures_, backoff_u);
+  if (f.retry_after) delay = std::max<Millis>(delay, *f.retry_after);
+  retry_at_ = now + delay;
+}
+
+bool CredentialState::invalidate(std::string_view reported) {
+  if (!token_ || !token_->access_token.equals(reported)) return false;
+  invalidated_ = token_->access_token;
+  token_.reset();
+  demand_ = true;
+  // A token the API refused is news: retry at once even if a backoff was running.
+  retry_at_ = {};
+  return true;
+}
+
+void CredentialState::drop() {
+  if (token_) invalidated_ = token_->access_token;
+  token_.reset();
+}
+
+} // namespace cltoken

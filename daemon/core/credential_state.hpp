@@ -1,0 +1,110 @@
+#pragma once
+// One credential's token cache as a state machine with no I/O: what to answer a client,
+// when to fetch, and what a fetch result means. The broker (daemon/broker) runs it with
+// real timers and sockets; unit tests run it with a hand-moved clock.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/refresh_policy.hpp"
+#include "core/secret.hpp"
+#include "core/upstream_response.hpp"
+
+namespace cltoken {
+
+enum class CredentialStatus { empty, fetching, fresh, refreshing, stale, expired, failing };
+[[nodiscard]] const char* to_string(CredentialStatus s);
+
+struct CachedToken {
+  Secret access_token;
+  std::string token_type = "bearer";
+  std::string scope;
+  SteadyTime obtained_at{}; ///< when the request that got it was sent
+  SteadyTime expires_at{};  ///< obtained_at + expires_in
+  SteadyTime refresh_at{};
+  Seconds lifetime{0};
+};
+
+/// What to tell a client that asks for a token.
+struct ServeDecision {
+  enum class Action {
+    serve,       ///< hand out token() now
+    wait,        ///< a fetch is (or will be) under way: wait for a change, then ask again
+    unavailable, ///< no valid token and none coming soon: 503 with retry_after
+  };
+  Action action = Action::serve;
+  Seconds retry_after{0};
+};
+
+/// Counters for status and metrics.
+struct CredentialCounters {
+  std::uint64_t served = 0;
+  std::uint64_t upstream_requests = 0;
+  std::uint64_t upstream_failures = 0;
+  /// Indexed by outcome: ok, then FailureKind values + 1.
+  std::array<std::uint64_t, 5> outcomes{};
+};
+
+class CredentialState {
+public:
+  explicit CredentialState(RefreshPolicy policy) : policy_(policy) {}
+
+  void set_policy(RefreshPolicy policy) { policy_ = policy; }
+  [[nodiscard]] const RefreshPolicy& policy() const { return policy_; }
+
+  [[nodiscard]] const std::optional<CachedToken>& token() const { return token_; }
+  [[nodiscard]] bool has_valid(SteadyTime now) const { return token_ && now < token_->expires_at; }
+  [[nodiscard]] bool in_flight() const { return in_flight_; }
+  [[nodiscard]] CredentialStatus status(SteadyTime now) const;
+
+  /// A client wants a token with at least `min_ttl` left. `waited` is true once a fetch
+  /// has finished since the client started waiting: then any valid token is served, so a
+  /// client never loops. `global_pause` is the end of a 429 pause, if one is running.
+  /// May record demand, which makes fetch_due() true.
+  ServeDecision decide(SteadyTime now, Seconds min_ttl, bool waited, std::optional<SteadyTime> global_pause);
+
+  /// True when the keeper should fetch now.
+  [[nodiscard]] bool fetch_due(SteadyTime now) const;
+  /// When fetch_due() becomes true by itself (SteadyTime::max() for never or in flight).
+  [[nodiscard]] SteadyTime next_due(SteadyTime now) const;
+
+  void fetch_started(SteadyTime now);
+
+  enum class Outcome { accepted, no_gain };
+  /// A grant for a request sent at `sent_at`. `jitter_u` in [-1,1], `backoff_u` in [0,1].
+  Outcome fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u, double backoff_u);
+  void fetch_failed(const UpstreamFailure& f, SteadyTime now, double backoff_u);
+
+  /// A client saw `reported` rejected by the API. Drops it when it is the current token
+  /// (a fetch becomes due) and returns true; returns false for an old or unknown token.
+  bool invalidate(std::string_view reported);
+  /// Forgets the token (after an upstream revoke); the next demand fetches.
+  void drop();
+
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
+  [[nodiscard]] std::optional<SteadyTime> last_refresh_at() const { return last_refresh_at_; }
+  [[nodiscard]] std::optional<SteadyTime> retry_at(SteadyTime now) const;
+  [[nodiscard]] unsigned consecutive_failures() const { return failures_; }
+  /// The last failure was the upstream refusing the credential itself (4xx).
+  [[nodiscard]] bool rejected() const { return rejected_; }
+  [[nodiscard]] const CredentialCounters& counters() const { return counters_; }
+  void count_served() { ++counters_.served; }
+
+private:
+  RefreshPolicy policy_;
+  std::optional<CachedToken> token_;
+  std::optional<Secret> invalidated_; ///< never accept this one back from the upstream
+  bool had_token_ = false;
+  bool in_flight_ = false;
+  bool demand_ = false;
+  bool rejected_ = false; ///< last failure was permanent (4xx)
+  unsigned failures_ = 0;
+  SteadyTime retry_at_{};
+  std::optional<SteadyTime> last_refresh_at_;
+  std::string last_error_;
+  CredentialCounters counters_;
+};
+
+} // namespace cltoken

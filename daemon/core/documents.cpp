@@ -1,0 +1,77 @@
+#include "core/documents.hpp"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+namespace cltoken {
+
+using nlohmann::json;
+
+std::string rfc3339(WallTime t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::floor<Seconds>(t));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+namespace {
+long seconds_until(SteadyTime t, SteadyTime now) {
+  return std::chrono::floor<Seconds>(t - now).count();
+}
+json optional_time(const std::optional<SteadyTime>& t, SteadyTime now, WallTime wall_now) {
+  return t ? json(rfc3339(wall_of(*t, now, wall_now))) : json(nullptr);
+}
+} // namespace
+
+std::string token_document(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
+                           WallTime wall_now) {
+  json j{{"credential", credential},
+         {"kind", to_string(kind)},
+         {"access_token", token.access_token.reveal()},
+         {"token_type", token.token_type},
+         {"scope", token.scope.empty() ? json(nullptr) : json(token.scope)},
+         {"expires_at", rfc3339(wall_of(token.expires_at, now, wall_now))},
+         {"expires_in", std::max(0L, seconds_until(token.expires_at, now))}};
+  std::string out = j.dump();
+  wipe(j["access_token"].get_ref<std::string&>());
+  return out;
+}
+
+std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now) {
+  json creds = json::array();
+  for (const auto& c : s.credentials) {
+    json jc{{"name", c.name},
+            {"kind", to_string(c.kind)},
+            {"state", to_string(c.state)},
+            {"expires_at", optional_time(c.expires_at, now, wall_now)},
+            {"expires_in", c.expires_at ? json(seconds_until(*c.expires_at, now)) : json(nullptr)},
+            {"next_refresh_in", c.next_refresh ? json(std::max(0L, seconds_until(*c.next_refresh, now))) : json(nullptr)},
+            {"last_refresh_at", optional_time(c.last_refresh_at, now, wall_now)},
+            {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)},
+            {"served", c.counters.served},
+            {"upstream_requests", c.counters.upstream_requests},
+            {"upstream_failures", c.counters.upstream_failures}};
+    creds.push_back(std::move(jc));
+  }
+  json j{{"version", s.version},
+         {"started_at", rfc3339(s.started_at)},
+         {"uptime_s", std::chrono::floor<Seconds>(now - s.started_steady).count()},
+         {"upstream",
+          {{"auth_url", s.auth_url},
+           {"requests_last_minute", s.requests_last_minute},
+           {"budget_per_minute", s.budget_per_minute},
+           {"rate_limited_until", optional_time(s.rate_limited_until, now, wall_now)}}},
+         {"credentials", std::move(creds)}};
+  return j.dump();
+}
+
+std::string health_document(bool ready, const std::vector<std::string>& not_ready) {
+  json j{{"live", true}, {"ready", ready}};
+  if (!not_ready.empty()) j["credentials_not_ready"] = not_ready;
+  return j.dump();
+}
+
+} // namespace cltoken

@@ -1,0 +1,54 @@
+#pragma once
+// The JSON documents of the socket API (proto/schemas/*.schema.json), rendered from plain
+// snapshots. This is the only place that decides their shape.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/credential_state.hpp"
+
+namespace cltoken {
+
+/// "2026-11-25T21:03:04Z"
+std::string rfc3339(WallTime t);
+
+/// Converts a monotonic instant to wall time given one (steady, wall) pair read together.
+inline WallTime wall_of(SteadyTime t, SteadyTime now, WallTime wall_now) {
+  return wall_now + std::chrono::duration_cast<WallTime::duration>(t - now);
+}
+
+/// {"credential","kind","access_token","token_type","scope","expires_at","expires_in"}
+std::string token_document(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
+                           WallTime wall_now);
+
+/// Everything the status document says about one credential.
+struct CredentialView {
+  std::string name;
+  CredentialKind kind = CredentialKind::integration;
+  CredentialStatus state = CredentialStatus::empty;
+  std::optional<SteadyTime> expires_at;
+  std::optional<SteadyTime> next_refresh;
+  std::optional<SteadyTime> last_refresh_at;
+  std::string last_error;
+  CredentialCounters counters;
+};
+
+struct StatusView {
+  std::string version;
+  WallTime started_at;
+  SteadyTime started_steady;
+  std::string auth_url;
+  unsigned requests_last_minute = 0;
+  unsigned budget_per_minute = 0;
+  std::optional<SteadyTime> rate_limited_until;
+  std::vector<CredentialView> credentials;
+};
+
+std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now);
+
+/// {"live":true,"ready":bool,"credentials_not_ready":[...]}
+std::string health_document(bool ready, const std::vector<std::string>& not_ready);
+
+} // namespace cltoken

@@ -1,0 +1,153 @@
+#include "core/router.hpp"
+
+#include <charconv>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cltoken {
+
+const char* Route::name() const {
+  switch (kind) {
+  case RouteKind::get_token: return "token";
+  case RouteKind::invalidate_token: return "invalidate";
+  case RouteKind::revoke_token: return "revoke";
+  case RouteKind::status: return "status";
+  case RouteKind::health: return "health";
+  case RouteKind::metrics: return "metrics";
+  case RouteKind::reload: return "reload";
+  case RouteKind::not_found: return "not_found";
+  case RouteKind::method_not_allowed: return "method_not_allowed";
+  case RouteKind::bad_request: return "bad_request";
+  }
+  return "not_found";
+}
+
+Response error_response(unsigned status, std::string_view code, std::string_view message) {
+  nlohmann::json j{{"error", {{"code", code}, {"message", message}}}};
+  Response r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+Response json_response(std::string body, unsigned status) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    auto slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return out;
+}
+
+bool valid_segment(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s == "." || s == "..") return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+Route not_allowed(const char* allow) {
+  Route r;
+  r.kind = RouteKind::method_not_allowed;
+  r.allow = allow;
+  return r;
+}
+
+Route bad(std::string error) {
+  Route r;
+  r.kind = RouteKind::bad_request;
+  r.error = std::move(error);
+  return r;
+}
+
+} // namespace
+
+Route route(std::string_view method, std::string_view target) {
+  if (target.empty() || target.front() != '/') return bad("request target must be an absolute path");
+  auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  auto seg = split_path(path);
+  const bool get = method == "GET" || method == "HEAD";
+  const bool post = method == "POST";
+
+  auto no_query = [&](Route r) {
+    if (!query.empty() && r.kind != RouteKind::method_not_allowed) return bad("this endpoint takes no query parameters");
+    return r;
+  };
+  auto simple = [&](RouteKind k, bool method_ok, const char* allow) {
+    if (!method_ok) return not_allowed(allow);
+    Route r;
+    r.kind = k;
+    return no_query(r);
+  };
+
+  if (seg.size() == 1 && seg[0] == "metrics") return simple(RouteKind::metrics, get, "GET");
+  if (seg.size() >= 2 && seg[0] == "v1") {
+    if (seg.size() == 2 && seg[1] == "status") return simple(RouteKind::status, get, "GET");
+    if (seg.size() == 2 && seg[1] == "health") return simple(RouteKind::health, get, "GET");
+    if (seg.size() == 2 && seg[1] == "reload") return simple(RouteKind::reload, post, "POST");
+    if (seg[1] == "tokens" && (seg.size() == 3 || seg.size() == 4)) {
+      Route r;
+      if (!valid_segment(seg[2])) {
+        r.kind = RouteKind::not_found;
+        r.error = "no credential by that name";
+        return r;
+      }
+      r.credential = std::string(seg[2]);
+      if (seg.size() == 3) {
+        if (!get) return not_allowed("GET");
+        r.kind = RouteKind::get_token;
+        // The only parameter: min_ttl, whole seconds.
+        while (!query.empty()) {
+          auto amp = query.find('&');
+          auto pair = query.substr(0, amp);
+          query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+          if (pair.empty()) continue;
+          auto eq = pair.find('=');
+          auto key = pair.substr(0, eq);
+          auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+          if (key != "min_ttl") return bad("unknown query parameter \"" + std::string(key.substr(0, 40)) + "\" (only min_ttl)");
+          long v = -1;
+          auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+          if (ec != std::errc{} || p != value.data() + value.size() || value.empty() || v < 0 || v > 86400)
+            return bad("min_ttl must be whole seconds between 0 and 86400");
+          r.min_ttl = Seconds(v);
+        }
+        return r;
+      }
+      if (seg[3] == "invalidate") {
+        if (!post) return not_allowed("POST");
+        r.kind = RouteKind::invalidate_token;
+        return no_query(r);
+      }
+      if (seg[3] == "revoke") {
+        if (!post) return not_allowed("POST");
+        r.kind = RouteKind::revoke_token;
+        return no_query(r);
+      }
+    }
+  }
+  Route r;
+  r.kind = RouteKind::not_found;
+  r.error = "no such endpoint";
+  return r;
+}
+
+} // namespace cltoken

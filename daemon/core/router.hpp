@@ -1,0 +1,50 @@
+#pragma once
+// HTTP routing as plain functions: a method and target in, a Route out; and the
+// response type every handler returns. No sockets here (DESIGN.md principle 2).
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.hpp"
+
+namespace cltoken {
+
+struct Response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::optional<long> retry_after; ///< seconds, sent as Retry-After
+};
+
+enum class RouteKind {
+  get_token,
+  invalidate_token,
+  revoke_token,
+  status,
+  health,
+  metrics,
+  reload,
+  not_found,
+  method_not_allowed,
+  bad_request,
+};
+
+struct Route {
+  RouteKind kind = RouteKind::not_found;
+  std::string credential;          ///< for token routes
+  std::optional<Seconds> min_ttl;  ///< ?min_ttl=S on GET token
+  std::string error;               ///< for bad_request / not_found: what was wrong
+  std::string allow;               ///< for method_not_allowed: the Allow header
+  [[nodiscard]] const char* name() const; ///< stable label for metrics
+};
+
+/// Routes a request line. Never throws; anything odd becomes not_found or bad_request.
+Route route(std::string_view method, std::string_view target);
+
+/// {"error":{"code","message"}} with the given status.
+Response error_response(unsigned status, std::string_view code, std::string_view message);
+
+/// A JSON body with status 200 (or the given one).
+Response json_response(std::string body, unsigned status = 200);
+
+} // namespace cltoken

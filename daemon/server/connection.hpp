@@ -1,0 +1,36 @@
+#pragma once
+// One client connection: HTTP/1.1 with keep-alive over the Unix socket. Every read and
+// write has a deadline: idle_timeout_ms while waiting for a request to start,
+// request_timeout_ms for the rest; header and body sizes are capped.
+#include <cstdint>
+#include <functional>
+#include <map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "core/config.hpp"
+#include "server/handler.hpp"
+
+namespace cltoken {
+
+/// Shared by the listener and its connections, so that a stop can end idle keep-alive
+/// connections at once while busy ones finish their request.
+struct ConnectionControl {
+  bool stopping = false;
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, std::function<void()>> idle; ///< cancels an idle wait
+
+  void stop() {
+    stopping = true;
+    auto waiting = std::move(idle);
+    for (auto& [id, cancel] : waiting) cancel();
+  }
+};
+
+/// Serves requests on `socket` until the peer closes, a limit is hit, or a stop.
+boost::asio::awaitable<void> run_connection(boost::asio::local::stream_protocol::socket socket, PeerIdentity peer,
+                                            const ServerConfig& config, Handler& handler, const Clock& clock,
+                                            ConnectionControl& control);
+
+} // namespace cltoken

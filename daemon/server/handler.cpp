@@ -1,0 +1,90 @@
+#include "server/handler.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace cltoken {
+
+namespace asio = boost::asio;
+
+Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vector<Principal> admin, ReloadFn reload)
+    : broker_(broker), metrics_(metrics), clock_(clock), admin_(std::move(admin)), reload_(std::move(reload)) {}
+
+void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
+  // At most 10 denial lines a minute, so a client looping on 403 cannot flood the journal.
+  const SteadyTime now = clock_.now();
+  if (now - denial_window_ >= Seconds(60)) {
+    if (denials_in_window_ > 10) spdlog::warn("{} further access denials were not logged", denials_in_window_ - 10);
+    denial_window_ = now;
+    denials_in_window_ = 0;
+  }
+  if (++denials_in_window_ <= 10) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
+}
+
+asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, SteadyTime deadline) {
+  const SteadyTime start = clock_.now();
+  const Route route = cltoken::route(request.method, request.target);
+  Response response = co_await dispatch(route, request, peer, deadline);
+  metrics_.observe_request(route.name(), response.status, std::chrono::duration<double>(clock_.now() - start).count());
+  co_return response;
+}
+
+asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline) {
+  switch (route.kind) {
+  case RouteKind::bad_request: co_return error_response(400, "bad_request", route.error);
+  case RouteKind::not_found: co_return error_response(404, "not_found", route.error);
+  case RouteKind::method_not_allowed:
+    co_return error_response(405, "method_not_allowed", "use " + route.allow + " for this endpoint");
+  case RouteKind::status:
+    co_return json_response(status_document(broker_.status_view(), clock_.now(), clock_.wall_now()));
+  case RouteKind::health: {
+    auto missing = broker_.not_ready();
+    co_return json_response(health_document(missing.empty(), missing), missing.empty() ? 200 : 503);
+  }
+  case RouteKind::metrics: {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    auto view = broker_.status_view();
+    r.body = metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute));
+    co_return r;
+  }
+  case RouteKind::reload: {
+    if (!allowed(admin_, peer)) {
+      log_denial(peer, "reload");
+      co_return error_response(403, "forbidden", "reload needs an admin principal");
+    }
+    std::string error = reload_ ? reload_() : std::string("reload is not available");
+    if (!error.empty()) co_return error_response(400, "bad_request", "config not reloaded: " + error);
+    co_return json_response(R"({"reloaded":true})");
+  }
+  case RouteKind::get_token:
+  case RouteKind::invalidate_token:
+  case RouteKind::revoke_token: break;
+  }
+
+  const CredentialConfig* cred = broker_.credential(route.credential);
+  if (cred == nullptr) co_return error_response(404, "unknown_credential", "no credential named \"" + route.credential + "\"");
+  if (route.kind == RouteKind::revoke_token) {
+    if (!allowed(admin_, peer)) {
+      log_denial(peer, "revoke " + route.credential);
+      co_return error_response(403, "forbidden", "revoke needs an admin principal");
+    }
+    co_return co_await broker_.revoke(route.credential, deadline);
+  }
+  if (!allowed(cred->allow, peer)) {
+    log_denial(peer, "credential " + route.credential);
+    co_return error_response(403, "forbidden", "this peer may not use credential \"" + route.credential + "\"");
+  }
+  if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);
+
+  // invalidate: {"access_token":"..."}
+  auto body = nlohmann::json::parse(request.body, nullptr, false);
+  wipe(request.body);
+  if (body.is_discarded() || !body.is_object() || !body.contains("access_token") || !body["access_token"].is_string())
+    co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
+  Secret reported(body["access_token"].get<std::string>());
+  wipe(body["access_token"].get_ref<std::string&>());
+  co_return co_await broker_.invalidate(route.credential, std::move(reported), deadline);
+}
+
+} // namespace cltoken

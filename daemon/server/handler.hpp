@@ -1,0 +1,49 @@
+#pragma once
+// One request in, one response out: routing, access control, and the call into the
+// broker. Knows nothing of sockets; the connection gives it the peer identity.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/broker.hpp"
+#include "core/metrics.hpp"
+#include "core/principal.hpp"
+#include "core/router.hpp"
+
+namespace cltoken {
+
+struct Request {
+  std::string method;
+  std::string target;
+  std::string body;
+};
+
+class Handler {
+public:
+  /// `reload` applies the config file again and returns "" or the error sentence.
+  using ReloadFn = std::function<std::string()>;
+
+  Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vector<Principal> admin, ReloadFn reload);
+
+  boost::asio::awaitable<Response> handle(Request request, PeerIdentity peer, SteadyTime deadline);
+
+  void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
+  /// Called by the listener as connections come and go (for /metrics).
+  void set_connections(std::size_t n) { metrics_.set_connections(n); }
+
+private:
+  boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
+  void log_denial(const PeerIdentity& peer, const std::string& what);
+
+  Broker& broker_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  std::vector<Principal> admin_;
+  ReloadFn reload_;
+  SteadyTime denial_window_{};
+  unsigned denials_in_window_ = 0;
+};
+
+} // namespace cltoken

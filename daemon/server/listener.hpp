@@ -1,0 +1,54 @@
+#pragma once
+// The Unix-socket listener: binds the configured path (or adopts systemd's listener),
+// accepts connections, enforces max_connections, and runs one Connection per client.
+#include <functional>
+#include <memory>
+#include <set>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "core/config.hpp"
+#include "server/connection.hpp"
+#include "server/handler.hpp"
+
+namespace cltoken {
+
+class Listener {
+public:
+  /// Creates the socket at config.socket. A stale socket file (nobody listening) is
+  /// replaced; a live one or any other file is an error. Throws std::runtime_error.
+  Listener(boost::asio::any_io_executor executor, const ServerConfig& config, Handler& handler, const Clock& clock);
+  /// Adopts an already-listening socket (systemd socket activation).
+  Listener(boost::asio::any_io_executor executor, int listening_fd, const ServerConfig& config, Handler& handler,
+           const Clock& clock);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  /// Accepts until stop().
+  void start();
+  /// Stops accepting; open connections finish their current request and close.
+  void stop();
+  /// Applies limits from a reloaded config (the socket itself stays).
+  void update(const ServerConfig& config) { config_ = config; }
+  [[nodiscard]] std::size_t connections() const { return connections_; }
+  /// True when the listener owns the socket file (and removes it on exit).
+  [[nodiscard]] bool owns_path() const { return owns_path_; }
+
+private:
+  boost::asio::awaitable<void> accept_loop();
+
+  boost::asio::any_io_executor executor_;
+  ServerConfig config_;
+  Handler& handler_;
+  const Clock& clock_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  bool owns_path_ = false;
+  ConnectionControl control_;
+  std::size_t connections_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+} // namespace cltoken

@@ -1,0 +1,52 @@
+#pragma once
+// HTTPS client for Commerce Layer's auth endpoint: Beast over OpenSSL with certificate and
+// host-name verification, idle connections reused, and a deadline on every step
+// (connect_timeout_ms for resolve + connect + handshake, request_timeout_ms for the exchange).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "core/config.hpp"
+#include "upstream/upstream.hpp"
+
+namespace cltoken {
+
+class AuthClient final : public Upstream {
+public:
+  /// Throws std::runtime_error when the TLS context cannot be set up (unreadable ca_file).
+  AuthClient(boost::asio::any_io_executor executor, UpstreamConfig config, const Clock& clock);
+  ~AuthClient() override;
+  AuthClient(const AuthClient&) = delete;
+  AuthClient& operator=(const AuthClient&) = delete;
+
+  boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request) override;
+  boost::asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& client_id,
+                                                                const std::optional<Secret>& client_secret,
+                                                                const Secret& token) override;
+
+  /// Drops idle connections (on reload or shutdown).
+  void close_idle();
+
+  struct Connection;
+  struct Reply {
+    unsigned status = 0;
+    std::string retry_after;
+    std::string body;
+  };
+
+private:
+  /// POSTs a JSON body; a network failure comes back as an UpstreamFailure.
+  boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> post(std::string path, std::string& body);
+  boost::asio::awaitable<std::unique_ptr<Connection>> connect();
+
+  boost::asio::any_io_executor executor_;
+  UpstreamConfig config_;
+  const Clock& clock_;
+  boost::asio::ssl::context tls_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+} // namespace cltoken

@@ -1,0 +1,205 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <catch2/catch.hpp>
+
+#include "core/config.hpp"
+
+using namespace cltoken;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TableResolver final : public NameResolver {
+public:
+  std::optional<uid_t> user(const std::string& name) const override {
+    if (name == "erp") return 1001;
+    return std::nullopt;
+  }
+  std::optional<gid_t> group(const std::string& name) const override {
+    if (name == "www-data") return 33;
+    if (name == "cl-tokens") return 990;
+    return std::nullopt;
+  }
+};
+
+/// A scratch folder with config and secret files, removed at the end.
+struct Scratch {
+  fs::path dir;
+  std::map<std::string, std::string> env;
+  TableResolver names;
+  Scratch() {
+    char tmpl[] = "/tmp/cltoken-config-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  fs::path write(const std::string& name, const std::string& text, mode_t mode = 0600) {
+    fs::path p = dir / name;
+    std::ofstream(p) << text;
+    ::chmod(p.c_str(), mode);
+    return p;
+  }
+  ConfigEnvironment environment() {
+    ConfigEnvironment e;
+    e.getenv = [this](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    };
+    e.names = &names;
+    return e;
+  }
+  Config load(const std::string& text, mode_t mode = 0600) { return load_config(write("c.toml", text, mode), environment()); }
+  std::string error(const std::string& text, mode_t mode = 0600) {
+    try {
+      load(text, mode);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  }
+};
+
+const char* base = R"(
+[upstream]
+auth_url = "https://auth.commercelayer.io"
+)";
+
+} // namespace
+
+TEST_CASE("a full config loads with every secret source") {
+  Scratch s;
+  s.write("bo.secret", "file-secret-value\n", 0600);
+  s.write("cred-dir-secret", "credential-secret", 0400);
+  s.env["BO_SECRET"] = "env-secret";
+  s.env["CREDENTIALS_DIRECTORY"] = s.dir.string();
+  auto cfg = s.load(std::string(base) + R"(
+[server]
+socket_mode = "0660"
+socket_group = "cl-tokens"
+admin = ["uid:0", "user:erp"]
+[refresh]
+at = 0.5
+jitter = 0.1
+min_ttl = 30
+[credentials.a]
+kind = "integration"
+client_id = "id-a"
+client_secret_file = ")" + (s.dir / "bo.secret").string() + R"("
+allow = ["user:erp", "group:www-data", "uid:1002", "gid:7", "*"]
+[credentials.b]
+kind = "integration"
+client_id = "id-b"
+client_secret_env = "BO_SECRET"
+allow = ["uid:0"]
+[credentials.c]
+kind = "integration"
+client_id = "id-c"
+client_secret_credential = "cred-dir-secret"
+allow = ["uid:0"]
+[credentials.d]
+kind = "sales_channel"
+client_id = "id-d"
+scope = "market:code:europe"
+allow = ["group:www-data"]
+[credentials.e]
+kind = "integration"
+client_id = "id-e"
+client_secret = "inline-secret"
+allow = ["uid:0"]
+)");
+  REQUIRE(cfg.credentials.size() == 5);
+  CHECK(cfg.find("a")->client_secret->reveal() == "file-secret-value");
+  CHECK(cfg.find("b")->client_secret->reveal() == "env-secret");
+  CHECK(cfg.find("c")->client_secret->reveal() == "credential-secret");
+  CHECK_FALSE(cfg.find("d")->client_secret);
+  CHECK(cfg.find("e")->client_secret->reveal() == "inline-secret");
+  CHECK(cfg.find("a")->allow.size() == 5);
+  CHECK(cfg.server.socket_group == 990u);
+  CHECK(cfg.server.admin.size() == 2);
+  CHECK(cfg.refresh.at == 0.5);
+  CHECK(cfg.refresh.min_ttl == Seconds(30));
+  // --check's summary names the source, never the value
+  CHECK(describe(*cfg.find("a")).find("file-secret-value") == std::string::npos);
+  CHECK_THAT(describe(*cfg.find("b")), Catch::Contains("secret=env BO_SECRET"));
+}
+
+TEST_CASE("every bad config names the file, the line and what is wrong") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  SECTION("missing field") {
+    CHECK(s.error("[credentials.x]\nkind = \"sales_channel\"\nallow = [\"*\"]\n") ==
+          file + ":1: missing credentials.x.client_id");
+  }
+  SECTION("unknown kind") {
+    CHECK(s.error("[credentials.x]\nkind = \"robot\"\nclient_id = \"a\"\nallow = [\"*\"]\n") ==
+          file + ":2: unknown credentials.x.kind \"robot\" (expected \"integration\" or \"sales_channel\")");
+  }
+  SECTION("plain http to a host that is not loopback") {
+    CHECK(s.error("[upstream]\nauth_url = \"http://auth.commercelayer.io\"\n") ==
+          file + ":2: upstream.auth_url \"http://auth.commercelayer.io\" uses plain http:// to a host that is not loopback; use https://");
+    CHECK_NOTHROW(s.load("[upstream]\nauth_url = \"http://127.0.0.1:8080\"\n"));
+  }
+  SECTION("inline secret in a file others can read") {
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret = \"s\"\nallow = [\"*\"]\n", 0644),
+               Catch::StartsWith(file + ":4: credentials.x.client_secret: an inline secret needs a config file that only its owner can read; run: chmod 600 " + file));
+  }
+  SECTION("secret file readable by others") {
+    auto secret = s.write("open.secret", "x", 0640);
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_file = \"" + secret.string() +
+                       "\"\nallow = [\"*\"]\n"),
+               Catch::EndsWith("is readable by group or others (mode 0640); run: chmod 600 " + secret.string()));
+  }
+  SECTION("missing secret file") {
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_file = \"/nonexistent/x\"\nallow = [\"*\"]\n"),
+               Catch::StartsWith(file + ":4: credentials.x.client_secret_file: cannot open /nonexistent/x: No such file"));
+  }
+  SECTION("unknown principal") {
+    CHECK(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\n  \"*\",\n  \"user:nobody-here\"]\n") ==
+          file + ":6: credentials.x.allow: principal \"user:nobody-here\": no user named \"nobody-here\" on this system");
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\"root\"]\n"),
+               Catch::Contains("unknown principal \"root\""));
+  }
+  SECTION("broken TOML") {
+    CHECK_THAT(s.error("[server\nsocket = 1\n"), Catch::StartsWith(file + ":1: "));
+  }
+  SECTION("a typo in a key") {
+    CHECK(s.error("[refresh]\nat = 0.5\njiter = 0.1\n") == file + ":3: unknown key refresh.jiter");
+  }
+  SECTION("integration without a secret") {
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nallow = [\"*\"]\n"),
+               Catch::Contains("an integration needs a client secret"));
+  }
+  SECTION("two secret sources") {
+    s.env["S"] = "v";
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\nclient_secret = \"v\"\nallow = [\"*\"]\n"),
+               Catch::Contains("keep one"));
+  }
+  SECTION("out of range") {
+    CHECK(s.error("[upstream]\nmax_requests_per_minute = 0\n") ==
+          file + ":2: upstream.max_requests_per_minute must be between 1 and 100000, not 0");
+  }
+  SECTION("missing allow") {
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"), Catch::Contains("missing credentials.x.allow"));
+  }
+}
+
+TEST_CASE("identity decides which tokens survive a reload") {
+  CredentialConfig a;
+  a.client_id = "id";
+  a.client_secret = Secret("s");
+  a.scope = "market:all";
+  CredentialConfig b = a;
+  b.allow.push_back(Principal{Principal::Kind::uid, 5, "uid:5"});
+  CHECK(a.same_identity(b));
+  b.client_secret = Secret("t");
+  CHECK_FALSE(a.same_identity(b));
+  b = a;
+  b.scope = "market:code:eu";
+  CHECK_FALSE(a.same_identity(b));
+}

@@ -1,0 +1,182 @@
+#include <catch2/catch.hpp>
+
+#include "core/credential_state.hpp"
+#include "fake_clock.hpp"
+
+using namespace cltoken;
+using namespace std::chrono_literals;
+using Action = ServeDecision::Action;
+
+namespace {
+TokenGrant grant(std::string token, Seconds lifetime) {
+  TokenGrant g;
+  g.access_token = Secret(std::move(token));
+  g.expires_in = lifetime;
+  g.scope = "market:all";
+  return g;
+}
+UpstreamFailure failure(FailureKind k, std::string msg = "boom") {
+  UpstreamFailure f;
+  f.kind = k;
+  f.message = std::move(msg);
+  return f;
+}
+const RefreshPolicy policy{0.5, 0.0, 1000ms, 8000ms};
+} // namespace
+
+TEST_CASE("a cold credential fetches once, however many clients ask") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  CHECK(s.status(clock.now()) == CredentialStatus::empty);
+  CHECK(s.fetch_due(clock.now())); // warm at start, before anyone asks
+  for (int i = 0; i < 200; ++i) CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::wait);
+  s.fetch_started(clock.now());
+  CHECK_FALSE(s.fetch_due(clock.now()));
+  CHECK(s.status(clock.now()) == CredentialStatus::fetching);
+  for (int i = 0; i < 200; ++i) CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::wait);
+  CHECK(s.counters().upstream_requests == 1);
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 6s), clock.now(), clock.now(), 0.0, 0.5);
+  CHECK(s.decide(clock.now(), 0s, true, {}).action == Action::serve);
+  CHECK(s.status(clock.now()) == CredentialStatus::fresh);
+}
+
+TEST_CASE("the refresh schedule follows `at` with an injected clock") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  const SteadyTime sent = clock.now();
+  s.fetch_started(sent);
+  clock.advance(200ms); // expiry counts from when the request was sent
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 6s), sent, clock.now(), 0.0, 0.5);
+  CHECK(s.token()->expires_at == sent + 6s);
+  CHECK(s.next_due(clock.now()) == sent + 3s);
+  clock.advance(2700ms); // sent + 2.9 s
+  CHECK_FALSE(s.fetch_due(clock.now()));
+  clock.advance(100ms); // sent + 3 s
+  CHECK(s.fetch_due(clock.now()));
+  CHECK(s.status(clock.now()) == CredentialStatus::stale);
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve); // stale still serves
+  s.fetch_started(clock.now());
+  CHECK(s.status(clock.now()) == CredentialStatus::refreshing);
+  s.fetch_succeeded(grant("tok-2-bbbbbbbbbbbbbbbb", 6s), clock.now(), clock.now(), 0.0, 0.5);
+  CHECK(s.token()->access_token.reveal() == "tok-2-bbbbbbbbbbbbbbbb");
+  CHECK(s.next_due(clock.now()) == clock.now() + 3s);
+}
+
+TEST_CASE("while the upstream fails a valid token is served, an expired one never") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  s.fetch_started(clock.now());
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 6s), clock.now(), clock.now(), 0.0, 0.5);
+  clock.advance(3s);
+  REQUIRE(s.fetch_due(clock.now()));
+  s.fetch_started(clock.now());
+  s.fetch_failed(failure(FailureKind::server_error, "auth server error (500)"), clock.now(), 1.0);
+  CHECK(s.status(clock.now()) == CredentialStatus::stale);
+  CHECK(s.last_error() == "auth server error (500)");
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
+  CHECK_FALSE(s.fetch_due(clock.now())); // backing off: 1 s
+  CHECK(s.next_due(clock.now()) == clock.now() + 1s);
+  clock.advance(2999ms); // 1 ms before expiry
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
+  clock.advance(1ms);
+  CHECK_FALSE(s.has_valid(clock.now()));
+  CHECK(s.status(clock.now()) == CredentialStatus::failing);
+  // Not in backoff any more: the client waits for a fetch; it fails; the client hears 503.
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::wait);
+  s.fetch_started(clock.now());
+  s.fetch_failed(failure(FailureKind::network_error), clock.now(), 1.0);
+  auto d = s.decide(clock.now(), 0s, true, {});
+  CHECK(d.action == Action::unavailable);
+  CHECK(d.retry_after == 2s); // second failure: 2 s
+}
+
+TEST_CASE("backoff grows per failure and is capped") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  Millis expected[] = {1000ms, 2000ms, 4000ms, 8000ms, 8000ms, 8000ms};
+  for (auto e : expected) {
+    REQUIRE(s.fetch_due(clock.now()));
+    s.fetch_started(clock.now());
+    s.fetch_failed(failure(FailureKind::server_error), clock.now(), 1.0);
+    CHECK(s.next_due(clock.now()) - clock.now() == e);
+    clock.advance(e);
+  }
+}
+
+TEST_CASE("a rejected credential is failing and retried only slowly") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  s.fetch_started(clock.now());
+  s.fetch_failed(failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)"),
+                 clock.now(), 0.0);
+  CHECK(s.status(clock.now()) == CredentialStatus::failing);
+  CHECK(s.rejected());
+  CHECK(s.next_due(clock.now()) == clock.now() + policy.backoff_max);
+  auto d = s.decide(clock.now(), 0s, false, {});
+  CHECK(d.action == Action::unavailable);
+  CHECK(d.retry_after == 8s);
+}
+
+TEST_CASE("a refresh that gains nothing keeps the current token and backs off") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  s.fetch_started(clock.now());
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 6s), clock.now(), clock.now(), 0.0, 0.5);
+  const SteadyTime first_expiry = s.token()->expires_at;
+  clock.advance(3s);
+  s.fetch_started(clock.now());
+  // Same token, same expiry (the upstream's "same token" answer measured from its creation).
+  auto outcome = s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 3s), clock.now(), clock.now(), 0.0, 1.0);
+  CHECK(outcome == CredentialState::Outcome::no_gain);
+  CHECK(s.token()->expires_at == first_expiry);
+  CHECK_FALSE(s.fetch_due(clock.now())); // not a loop: backoff first
+  CHECK(s.next_due(clock.now()) == clock.now() + 1s);
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
+}
+
+TEST_CASE("min_ttl triggers a refresh only when a new token would satisfy it") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  s.fetch_started(clock.now());
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 100s), clock.now(), clock.now(), 0.0, 0.5);
+  clock.advance(30s); // 70 s left
+  CHECK(s.decide(clock.now(), 60s, false, {}).action == Action::serve);
+  CHECK(s.decide(clock.now(), 80s, false, {}).action == Action::wait); // refresh helps
+  CHECK(s.fetch_due(clock.now()));
+  s.fetch_started(clock.now());
+  s.fetch_failed(failure(FailureKind::server_error), clock.now(), 0.0);
+  // The refresh failed: the still-valid token is returned, with its real remaining time.
+  CHECK(s.decide(clock.now(), 80s, true, {}).action == Action::serve);
+  CHECK(s.decide(clock.now(), 80s, false, {}).action == Action::serve); // backing off: no new demand
+  CHECK(s.decide(clock.now(), 200s, false, {}).action == Action::serve); // no token lives that long
+}
+
+TEST_CASE("invalidation drops only the current token, once") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  s.fetch_started(clock.now());
+  s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 60s), clock.now(), clock.now(), 0.0, 0.5);
+  CHECK_FALSE(s.invalidate("some-other-token"));
+  CHECK(s.has_valid(clock.now()));
+  CHECK(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
+  CHECK_FALSE(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
+  CHECK(s.fetch_due(clock.now()));
+  for (int i = 0; i < 50; ++i) CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::wait);
+  s.fetch_started(clock.now());
+  // The upstream hands the revoked token back: refuse it rather than serve it again.
+  CHECK(s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 60s), clock.now(), clock.now(), 0.0, 0.5) ==
+        CredentialState::Outcome::no_gain);
+  CHECK_FALSE(s.has_valid(clock.now()));
+  clock.advance(1s);
+  s.fetch_started(clock.now());
+  s.fetch_succeeded(grant("tok-2-bbbbbbbbbbbbbbbb", 60s), clock.now(), clock.now(), 0.0, 0.5);
+  CHECK(s.token()->access_token.reveal() == "tok-2-bbbbbbbbbbbbbbbb");
+}
+
+TEST_CASE("a 429 pause makes a client without a token hear when to come back") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  auto d = s.decide(clock.now(), 0s, false, clock.now() + 4s);
+  CHECK(d.action == Action::unavailable);
+  CHECK(d.retry_after == 4s);
+}
