@@ -85,6 +85,21 @@ def default_users() -> list[dict]:
              "customer_id": CUSTOMER_ID}]
 
 
+def max_requests_in_window(requests: list[dict], window_s: float = 60.0,
+                           client_id: str | None = None) -> int:
+    """The most token requests that fall in one sliding window of window_s seconds (all
+    less than window_s apart), from stats()["requests"]. For checking that the daemon
+    never exceeds its budget in any 60 s window."""
+    times = sorted(r["t"] for r in requests
+                   if client_id is None or r.get("client_id") == client_id)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def make_test_ca(outdir: str) -> None:
     """Creates (or keeps) the test PKI in outdir; see make_test_ca.sh."""
     proc = subprocess.run(["sh", MAKE_TEST_CA, outdir], capture_output=True, text=True,

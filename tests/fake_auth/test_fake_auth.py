@@ -25,13 +25,15 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True           # keep the source tree free of __pycache__
 sys.path.insert(0, HERE)
 
 import fake_auth  # noqa: E402  (the module under test, for its pure parts)
 from harness import (CUSTOMER_ID, CUSTOMER_PASSWORD, CUSTOMER_USERNAME,  # noqa: E402
                      INTEGRATION_CLIENT_ID, INTEGRATION_CLIENT_SECRET, MARKET_EUROPE_ID,
                      ORGANIZATION_ID, ORGANIZATION_SLUG, PYTHON, SALES_CHANNEL_CLIENT_ID,
-                     SALES_CHANNEL_SCOPE, FakeAuth, client, default_clients, make_test_ca)
+                     SALES_CHANNEL_SCOPE, FakeAuth, client, default_clients, make_test_ca,
+                     max_requests_in_window)
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
@@ -508,6 +510,15 @@ class RateLimitTests(FakeAuthCase):
         self.fake.control(rate_limit_per_minute=0)          # 0: no limit
         self.assertEqual(self.request_token()[0], 200)
         self.fake.control(rate_limit_per_minute=3)
+
+    def test_max_requests_in_window(self) -> None:
+        reqs = [{"t": t, "client_id": c} for t, c in
+                ((0.0, "a"), (10.0, "b"), (59.0, "a"), (60.0, "a"), (61.0, "a"), (200.0, "a"))]
+        self.assertEqual(max_requests_in_window(reqs), 4)        # 10, 59, 60, 61
+        self.assertEqual(max_requests_in_window(reqs, client_id="a"), 3)
+        self.assertEqual(max_requests_in_window(reqs, window_s=1.0), 1)   # 1 s apart: not
+        self.assertEqual(max_requests_in_window(reqs, window_s=1.5), 2)   # in one window
+        self.assertEqual(max_requests_in_window([]), 0)
 
     def test_window_slides(self) -> None:
         """The limiter on its own with a made-up clock: no 60 s wait."""
