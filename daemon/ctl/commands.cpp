@@ -1,0 +1,138 @@
+#include "commands.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "credential_state.hpp"
+#include "ctl_error.hpp"
+#include "daemon_answer.hpp"
+#include "status_table.hpp"
+#include "stdin_secret.hpp"
+#include "url_segment.hpp"
+
+namespace cltoken::ctl {
+namespace {
+
+using json = Document;
+
+std::string pretty(const json& document) {
+    // Replace rather than throw on invalid UTF-8: the document came from the daemon and
+    // printing it is the whole point of --json.
+    return document.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string min_ttl_query(const std::optional<std::int64_t>& min_ttl) {
+    return min_ttl ? "?min_ttl=" + std::to_string(*min_ttl) : std::string();
+}
+
+std::string token_path(const Invocation& invocation) { return "/v1/tokens/" + url_segment(invocation.name); }
+
+std::string sessions_path(const Invocation& invocation) {
+    return "/v1/customers/" + url_segment(invocation.name) + "/sessions";
+}
+
+/// A request body from user input (a password, a pasted token), which may not be UTF-8.
+std::string body_of(const json& document, std::string_view what) {
+    try {
+        return document.dump();
+    } catch (const json::type_error&) {
+        throw CtlError(ExitCode::usage, std::string(what) + " is not valid UTF-8");
+    }
+}
+
+/// Answers carrying a token document: print the bare token (for `$(...)`) or the document.
+Outcome token_outcome(const Response& response, const Presentation& presentation) {
+    const json document = expect_success(response);
+    // Checked even with --json: a 200 without a usable token is a protocol error either way.
+    const std::string token = expect_opaque_string(document, "access_token");
+    return {ExitCode::ok, presentation.json ? pretty(document) : token + "\n"};
+}
+
+/// Answers of admin and logout operations: a confirmation for people, the document for --json.
+Outcome confirmation(const Response& response, const Presentation& presentation, std::string said) {
+    const json document = expect_success(response);
+    return {ExitCode::ok, presentation.json ? pretty(document) : said + "\n"};
+}
+
+Outcome status(const Exchange& exchange, const Presentation& presentation) {
+    const json document = expect_success(exchange({"GET", "/v1/status", std::nullopt}));
+    const ExitCode code = status_exit_code(document);
+    if (presentation.json) return {code, pretty(document)};
+    return {code, render_status_table(document, {presentation.colour, presentation.terminal_columns})};
+}
+
+bool flag_of(const json& document, const char* key) {
+    const auto found = document.find(key);
+    return found != document.end() && found->is_boolean() && found->get<bool>();
+}
+
+Outcome health(const Exchange& exchange, const Presentation& presentation) {
+    const Response response = exchange({"GET", "/v1/health", std::nullopt});
+    json document;
+    if (response.status == 503) {
+        // 503 is the documented "live but not ready" answer, with the health document; a
+        // 503 without one is an ordinary refusal.
+        document = parse_document(response);
+        if (!document.contains("ready")) throw CtlError(ExitCode::refused, refusal_message(response));
+    } else {
+        document = expect_success(response);
+    }
+    const bool live = flag_of(document, "live");
+    const bool ready = flag_of(document, "ready");
+    const ExitCode code = live && ready ? ExitCode::ok : ExitCode::refused;
+    if (presentation.json) return {code, pretty(document)};
+    return {code, !live ? "not live\n" : ready ? "live, ready\n" : "live, not ready\n"};
+}
+
+Outcome invalidate(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
+                   const ReadSecret& read_secret) {
+    std::optional<std::string> given = invocation.token;
+    if (!given) given = read_secret("Token: ");
+    const std::string rejected = trim(given.value_or(std::string()));
+    if (rejected.empty()) throw CtlError(ExitCode::usage, "no token to invalidate: give TOKEN or pipe it on stdin");
+    const std::string body = body_of(json{{"access_token", rejected}}, "the token");
+    return token_outcome(exchange({"POST", token_path(invocation) + "/invalidate", body}), presentation);
+}
+
+Outcome customer_login(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
+                       const ReadSecret& read_secret) {
+    const std::optional<std::string> password = read_secret("Password: ");
+    if (!password || password->empty()) throw CtlError(ExitCode::usage, "no password: pipe it on stdin");
+    const std::string body = body_of(json{{"username", invocation.username}, {"password", *password}},
+                                     "the username or password");
+    const json document = expect_success(exchange({"POST", sessions_path(invocation), body}));
+    const std::string session = expect_opaque_string(document, "session");
+    return {ExitCode::ok, presentation.json ? pretty(document) : session + "\n"};
+}
+
+} // namespace
+
+Outcome run_command(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
+                    const ReadSecret& read_secret) {
+    switch (invocation.command) {
+    case Command::status: return status(exchange, presentation);
+    case Command::health: return health(exchange, presentation);
+    case Command::token:
+        return token_outcome(exchange({"GET", token_path(invocation) + min_ttl_query(invocation.min_ttl), std::nullopt}),
+                             presentation);
+    case Command::invalidate: return invalidate(invocation, exchange, presentation, read_secret);
+    case Command::revoke:
+        return confirmation(exchange({"POST", token_path(invocation) + "/revoke", std::nullopt}), presentation,
+                            "revoked " + invocation.name);
+    case Command::reload:
+        return confirmation(exchange({"POST", "/v1/reload", std::nullopt}), presentation, "reloaded");
+    case Command::customer_login: return customer_login(invocation, exchange, presentation, read_secret);
+    case Command::customer_token:
+        return token_outcome(exchange({"GET",
+                                       sessions_path(invocation) + "/" + url_segment(invocation.session) +
+                                           min_ttl_query(invocation.min_ttl),
+                                       std::nullopt}),
+                             presentation);
+    case Command::customer_logout:
+        return confirmation(
+            exchange({"DELETE", sessions_path(invocation) + "/" + url_segment(invocation.session), std::nullopt}),
+            presentation, "session ended");
+    }
+    throw CtlError(ExitCode::usage, "unknown command");
+}
+
+} // namespace cltoken::ctl

@@ -1,0 +1,34 @@
+// The human view of the /v1/status document: a header line and one row per credential.
+// A pure function of the document, so its output is tested byte for byte.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "document.hpp"
+
+namespace cltoken::ctl {
+
+struct TableOptions {
+    /// ANSI colour for states and warnings; see colour_wanted().
+    bool colour = false;
+    /// Width of the terminal; LAST ERROR gets the columns left over (at least
+    /// min_error_width). Unknown (not a terminal): LAST ERROR is cut at default_error_width.
+    std::optional<std::size_t> terminal_columns;
+};
+
+inline constexpr std::size_t default_error_width = 60;
+inline constexpr std::size_t min_error_width = 24;
+
+/// For example:
+///   cl-tokend 0.1.0, up 2h 05m, upstream 3/25 req/min
+///
+///   NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR
+///   backoffice  integration  fresh  1h 52m      1h 22m        12        —
+/// Unknown values (JSON null) show as "—", a negative expires_in as "expired", a negative
+/// next_refresh_in as "overdue"; daemon strings are cleaned with one_line(). Throws
+/// CtlError(unreachable) when the document has no credentials array.
+[[nodiscard]] std::string render_status_table(const Document& status, const TableOptions& options);
+
+} // namespace cltoken::ctl
