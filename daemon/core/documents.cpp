@@ -6,7 +6,7 @@
 
 namespace cltoken {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string rfc3339(WallTime t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::floor<Seconds>(t));
