@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "ctl_error.hpp"
 #include "terminal.hpp"
 
 namespace cltoken::ctl {
@@ -35,7 +36,17 @@ private:
 
 std::optional<std::string> read_secret_line(std::istream& input) {
     std::string line;
-    if (!std::getline(input, line) && line.empty()) return std::nullopt;
+    bool any = false;
+    for (int c = input.get(); c != std::char_traits<char>::eof(); c = input.get()) {
+        any = true;
+        if (c == '\n') break;
+        if (line.size() == max_secret_length) {
+            throw CtlError(ExitCode::usage, "the line on stdin is longer than " +
+                                                std::to_string(max_secret_length / 1024) + " KiB");
+        }
+        line += static_cast<char>(c);
+    }
+    if (!any) return std::nullopt;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
 }

@@ -2,6 +2,7 @@
 // customer password always, the rejected token of `invalidate` when TOKEN is not given.
 #pragma once
 
+#include <cstddef>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -9,8 +10,13 @@
 
 namespace cltoken::ctl {
 
+/// Longest secret line accepted: a JWT is a few KiB; the cap keeps `< /dev/zero` from
+/// eating memory.
+inline constexpr std::size_t max_secret_length = 64 * 1024;
+
 /// The first line of `input` without its line ending (LF or CRLF), so `echo "$PW" |` and
-/// `printf %s "$PW" |` give the same password; nullopt when the input is empty.
+/// `printf %s "$PW" |` give the same password; nullopt when the input is empty. Throws
+/// CtlError(usage) when the line is longer than max_secret_length.
 [[nodiscard]] std::optional<std::string> read_secret_line(std::istream& input);
 
 /// `text` without leading and trailing white space (tokens never contain any).

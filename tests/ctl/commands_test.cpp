@@ -2,11 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <vector>
 
 #include "commands.hpp"
 #include "ctl_error.hpp"
 #include "status_documents.hpp"
+#include "stdin_secret.hpp"
 
 using namespace cltoken::ctl;
 
@@ -255,4 +257,23 @@ TEST_CASE("customer token and logout address the session", "[commands]") {
     CHECK(run_command(invocation, daemon.exchange(), {}, no_stdin).out == "session ended\n");
     CHECK(daemon.seen.back().method == "DELETE");
     CHECK(daemon.seen.back().target == "/v1/customers/storefront-eu/sessions/c2Vz%2Fc2lvbg%3D%3D");
+}
+
+TEST_CASE("secrets on stdin: the first line, without its line ending, bounded", "[commands]") {
+    std::istringstream lf("hunter2\nsecond line\n");
+    CHECK(read_secret_line(lf) == std::optional<std::string>("hunter2"));
+    std::istringstream crlf(" spaced \r\n");
+    CHECK(read_secret_line(crlf) == std::optional<std::string>(" spaced "));
+    std::istringstream bare("no newline");
+    CHECK(read_secret_line(bare) == std::optional<std::string>("no newline"));
+    std::istringstream blank("\n");
+    CHECK(read_secret_line(blank) == std::optional<std::string>(""));
+    std::istringstream empty("");
+    CHECK_FALSE(read_secret_line(empty).has_value());
+    std::istringstream huge(std::string(max_secret_length + 1, 'x'));
+    CHECK(thrown_code([&] { (void)read_secret_line(huge); }) == ExitCode::usage);
+    std::istringstream just_fits(std::string(max_secret_length, 'x'));
+    CHECK(read_secret_line(just_fits)->size() == max_secret_length);
+    CHECK(trim(" \t eyJ.a.b \r\n") == "eyJ.a.b");
+    CHECK(trim("   ").empty());
 }

@@ -22,6 +22,16 @@ TEST_CASE("transport: returns any status with its body and Retry-After", "[trans
     CHECK_THAT(requests[0], Catch::EndsWith("\r\n\r\n{}"));
 }
 
+TEST_CASE("transport: a POST without a body still says Content-Length: 0", "[transport]") {
+    FakeDaemon daemon(http_response(200, R"({"reloaded":true})"));
+    const auto response = exchange_over_unix_socket({"POST", "/v1/reload", std::nullopt}, {daemon.socket_path(), 5000ms});
+    CHECK(response.status == 200);
+    const auto requests = daemon.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK_THAT(requests[0], Catch::Contains("\r\nContent-Length: 0\r\n"));
+    CHECK_THAT(requests[0], Catch::Contains("\r\nConnection: close\r\n"));
+}
+
 TEST_CASE("transport: a body over the limit is refused, not buffered", "[transport]") {
     FakeDaemon daemon(http_response(200, "{\"pad\":\"" + std::string(4096, 'x') + "\"}"));
     Endpoint endpoint{daemon.socket_path(), 5000ms, 1024};
