@@ -7,6 +7,7 @@
 #include "daemon_answer.hpp"
 #include "status_table.hpp"
 #include "stdin_secret.hpp"
+#include "terminal_text.hpp"
 #include "url_segment.hpp"
 
 namespace cltoken::ctl {
@@ -80,7 +81,18 @@ Outcome health(const Exchange& exchange, const Presentation& presentation) {
     const bool ready = flag_of(document, "ready");
     const ExitCode code = live && ready ? ExitCode::ok : ExitCode::refused;
     if (presentation.json) return {code, pretty(document)};
-    return {code, !live ? "not live\n" : ready ? "live, ready\n" : "live, not ready\n"};
+    if (!live) return {code, "not live\n"};
+    if (ready) return {code, "live, ready\n"};
+    // The daemon names the credentials without a valid token, in config order.
+    std::string names;
+    if (const auto missing = document.find("credentials_not_ready"); missing != document.end() && missing->is_array()) {
+        for (const auto& name : *missing) {
+            if (!name.is_string()) continue;
+            names += names.empty() ? ": " : ", ";
+            names += one_line(name.get_ref<const std::string&>());
+        }
+    }
+    return {code, "live, not ready" + names + "\n"};
 }
 
 Outcome invalidate(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,

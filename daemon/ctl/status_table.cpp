@@ -75,6 +75,13 @@ std::string header_of(const json& status, bool colour) {
     if (const std::string version = text_of(status, "version"); version != unknown_value) header += " " + version;
     if (const auto uptime = number_of(status, "uptime_s")) header += ", up " + format_time_left(uptime, "?");
 
+    // Optional in the schema: present only when customer sessions are in use.
+    if (const json* customers = member(status, "customers"); customers != nullptr) {
+        if (const auto sessions = number_of(*customers, "sessions")) {
+            header += ", " + count_text(*sessions) + (*sessions == 1 ? " customer session" : " customer sessions");
+        }
+    }
+
     const json* upstream = member(status, "upstream");
     if (upstream == nullptr) return header;
     const auto used = number_of(*upstream, "requests_last_minute");

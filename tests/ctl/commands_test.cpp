@@ -178,6 +178,12 @@ TEST_CASE("health: 0 when live and ready, 3 otherwise", "[commands]") {
     CHECK(outcome.code == ExitCode::refused);
     CHECK(nlohmann::json::parse(outcome.out) == nlohmann::json{{"live", true}, {"ready", false}});
 
+    daemon.answer = {503, R"({"live":true,"ready":false,"credentials_not_ready":["backoffice","storefront-eu"]})",
+                     std::nullopt};
+    outcome = run_command(command(Command::health), daemon.exchange(), {}, no_stdin);
+    CHECK(outcome.code == ExitCode::refused);
+    CHECK(outcome.out == "live, not ready: backoffice, storefront-eu\n");
+
     daemon.answer = {503, R"({"error":{"code":"x","message":"shutting down"}})", std::nullopt};
     CHECK(thrown_code([&] { (void)run_command(command(Command::health), daemon.exchange(), {}, no_stdin); }) ==
           ExitCode::refused);

@@ -1,4 +1,5 @@
-// Status documents (CONTRACT.md "Status document") used as fixtures by several tests.
+// Status documents used as fixtures by several tests. All but `nulls` are valid against
+// proto/schemas/status.schema.json (checked when written; the tests do not read proto/).
 #pragma once
 
 namespace fixtures {
@@ -16,7 +17,7 @@ inline constexpr const char* every_state = R"({
      "expires_in": 245, "next_refresh_in": 0, "last_refresh_at": "2026-11-25T08:09:05Z",
      "last_error": null, "served": 9000, "upstream_requests": 4, "upstream_failures": 0},
     {"name": "reports", "kind": "integration", "state": "stale", "expires_at": "2026-11-25T12:05:59Z",
-     "expires_in": 59, "next_refresh_in": -10, "last_refresh_at": "2026-11-25T10:05:59Z",
+     "expires_in": 59, "next_refresh_in": 0, "last_refresh_at": "2026-11-25T10:05:59Z",
      "last_error": "upstream timed out", "served": 3, "upstream_requests": 9, "upstream_failures": 2},
     {"name": "new-one", "kind": "integration", "state": "fetching", "expires_at": null,
      "expires_in": null, "next_refresh_in": null, "last_refresh_at": null,
@@ -26,7 +27,7 @@ inline constexpr const char* every_state = R"({
      "last_error": "upstream answered 401 invalid_client", "served": 12, "upstream_requests": 3,
      "upstream_failures": 3},
     {"name": "broken", "kind": "sales_channel", "state": "failing", "expires_at": null,
-     "expires_in": null, "next_refresh_in": -3, "last_refresh_at": null,
+     "expires_in": null, "next_refresh_in": 30, "last_refresh_at": null,
      "last_error": "network unreachable", "served": 0, "upstream_requests": 7, "upstream_failures": 7},
     {"name": "idle", "kind": "integration", "state": "empty", "expires_at": null,
      "expires_in": null, "next_refresh_in": null, "last_refresh_at": null,
@@ -44,12 +45,13 @@ inline constexpr const char* all_serving = R"({
      "expires_in": 7158, "next_refresh_in": 5358, "last_refresh_at": "2026-11-25T10:00:00Z",
      "last_error": null, "served": 1, "upstream_requests": 1, "upstream_failures": 0},
     {"name": "reports", "kind": "integration", "state": "stale", "expires_at": "2026-11-25T10:05:00Z",
-     "expires_in": 258, "next_refresh_in": -2, "last_refresh_at": "2026-11-25T08:05:00Z",
+     "expires_in": 258, "next_refresh_in": 0, "last_refresh_at": "2026-11-25T08:05:00Z",
      "last_error": null, "served": 1, "upstream_requests": 1, "upstream_failures": 0}
   ]
 })";
 
-/// What a daemon that knows little says: every optional field null, an unknown state.
+/// Beyond the schema on purpose (proto/schemas/status.schema.json requires most of these):
+/// every field null, so the view of an odd or older daemon degrades to dashes, not a crash.
 inline constexpr const char* nulls = R"({
   "version": null, "started_at": null, "uptime_s": null,
   "upstream": {"auth_url": null, "requests_last_minute": null, "budget_per_minute": null,
@@ -68,7 +70,7 @@ inline constexpr const char* rate_limited = R"({
                "budget_per_minute": 25, "rate_limited_until": "2026-11-25T12:03:04Z"},
   "credentials": [
     {"name": "backoffice", "kind": "integration", "state": "stale", "expires_at": "2026-11-25T12:10:00Z",
-     "expires_in": 416, "next_refresh_in": -60, "last_refresh_at": "2026-11-25T10:10:00Z",
+     "expires_in": 416, "next_refresh_in": 54, "last_refresh_at": "2026-11-25T10:10:00Z",
      "last_error": "upstream answered 429 (rate limited), retrying after 54s", "served": 77,
      "upstream_requests": 31, "upstream_failures": 6}
   ]

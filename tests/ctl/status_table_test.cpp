@@ -31,10 +31,10 @@ TEST_CASE("table: one row per state, null fields as dashes", "[table]") {
           "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
           "backoffice     integration    fresh       1h 52m      1h 23m        12            " DASH "\n"
           "storefront-eu  sales_channel  refreshing  4m 05s      0s            4             " DASH "\n"
-          "reports        integration    stale       59s         overdue       9 (2 failed)  upstream timed out\n"
+          "reports        integration    stale       59s         0s            9 (2 failed)  upstream timed out\n"
           "new-one        integration    fetching    " DASH "           " DASH "             1             " DASH "\n"
           "old            integration    expired     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
-          "broken         sales_channel  failing     " DASH "           overdue       7 (7 failed)  network unreachable\n"
+          "broken         sales_channel  failing     " DASH "           30s           7 (7 failed)  network unreachable\n"
           "idle           integration    empty       " DASH "           " DASH "             0             " DASH "\n");
 }
 
@@ -45,10 +45,10 @@ TEST_CASE("table: colour paints the state, padding stays outside the codes", "[t
           "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
           "backoffice     integration    \x1b[32mfresh\x1b[0m       1h 52m      1h 23m        12            " DASH "\n"
           "storefront-eu  sales_channel  \x1b[36mrefreshing\x1b[0m  4m 05s      0s            4             " DASH "\n"
-          "reports        integration    \x1b[33mstale\x1b[0m       59s         overdue       9 (2 failed)  upstream timed out\n"
+          "reports        integration    \x1b[33mstale\x1b[0m       59s         0s            9 (2 failed)  upstream timed out\n"
           "new-one        integration    \x1b[36mfetching\x1b[0m    " DASH "           " DASH "             1             " DASH "\n"
           "old            integration    \x1b[31mexpired\x1b[0m     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
-          "broken         sales_channel  \x1b[31mfailing\x1b[0m     " DASH "           overdue       7 (7 failed)  network unreachable\n"
+          "broken         sales_channel  \x1b[31mfailing\x1b[0m     " DASH "           30s           7 (7 failed)  network unreachable\n"
           "idle           integration    \x1b[2mempty\x1b[0m       " DASH "           " DASH "             0             " DASH "\n");
 }
 
@@ -58,7 +58,7 @@ TEST_CASE("table: columns shrink to their content", "[table]") {
           "\n"
           "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR\n"
           "backoffice  integration  fresh  1h 59m      1h 29m        1         " DASH "\n"
-          "reports     integration  stale  4m 18s      overdue       1         " DASH "\n");
+          "reports     integration  stale  4m 18s      0s            1         " DASH "\n");
 }
 
 TEST_CASE("table: a document of nulls still renders", "[table]") {
@@ -80,12 +80,26 @@ TEST_CASE("table: the header shows a spent budget and a rate-limit pause", "[tab
           "cl-tokend 0.1.0, up 3d 04h, upstream 25/25 req/min, rate limited until 12:03:04Z\n"
           "\n"
           "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM       LAST ERROR\n"
-          "backoffice  integration  stale  6m 56s      overdue       31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
+          "backoffice  integration  stale  6m 56s      54s           31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
     CHECK(render(fixtures::rate_limited, {true, std::nullopt}) ==
           "cl-tokend 0.1.0, up 3d 04h, upstream \x1b[33m25/25 req/min\x1b[0m, \x1b[31mrate limited until 12:03:04Z\x1b[0m\n"
           "\n"
           "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM       LAST ERROR\n"
-          "backoffice  integration  \x1b[33mstale\x1b[0m  6m 56s      overdue       31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
+          "backoffice  integration  \x1b[33mstale\x1b[0m  6m 56s      54s           31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
+}
+
+TEST_CASE("table: the header counts customer sessions when the daemon reports them", "[table]") {
+    CHECK(render(R"({"version":"0.1.0","uptime_s":5,"customers":{"sessions":12},"credentials":[]})") ==
+          "cl-tokend 0.1.0, up 5s, 12 customer sessions\n\nno credentials configured\n");
+    CHECK(render(R"({"customers":{"sessions":1},"credentials":[]})") ==
+          "cl-tokend, 1 customer session\n\nno credentials configured\n");
+}
+
+TEST_CASE("table: a negative next refresh reads as overdue", "[table]") {
+    // The schema says next_refresh_in is never negative; should a daemon send one anyway,
+    // the table says what it means rather than "-1m 00s".
+    CHECK_THAT(render(R"({"credentials":[{"name":"x","state":"stale","expires_in":30,"next_refresh_in":-60}]})"),
+               Catch::Contains("x     " DASH "     stale  30s         overdue       "));
 }
 
 TEST_CASE("table: a rate-limit time that is not ISO UTC is shown as sent", "[table]") {
