@@ -24,6 +24,10 @@ struct Bindings {
     std::int64_t timeout_ms = 5000;
     std::int64_t min_ttl = 0;
     double interval_s = 2.0;
+    // Options whose absence means something (no --min-ttl: the daemon's default).
+    CLI::Option* socket_option = nullptr;
+    CLI::Option* token_option = nullptr;
+    std::vector<CLI::Option*> min_ttl_options;
 };
 
 /// A validator that still checks but adds nothing to --help, where "MS:INT in [1 - 86400000]"
@@ -42,7 +46,7 @@ void define(CLI::App& app, Bindings& b) {
     // subcommands are added, which inherit it.
     app.fallthrough();
 
-    app.add_option("-s,--socket", b.socket,
+    b.socket_option = app.add_option("-s,--socket", b.socket,
                    "Socket of cl-tokend (default: $" + std::string(socket_env_var) + ", else " +
                        std::string(default_socket_path) + ")")
         ->type_name("PATH")
@@ -54,9 +58,9 @@ void define(CLI::App& app, Bindings& b) {
 
     auto choose = [&b](Command command) { return [&b, command] { b.invocation.command = command; }; };
     auto add_min_ttl = [&b](CLI::App* command) {
-        command->add_option("--min-ttl", b.min_ttl, "Only a token valid for at least this long")
-            ->type_name("SECONDS")
-            ->check(quiet(CLI::Range(std::int64_t{0}, std::int64_t{31'536'000})));
+        b.min_ttl_options.push_back(command->add_option("--min-ttl", b.min_ttl, "Only a token valid for at least this long")
+                                        ->type_name("SECONDS")
+                                        ->check(quiet(CLI::Range(std::int64_t{0}, std::int64_t{31'536'000}))));
     };
 
     auto* status = app.add_subcommand("status", "One row per credential: state, expiry, next refresh, last error");
@@ -75,7 +79,7 @@ void define(CLI::App& app, Bindings& b) {
     auto* invalidate = app.add_subcommand("invalidate", "Report a token the API rejected; print the token to use now");
     invalidate->callback(choose(Command::invalidate));
     invalidate->add_option("NAME", b.invocation.name, "Credential name")->required();
-    invalidate->add_option("TOKEN", b.token, "The rejected token (default: read from stdin)");
+    b.token_option = invalidate->add_option("TOKEN", b.token, "The rejected token (default: read from stdin)");
 
     auto* revoke = app.add_subcommand("revoke", "Revoke a credential's token upstream and drop it (admin)");
     revoke->callback(choose(Command::revoke));
@@ -102,18 +106,15 @@ void define(CLI::App& app, Bindings& b) {
     logout->add_option("SESSION", b.invocation.session, "Session handle from login")->required();
 }
 
-ParsedCommandLine finish(const CLI::App& app, Bindings& b) {
+ParsedCommandLine finish(Bindings& b) {
     Invocation& invocation = b.invocation;
-    if (app.count("--socket") > 0) invocation.socket = b.socket;
-    if (invocation.command == Command::invalidate && app.get_subcommand("invalidate")->count("TOKEN") > 0) {
-        invocation.token = b.token;
-    }
+    if (b.socket_option->count() > 0) invocation.socket = b.socket;
+    if (b.token_option->count() > 0) invocation.token = b.token;
+    const bool has_min_ttl = std::any_of(b.min_ttl_options.begin(), b.min_ttl_options.end(),
+                                         [](const CLI::Option* option) { return option->count() > 0; });
+    if (has_min_ttl) invocation.min_ttl = b.min_ttl;
     invocation.timeout = std::chrono::milliseconds(b.timeout_ms);
     invocation.interval = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(b.interval_s * 1000)));
-    const bool has_min_ttl = (invocation.command == Command::token && app.get_subcommand("token")->count("--min-ttl") > 0) ||
-                             (invocation.command == Command::customer_token &&
-                              app.get_subcommand("customer")->get_subcommand("token")->count("--min-ttl") > 0);
-    if (has_min_ttl) invocation.min_ttl = b.min_ttl;
     return ParsedCommandLine{std::move(invocation), {}};
 }
 
@@ -146,7 +147,7 @@ ParsedCommandLine parse_with(Parse&& parse) {
     } catch (const CLI::ParseError& e) {
         throw CtlError(ExitCode::usage, usage_message(app, e) + " (see cl-tokenctl --help)");
     }
-    return finish(app, bindings);
+    return finish(bindings);
 }
 
 } // namespace
