@@ -1,86 +1,154 @@
 #include "core/metrics.hpp"
 
+#include <iterator>
+#include <vector>
+
 #include <fmt/format.h>
 
 namespace cltoken {
 
+bool refresh_overdue(const CredentialView& c, SteadyTime now) {
+  const bool valid = c.expires_at && *c.expires_at > now;
+  if (!valid) return false;
+  switch (c.state) {
+  case CredentialStatus::stale:
+  case CredentialStatus::failing: return true;
+  case CredentialStatus::refreshing: return !c.last_error.empty(); // a retry: the last attempt failed
+  default: return false;
+  }
+}
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char ch : value) {
+    switch (ch) {
+    case '\\': out += "\\\\"; break;
+    case '"': out += "\\\""; break;
+    case '\n': out += "\\n"; break;
+    default: out += ch;
+    }
+  }
+  return out;
+}
+
 void Metrics::observe_request(const std::string& route, unsigned code, double seconds) {
   ++requests_[{route, code}];
-  ++duration_count_;
-  duration_sum_ += seconds;
-  for (std::size_t i = 0; i < buckets.size(); ++i)
-    if (seconds <= buckets[i]) ++bucket_counts_[i];
+  request_duration_.observe(seconds);
 }
 
 namespace {
-constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error"};
 
-void header(std::string& out, const char* name, const char* type, const char* help) {
-  fmt::format_to(std::back_inserter(out), "# HELP cl_tokend_{} {}\n# TYPE cl_tokend_{} {}\n", name, help, name, type);
-}
-template <typename... Args>
-void put(std::string& out, fmt::format_string<Args...> f, Args&&... args) {
-  fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
-}
+constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error"};
+constexpr CredentialStatus all_states[] = {CredentialStatus::empty,      CredentialStatus::fetching, CredentialStatus::fresh,
+                                           CredentialStatus::refreshing, CredentialStatus::stale,    CredentialStatus::expired,
+                                           CredentialStatus::failing};
+
+class Exposition {
+public:
+  explicit Exposition(std::string& out) : out_(out) {}
+
+  /// "# HELP" and "# TYPE" lines of one family; every family has both, even when it has
+  /// no sample yet, so a scraper knows the type from the first scrape.
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    put("# HELP cl_tokend_{} {}\n# TYPE cl_tokend_{} {}\n", name, help, name, type);
+  }
+  template <typename... Args>
+  void put(fmt::format_string<Args...> f, Args&&... args) {
+    fmt::format_to(std::back_inserter(out_), f, std::forward<Args>(args)...);
+  }
+  template <std::size_t N>
+  void histogram(std::string_view name, std::string_view help, const Histogram<N>& h) {
+    family(name, "histogram", help);
+    for (std::size_t i = 0; i < N; ++i) put("cl_tokend_{}_bucket{{le=\"{}\"}} {}\n", name, h.bounds()[i], h.at_most(i));
+    put("cl_tokend_{}_bucket{{le=\"+Inf\"}} {}\n", name, h.count());
+    put("cl_tokend_{}_sum {:.6f}\n", name, h.sum());
+    put("cl_tokend_{}_count {}\n", name, h.count());
+  }
+
+private:
+  std::string& out_;
+};
+
+double seconds_between(SteadyTime from, SteadyTime to) { return std::chrono::duration<double>(to - from).count(); }
+
 } // namespace
 
 std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget_remaining) const {
   std::string out;
-  out.reserve(4096);
+  out.reserve(8192);
+  Exposition x(out);
+  // Credential names are [A-Za-z0-9._-] by config, but a label is escaped all the same:
+  // one odd name must not make the whole scrape unparseable.
+  std::vector<std::string> names;
+  names.reserve(s.credentials.size());
+  for (const auto& c : s.credentials) names.push_back(escape_label_value(c.name));
 
-  header(out, "tokens_served_total", "counter", "Tokens handed to clients.");
-  for (const auto& c : s.credentials) put(out, "cl_tokend_tokens_served_total{{credential=\"{}\"}} {}\n", c.name, c.counters.served);
+  x.family("build_info", "gauge", "Always 1; the version label says which cl-tokend is running.");
+  x.put("cl_tokend_build_info{{version=\"{}\"}} 1\n", escape_label_value(s.version));
 
-  header(out, "upstream_requests_total", "counter", "Token requests sent to the auth server, by outcome.");
-  for (const auto& c : s.credentials)
-    for (std::size_t i = 0; i < c.counters.outcomes.size(); ++i)
-      put(out, "cl_tokend_upstream_requests_total{{credential=\"{}\",outcome=\"{}\"}} {}\n", c.name, outcome_names[i],
-          c.counters.outcomes[i]);
+  x.family("uptime_seconds", "gauge", "Seconds since the daemon started.");
+  x.put("cl_tokend_uptime_seconds {:.3f}\n", seconds_between(s.started_steady, now));
 
-  header(out, "token_expiry_seconds", "gauge", "Seconds until the cached token expires (negative when expired).");
-  for (const auto& c : s.credentials)
-    if (c.expires_at)
-      put(out, "cl_tokend_token_expiry_seconds{{credential=\"{}\"}} {:.3f}\n", c.name,
-          std::chrono::duration<double>(*c.expires_at - now).count());
+  x.family("tokens_served_total", "counter", "Token documents handed to clients.");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    x.put("cl_tokend_tokens_served_total{{credential=\"{}\"}} {}\n", names[i], s.credentials[i].counters.served);
 
-  header(out, "token_valid", "gauge", "1 when the credential holds a token that has not expired.");
-  for (const auto& c : s.credentials)
-    put(out, "cl_tokend_token_valid{{credential=\"{}\"}} {}\n", c.name, c.expires_at && *c.expires_at > now ? 1 : 0);
+  x.family("upstream_requests_total", "counter", "Token requests sent to the auth server, by outcome.");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    for (std::size_t o = 0; o < std::size(outcome_names); ++o)
+      x.put("cl_tokend_upstream_requests_total{{credential=\"{}\",outcome=\"{}\"}} {}\n", names[i], outcome_names[o],
+            s.credentials[i].counters.outcomes[o]);
 
-  header(out, "refresh_overdue", "gauge", "1 when the token is valid but its refresh time has passed (state stale or failing).");
-  for (const auto& c : s.credentials) {
-    const bool overdue = c.expires_at && *c.expires_at > now &&
-                         (c.state == CredentialStatus::stale || c.state == CredentialStatus::failing);
-    put(out, "cl_tokend_refresh_overdue{{credential=\"{}\"}} {}\n", c.name, overdue ? 1 : 0);
+  x.family("credential_state", "gauge", "1 for the state each credential is in, 0 for the others.");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    for (CredentialStatus state : all_states)
+      x.put("cl_tokend_credential_state{{credential=\"{}\",state=\"{}\"}} {}\n", names[i], to_string(state),
+            s.credentials[i].state == state ? 1 : 0);
+
+  x.family("token_expiry_seconds", "gauge",
+           "Seconds until the held token expires (negative once expired); absent while no token is held.");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    if (const auto& at = s.credentials[i].expires_at)
+      x.put("cl_tokend_token_expiry_seconds{{credential=\"{}\"}} {:.3f}\n", names[i], seconds_between(now, *at));
+
+  x.family("token_valid", "gauge", "1 when the credential holds a token that has not expired (it can be served).");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i) {
+    const auto& at = s.credentials[i].expires_at;
+    x.put("cl_tokend_token_valid{{credential=\"{}\"}} {}\n", names[i], at && *at > now ? 1 : 0);
   }
 
-  header(out, "last_refresh_age_seconds", "gauge", "Seconds since the last successful refresh.");
-  for (const auto& c : s.credentials)
-    if (c.last_refresh_at)
-      put(out, "cl_tokend_last_refresh_age_seconds{{credential=\"{}\"}} {:.3f}\n", c.name,
-          std::chrono::duration<double>(now - *c.last_refresh_at).count());
+  x.family("refresh_overdue", "gauge",
+           "1 when the token is still valid but its refresh is overdue (stale, failing, or retrying after a failure).");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    x.put("cl_tokend_refresh_overdue{{credential=\"{}\"}} {}\n", names[i], refresh_overdue(s.credentials[i], now) ? 1 : 0);
 
-  header(out, "upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");
-  put(out, "cl_tokend_upstream_budget_remaining {}\n", budget_remaining);
+  x.family("last_refresh_age_seconds", "gauge",
+           "Seconds since the last token was obtained from the auth server; absent until the first one.");
+  for (std::size_t i = 0; i < s.credentials.size(); ++i)
+    if (const auto& at = s.credentials[i].last_refresh_at)
+      x.put("cl_tokend_last_refresh_age_seconds{{credential=\"{}\"}} {:.3f}\n", names[i], seconds_between(*at, now));
 
-  header(out, "upstream_rate_limited", "gauge", "1 while upstream requests are paused after a 429.");
-  put(out, "cl_tokend_upstream_rate_limited {}\n", s.rate_limited_until ? 1 : 0);
+  x.family("upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");
+  x.put("cl_tokend_upstream_budget_remaining {}\n", budget_remaining);
 
-  header(out, "connections", "gauge", "Open client connections.");
-  put(out, "cl_tokend_connections {}\n", connections_);
+  x.family("upstream_budget_per_minute", "gauge", "The most upstream requests sent in any 60 s window (max_requests_per_minute).");
+  x.put("cl_tokend_upstream_budget_per_minute {}\n", s.budget_per_minute);
 
-  header(out, "requests_total", "counter", "Requests answered on the socket, by route and status code.");
-  for (const auto& [key, n] : requests_) put(out, "cl_tokend_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", key.first, key.second, n);
+  x.family("upstream_rate_limited", "gauge", "1 while every upstream request is paused after a 429 from the auth server.");
+  x.put("cl_tokend_upstream_rate_limited {}\n", s.rate_limited_until ? 1 : 0);
 
-  header(out, "request_duration_seconds", "histogram", "Time from a complete request to its answer.");
-  for (std::size_t i = 0; i < buckets.size(); ++i)
-    put(out, "cl_tokend_request_duration_seconds_bucket{{le=\"{}\"}} {}\n", buckets[i], bucket_counts_[i]);
-  put(out, "cl_tokend_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", duration_count_);
-  put(out, "cl_tokend_request_duration_seconds_sum {:.6f}\n", duration_sum_);
-  put(out, "cl_tokend_request_duration_seconds_count {}\n", duration_count_);
+  x.histogram("upstream_request_duration_seconds", "Time from sending a token request to the auth server to its outcome.",
+              upstream_duration_);
 
-  header(out, "uptime_seconds", "gauge", "Seconds since the daemon started.");
-  put(out, "cl_tokend_uptime_seconds {:.3f}\n", std::chrono::duration<double>(now - s.started_steady).count());
+  x.family("connections", "gauge", "Open client connections on the socket.");
+  x.put("cl_tokend_connections {}\n", connections_);
+
+  x.family("requests_total", "counter", "Requests answered on the socket, by route and HTTP status code.");
+  for (const auto& [key, n] : requests_)
+    x.put("cl_tokend_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", escape_label_value(key.first), key.second, n);
+
+  x.histogram("request_duration_seconds", "Time from a complete request on the socket to its answer.", request_duration_);
   return out;
 }
 
