@@ -1,6 +1,7 @@
 #pragma once
-// Logging set-up: spdlog to stderr in text or JSON lines. Under systemd (JOURNAL_STREAM)
-// each line starts with a syslog priority prefix ("<4>") so `journalctl -p` works.
+// Logging set-up: spdlog to stderr in text or JSON lines (core/log_format.hpp). Under
+// systemd, when stderr is the journal, each line starts with a syslog priority prefix
+// ("<4>") so `journalctl -p warning` works.
 #include <string>
 
 namespace cltoken {
@@ -10,5 +11,8 @@ void setup_logging(const std::string& level, const std::string& format);
 
 /// Changes the level at run time (reload, --log-level).
 void set_log_level(const std::string& level);
+
+/// True when stderr is the journal stream systemd connected ($JOURNAL_STREAM matches it).
+[[nodiscard]] bool stderr_is_journal();
 
 } // namespace cltoken
