@@ -25,6 +25,7 @@
 #include "server/listener.hpp"
 #include "systemd/notify.hpp"
 #include "upstream/auth_client.hpp"
+#include "upstream/metered_upstream.hpp"
 
 namespace asio = boost::asio;
 using namespace cltoken;
@@ -119,6 +120,8 @@ struct Daemon {
       co_return co_await t->revoke(id, secret, token);
     }
   } proxy;
+  /// What the broker calls: the proxy, timed for /metrics.
+  MeteredUpstream metered{proxy, metrics, clock};
 
   asio::awaitable<void> signals() {
     asio::signal_set set(ctx, SIGTERM, SIGINT, SIGHUP);
@@ -214,7 +217,7 @@ int main(int argc, char** argv) {
   try {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), config.upstream, d.clock);
     d.proxy.target = d.upstream.get();
-    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.proxy, d.random, config);
+    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, config);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, config.server.admin, [&d] { return d.reload(); });
     if (auto fd = systemd::listen_fd()) {
       d.listener = std::make_unique<Listener>(ctx.get_executor(), *fd, config.server, *d.handler, d.clock);
