@@ -101,6 +101,14 @@ std::string header_of(const json& status, bool colour) {
     return header;
 }
 
+/// The daemon sends 0 when an upstream attempt is due or under way: "now" says that, where
+/// "0s" read like a countdown that had run out.
+std::string next_refresh_of(const json& credential) {
+    const auto seconds = number_of(credential, "next_refresh_in");
+    if (seconds && *seconds >= 0 && *seconds < 1) return "now";
+    return format_time_left(seconds, "overdue");
+}
+
 using Row = std::array<std::string, column_count>;
 
 Row row_of(const json& credential) {
@@ -109,7 +117,7 @@ Row row_of(const json& credential) {
     row[kind] = text_of(credential, "kind");
     row[state] = text_of(credential, "state");
     row[expires] = format_time_left(number_of(credential, "expires_in"), "expired");
-    row[next_refresh] = format_time_left(number_of(credential, "next_refresh_in"), "overdue");
+    row[next_refresh] = next_refresh_of(credential);
     row[upstream] = upstream_of(credential);
     row[last_error] = text_of(credential, "last_error");
     return row;
@@ -155,7 +163,8 @@ std::string render_status_table(const json& status, const TableOptions& options)
     }
 
     // LAST ERROR is the only column cut: names and numbers are short and must stay exact,
-    // while an upstream error can be a paragraph (`status --json` has it whole).
+    // while an upstream error can be a paragraph. A cut error is printed whole under the
+    // table, since its end ("... (401 invalid_client)") is often what says what to fix.
     std::size_t error_width = default_error_width;
     if (options.terminal_columns) {
         std::size_t used = 0;
@@ -168,11 +177,15 @@ std::string render_status_table(const json& status, const TableOptions& options)
     Row heading_row;
     std::copy(headings.begin(), headings.end(), heading_row.begin());
     out += line_of(heading_row, widths, Colour::none) + "\n";
+    std::string whole_errors;
     for (auto& row : rows) {
-        row[last_error] = truncate_to_width(row[last_error], error_width);
+        std::string cut = truncate_to_width(row[last_error], error_width);
+        if (cut != row[last_error]) whole_errors += row[name] + ": " + row[last_error] + "\n";
+        row[last_error] = std::move(cut);
         const Colour colour = options.colour ? state_colour(row[state]) : Colour::none;
         out += line_of(row, widths, colour) + "\n";
     }
+    if (!whole_errors.empty()) out += "\n" + whole_errors;
     return out;
 }
 

@@ -93,4 +93,24 @@ inline constexpr const char* long_fields = R"({
   ]
 })";
 
+/// What a running cl-tokend sent (schema-valid, as tests/integration checks): one credential
+/// the auth server rejects, retried now, beside two healthy ones.
+inline constexpr const char* daemon_rejected = R"json({
+  "version": "0.1.0", "started_at": "2026-11-25T20:09:23Z", "uptime_s": 5,
+  "upstream": {"auth_url": "https://localhost:45837", "requests_last_minute": 5,
+               "budget_per_minute": 25, "rate_limited_until": null},
+  "credentials": [
+    {"name": "backoffice", "kind": "integration", "state": "fresh", "expires_at": "2026-11-25T22:09:23Z",
+     "expires_in": 7194, "next_refresh_in": 5394, "last_refresh_at": "2026-11-25T20:09:23Z",
+     "last_error": null, "served": 0, "upstream_requests": 1, "upstream_failures": 0},
+    {"name": "reports", "kind": "integration", "state": "failing", "expires_at": null, "expires_in": null,
+     "next_refresh_in": 0, "last_refresh_at": null,
+     "last_error": "client_id or client_secret rejected by the auth server (401 invalid_client)",
+     "served": 0, "upstream_requests": 3, "upstream_failures": 3},
+    {"name": "storefront-eu", "kind": "sales_channel", "state": "fresh", "expires_at": "2026-11-26T00:09:23Z",
+     "expires_in": 14394, "next_refresh_in": 10794, "last_refresh_at": "2026-11-25T20:09:23Z",
+     "last_error": null, "served": 0, "upstream_requests": 1, "upstream_failures": 0}
+  ]
+})json";
+
 } // namespace fixtures

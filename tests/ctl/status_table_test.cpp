@@ -30,8 +30,8 @@ TEST_CASE("table: one row per state, null fields as dashes", "[table]") {
           "\n"
           "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
           "backoffice     integration    fresh       1h 52m      1h 23m        12            " DASH "\n"
-          "storefront-eu  sales_channel  refreshing  4m 05s      0s            4             " DASH "\n"
-          "reports        integration    stale       59s         0s            9 (2 failed)  upstream timed out\n"
+          "storefront-eu  sales_channel  refreshing  4m 05s      now           4             " DASH "\n"
+          "reports        integration    stale       59s         now           9 (2 failed)  upstream timed out\n"
           "new-one        integration    fetching    " DASH "           " DASH "             1             " DASH "\n"
           "old            integration    expired     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
           "broken         sales_channel  failing     " DASH "           30s           7 (7 failed)  network unreachable\n"
@@ -44,12 +44,24 @@ TEST_CASE("table: colour paints the state, padding stays outside the codes", "[t
           "\n"
           "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
           "backoffice     integration    \x1b[32mfresh\x1b[0m       1h 52m      1h 23m        12            " DASH "\n"
-          "storefront-eu  sales_channel  \x1b[36mrefreshing\x1b[0m  4m 05s      0s            4             " DASH "\n"
-          "reports        integration    \x1b[33mstale\x1b[0m       59s         0s            9 (2 failed)  upstream timed out\n"
+          "storefront-eu  sales_channel  \x1b[36mrefreshing\x1b[0m  4m 05s      now           4             " DASH "\n"
+          "reports        integration    \x1b[33mstale\x1b[0m       59s         now           9 (2 failed)  upstream timed out\n"
           "new-one        integration    \x1b[36mfetching\x1b[0m    " DASH "           " DASH "             1             " DASH "\n"
           "old            integration    \x1b[31mexpired\x1b[0m     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
           "broken         sales_channel  \x1b[31mfailing\x1b[0m     " DASH "           30s           7 (7 failed)  network unreachable\n"
           "idle           integration    \x1b[2mempty\x1b[0m       " DASH "           " DASH "             0             " DASH "\n");
+}
+
+TEST_CASE("table: a document as the daemon sends it, with a rejected credential retried now", "[table]") {
+    CHECK(render(fixtures::daemon_rejected) ==
+          "cl-tokend 0.1.0, up 5s, upstream 5/25 req/min\n"
+          "\n"
+          "NAME           KIND           STATE    EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
+          "backoffice     integration    fresh    1h 59m      1h 29m        1             " DASH "\n"
+          "reports        integration    failing  " DASH "           now           3 (3 failed)  client_id or client_secret rejected by the auth server (401" ELLIPSIS "\n"
+          "storefront-eu  sales_channel  fresh    3h 59m      2h 59m        1             " DASH "\n"
+          "\n"
+          "reports: client_id or client_secret rejected by the auth server (401 invalid_client)\n");
 }
 
 TEST_CASE("table: columns shrink to their content", "[table]") {
@@ -58,7 +70,7 @@ TEST_CASE("table: columns shrink to their content", "[table]") {
           "\n"
           "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR\n"
           "backoffice  integration  fresh  1h 59m      1h 29m        1         " DASH "\n"
-          "reports     integration  stale  4m 18s      0s            1         " DASH "\n");
+          "reports     integration  stale  4m 18s      now           1         " DASH "\n");
 }
 
 TEST_CASE("table: a document of nulls still renders", "[table]") {
@@ -113,20 +125,32 @@ TEST_CASE("table: long names widen their column, long errors are cut readably", 
           "\n"
           "NAME                                    KIND           STATE    EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
           "storefront-europe-west-marketplace-b2b  sales_channel  failing  " DASH "           12s           2 (2 failed)  upstream answered 401 invalid_client: The client identifier" ELLIPSIS "\n"
-          "a                                       integration    fresh    59m 01s     44m 01s       1             " DASH "\n");
+          "a                                       integration    fresh    59m 01s     44m 01s       1             " DASH "\n"
+          "\n"
+          "storefront-europe-west-marketplace-b2b: upstream answered 401 invalid_client: The client identifier provided is "
+          "invalid, \xEF\xBF\xBD[31mthe client failed to authenticate, or the authentication method is unsupported\n");
 }
 
-TEST_CASE("table: on a terminal LAST ERROR gets the columns left, at least 24", "[table]") {
+TEST_CASE("table: errors that fit are not repeated under the table", "[table]") {
+    const std::string out = render(fixtures::every_state);
+    CHECK(out.find("\n\n", out.find("NAME")) == std::string::npos);
+}
+
+TEST_CASE("table: on a terminal LAST ERROR gets the columns left, at least 12", "[table]") {
     const std::string wide = render(fixtures::long_fields, {false, 160});
     CHECK_THAT(wide, Catch::Contains("  upstream answered 401 invalid_client: The client" ELLIPSIS "\n"));
+    // The table's lines fit; the whole error after it may wrap.
+    const std::string table = wide.substr(0, wide.find("\n\n", wide.find("NAME")) + 1);
+    CHECK_THAT(wide.substr(table.size()), Catch::Contains("the authentication method is unsupported\n"));
     std::size_t start = 0;
-    while (start < wide.size()) {
-        const std::size_t end = wide.find('\n', start);
-        CHECK(display_width(wide.substr(start, end - start)) < 160);
+    while (start < table.size()) {
+        const std::size_t end = table.find('\n', start);
+        CHECK(display_width(table.substr(start, end - start)) < 160);
         start = end + 1;
     }
     const std::string narrow = render(fixtures::long_fields, {false, 40});
-    CHECK_THAT(narrow, Catch::Contains("  upstream answered 401" ELLIPSIS "\n"));
+    CHECK_THAT(narrow, Catch::Contains("  upstream" ELLIPSIS "\n"));
+    CHECK_THAT(narrow, Catch::Contains("\nstorefront-europe-west-marketplace-b2b: upstream answered 401 invalid_client: "));
 }
 
 TEST_CASE("table: daemon strings cannot drive the terminal", "[table]") {
