@@ -20,7 +20,7 @@ using json = Document;
 enum Column : std::size_t { name, kind, state, expires, next_refresh, upstream, last_error, column_count };
 
 constexpr std::array<std::string_view, column_count> headings = {
-    "NAME", "KIND", "STATE", "EXPIRES IN", "NEXT REFRESH", "UPSTREAM", "LAST ERROR"};
+    "NAME", "KIND", "STATE", "EXPIRES", "REFRESH", "UPSTREAM", "LAST ERROR"};
 constexpr std::string_view gap = "  ";
 
 const json* member(const json& object, const char* key) {

@@ -27,8 +27,10 @@ inline constexpr std::size_t min_error_width = 12;
 /// For example:
 ///   cl-tokend 0.1.0, up 2h 05m, upstream 3/25 req/min
 ///
-///   NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR
-///   backoffice  integration  fresh  1h 52m      1h 22m        12        —
+///   NAME        KIND         STATE  EXPIRES  REFRESH  UPSTREAM  LAST ERROR
+///   backoffice  integration  fresh  1h 52m   1h 22m   12        —
+/// EXPIRES is the time the token has left, REFRESH the time to the next upstream attempt;
+/// the headings are short so that LAST ERROR keeps room on an 80-100 column terminal.
 /// Unknown values (JSON null) show as "—", a negative expires_in as "expired", a
 /// next_refresh_in of 0 (attempt due or under way) as "now" and a negative one as
 /// "overdue"; daemon strings are cleaned with one_line(). Throws

@@ -28,38 +28,38 @@ TEST_CASE("table: one row per state, null fields as dashes", "[table]") {
     CHECK(render(fixtures::every_state) ==
           "cl-tokend 0.1.0, up 2h 05m, upstream 3/25 req/min\n"
           "\n"
-          "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
-          "backoffice     integration    fresh       1h 52m      1h 23m        12            " DASH "\n"
-          "storefront-eu  sales_channel  refreshing  4m 05s      now           4             " DASH "\n"
-          "reports        integration    stale       59s         now           9 (2 failed)  upstream timed out\n"
-          "new-one        integration    fetching    " DASH "           " DASH "             1             " DASH "\n"
-          "old            integration    expired     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
-          "broken         sales_channel  failing     " DASH "           30s           7 (7 failed)  network unreachable\n"
-          "idle           integration    empty       " DASH "           " DASH "             0             " DASH "\n");
+          "NAME           KIND           STATE       EXPIRES  REFRESH  UPSTREAM      LAST ERROR\n"
+          "backoffice     integration    fresh       1h 52m   1h 23m   12            " DASH "\n"
+          "storefront-eu  sales_channel  refreshing  4m 05s   now      4             " DASH "\n"
+          "reports        integration    stale       59s      now      9 (2 failed)  upstream timed out\n"
+          "new-one        integration    fetching    " DASH "        " DASH "        1             " DASH "\n"
+          "old            integration    expired     expired  " DASH "        3 (3 failed)  upstream answered 401 invalid_client\n"
+          "broken         sales_channel  failing     " DASH "        30s      7 (7 failed)  network unreachable\n"
+          "idle           integration    empty       " DASH "        " DASH "        0             " DASH "\n");
 }
 
 TEST_CASE("table: colour paints the state, padding stays outside the codes", "[table]") {
     CHECK(render(fixtures::every_state, {true, std::nullopt}) ==
           "cl-tokend 0.1.0, up 2h 05m, upstream 3/25 req/min\n"
           "\n"
-          "NAME           KIND           STATE       EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
-          "backoffice     integration    \x1b[32mfresh\x1b[0m       1h 52m      1h 23m        12            " DASH "\n"
-          "storefront-eu  sales_channel  \x1b[36mrefreshing\x1b[0m  4m 05s      now           4             " DASH "\n"
-          "reports        integration    \x1b[33mstale\x1b[0m       59s         now           9 (2 failed)  upstream timed out\n"
-          "new-one        integration    \x1b[36mfetching\x1b[0m    " DASH "           " DASH "             1             " DASH "\n"
-          "old            integration    \x1b[31mexpired\x1b[0m     expired     " DASH "             3 (3 failed)  upstream answered 401 invalid_client\n"
-          "broken         sales_channel  \x1b[31mfailing\x1b[0m     " DASH "           30s           7 (7 failed)  network unreachable\n"
-          "idle           integration    \x1b[2mempty\x1b[0m       " DASH "           " DASH "             0             " DASH "\n");
+          "NAME           KIND           STATE       EXPIRES  REFRESH  UPSTREAM      LAST ERROR\n"
+          "backoffice     integration    \x1b[32mfresh\x1b[0m       1h 52m   1h 23m   12            " DASH "\n"
+          "storefront-eu  sales_channel  \x1b[36mrefreshing\x1b[0m  4m 05s   now      4             " DASH "\n"
+          "reports        integration    \x1b[33mstale\x1b[0m       59s      now      9 (2 failed)  upstream timed out\n"
+          "new-one        integration    \x1b[36mfetching\x1b[0m    " DASH "        " DASH "        1             " DASH "\n"
+          "old            integration    \x1b[31mexpired\x1b[0m     expired  " DASH "        3 (3 failed)  upstream answered 401 invalid_client\n"
+          "broken         sales_channel  \x1b[31mfailing\x1b[0m     " DASH "        30s      7 (7 failed)  network unreachable\n"
+          "idle           integration    \x1b[2mempty\x1b[0m       " DASH "        " DASH "        0             " DASH "\n");
 }
 
 TEST_CASE("table: a document as the daemon sends it, with a rejected credential retried now", "[table]") {
     CHECK(render(fixtures::daemon_rejected) ==
           "cl-tokend 0.1.0, up 5s, upstream 5/25 req/min\n"
           "\n"
-          "NAME           KIND           STATE    EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
-          "backoffice     integration    fresh    1h 59m      1h 29m        1             " DASH "\n"
-          "reports        integration    failing  " DASH "           now           3 (3 failed)  client_id or client_secret rejected by the auth server (401" ELLIPSIS "\n"
-          "storefront-eu  sales_channel  fresh    3h 59m      2h 59m        1             " DASH "\n"
+          "NAME           KIND           STATE    EXPIRES  REFRESH  UPSTREAM      LAST ERROR\n"
+          "backoffice     integration    fresh    1h 59m   1h 29m   1             " DASH "\n"
+          "reports        integration    failing  " DASH "        now      3 (3 failed)  client_id or client_secret rejected by the auth server (401" ELLIPSIS "\n"
+          "storefront-eu  sales_channel  fresh    3h 59m   2h 59m   1             " DASH "\n"
           "\n"
           "reports: client_id or client_secret rejected by the auth server (401 invalid_client)\n");
 }
@@ -68,36 +68,36 @@ TEST_CASE("table: columns shrink to their content", "[table]") {
     CHECK(render(fixtures::all_serving) ==
           "cl-tokend 0.1.0, up 42s, upstream 1/25 req/min\n"
           "\n"
-          "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR\n"
-          "backoffice  integration  fresh  1h 59m      1h 29m        1         " DASH "\n"
-          "reports     integration  stale  4m 18s      now           1         " DASH "\n");
+          "NAME        KIND         STATE  EXPIRES  REFRESH  UPSTREAM  LAST ERROR\n"
+          "backoffice  integration  fresh  1h 59m   1h 29m   1         " DASH "\n"
+          "reports     integration  stale  4m 18s   now      1         " DASH "\n");
 }
 
 TEST_CASE("table: a document of nulls still renders", "[table]") {
     CHECK(render(fixtures::nulls) ==
           "cl-tokend\n"
           "\n"
-          "NAME     KIND  STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR\n"
-          "mystery  " DASH "     " DASH "      " DASH "           " DASH "             " DASH "         " DASH "\n");
+          "NAME     KIND  STATE  EXPIRES  REFRESH  UPSTREAM  LAST ERROR\n"
+          "mystery  " DASH "     " DASH "      " DASH "        " DASH "        " DASH "         " DASH "\n");
     // Fields missing altogether, or of an unexpected type, do not fail the view either.
     CHECK(render(R"({"credentials":[{"name":"x","state":"fresh","expires_in":"soon","upstream_requests":true}]})") ==
           "cl-tokend\n"
           "\n"
-          "NAME  KIND  STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM  LAST ERROR\n"
-          "x     " DASH "     fresh  " DASH "           " DASH "             " DASH "         " DASH "\n");
+          "NAME  KIND  STATE  EXPIRES  REFRESH  UPSTREAM  LAST ERROR\n"
+          "x     " DASH "     fresh  " DASH "        " DASH "        " DASH "         " DASH "\n");
 }
 
 TEST_CASE("table: the header shows a spent budget and a rate-limit pause", "[table]") {
     CHECK(render(fixtures::rate_limited) ==
           "cl-tokend 0.1.0, up 3d 04h, upstream 25/25 req/min, rate limited until 12:03:04Z\n"
           "\n"
-          "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM       LAST ERROR\n"
-          "backoffice  integration  stale  6m 56s      54s           31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
+          "NAME        KIND         STATE  EXPIRES  REFRESH  UPSTREAM       LAST ERROR\n"
+          "backoffice  integration  stale  6m 56s   54s      31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
     CHECK(render(fixtures::rate_limited, {true, std::nullopt}) ==
           "cl-tokend 0.1.0, up 3d 04h, upstream \x1b[33m25/25 req/min\x1b[0m, \x1b[31mrate limited until 12:03:04Z\x1b[0m\n"
           "\n"
-          "NAME        KIND         STATE  EXPIRES IN  NEXT REFRESH  UPSTREAM       LAST ERROR\n"
-          "backoffice  integration  \x1b[33mstale\x1b[0m  6m 56s      54s           31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
+          "NAME        KIND         STATE  EXPIRES  REFRESH  UPSTREAM       LAST ERROR\n"
+          "backoffice  integration  \x1b[33mstale\x1b[0m  6m 56s   54s      31 (6 failed)  upstream answered 429 (rate limited), retrying after 54s\n");
 }
 
 TEST_CASE("table: the header counts customer sessions when the daemon reports them", "[table]") {
@@ -111,7 +111,7 @@ TEST_CASE("table: a negative next refresh reads as overdue", "[table]") {
     // The schema says next_refresh_in is never negative; should a daemon send one anyway,
     // the table says what it means rather than "-1m 00s".
     CHECK_THAT(render(R"({"credentials":[{"name":"x","state":"stale","expires_in":30,"next_refresh_in":-60}]})"),
-               Catch::Contains("x     " DASH "     stale  30s         overdue       "));
+               Catch::Contains("x     " DASH "     stale  30s      overdue  "));
 }
 
 TEST_CASE("table: a rate-limit time that is not ISO UTC is shown as sent", "[table]") {
@@ -123,9 +123,9 @@ TEST_CASE("table: long names widen their column, long errors are cut readably", 
     CHECK(render(fixtures::long_fields) ==
           "cl-tokend 0.1.0, up 59s, upstream 0/25 req/min\n"
           "\n"
-          "NAME                                    KIND           STATE    EXPIRES IN  NEXT REFRESH  UPSTREAM      LAST ERROR\n"
-          "storefront-europe-west-marketplace-b2b  sales_channel  failing  " DASH "           12s           2 (2 failed)  upstream answered 401 invalid_client: The client identifier" ELLIPSIS "\n"
-          "a                                       integration    fresh    59m 01s     44m 01s       1             " DASH "\n"
+          "NAME                                    KIND           STATE    EXPIRES  REFRESH  UPSTREAM      LAST ERROR\n"
+          "storefront-europe-west-marketplace-b2b  sales_channel  failing  " DASH "        12s      2 (2 failed)  upstream answered 401 invalid_client: The client identifier" ELLIPSIS "\n"
+          "a                                       integration    fresh    59m 01s  44m 01s  1             " DASH "\n"
           "\n"
           "storefront-europe-west-marketplace-b2b: upstream answered 401 invalid_client: The client identifier provided is "
           "invalid, \xEF\xBF\xBD[31mthe client failed to authenticate, or the authentication method is unsupported\n");
@@ -138,7 +138,7 @@ TEST_CASE("table: errors that fit are not repeated under the table", "[table]") 
 
 TEST_CASE("table: on a terminal LAST ERROR gets the columns left, at least 12", "[table]") {
     const std::string wide = render(fixtures::long_fields, {false, 160});
-    CHECK_THAT(wide, Catch::Contains("  upstream answered 401 invalid_client: The client" ELLIPSIS "\n"));
+    CHECK_THAT(wide, Catch::Contains("  upstream answered 401 invalid_client: The client identifier" ELLIPSIS "\n"));
     // The table's lines fit; the whole error after it may wrap.
     const std::string table = wide.substr(0, wide.find("\n\n", wide.find("NAME")) + 1);
     CHECK_THAT(wide.substr(table.size()), Catch::Contains("the authentication method is unsupported\n"));
