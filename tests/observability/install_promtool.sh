@@ -16,7 +16,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # apt downloads as _apt when it can write the folder; otherwise it warns and goes on as root.
 chown _apt "$tmp" 2>/dev/null || true
-(cd "$tmp" && apt-get download -q prometheus)
+# A fresh machine may have no package lists yet: update once and try again.
+(cd "$tmp" && apt-get download -q prometheus) || { apt-get update -qq && (cd "$tmp" && apt-get download -q prometheus); }
 dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
 mkdir -p "$dest"
 install -m 0755 "$tmp/usr/bin/promtool" "$dest/promtool"
