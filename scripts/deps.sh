@@ -39,6 +39,19 @@ cltoken_install_deps() {
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+# promtool, for the alert-rule and /metrics tests: taken alone from Debian's prometheus
+# .deb by tests/observability/install_promtool.sh (the package would also install a server
+# that starts itself).
+cltoken_install_promtool() {
+  if command -v promtool >/dev/null 2>&1 || [ -x /usr/local/bin/promtool ]; then return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "promtool is missing. Install it with: sudo tests/observability/install_promtool.sh" >&2
+    return 1
+  fi
+  echo "==> installing promtool"
+  "$CLTOKEN_ROOT/tests/observability/install_promtool.sh"
+}
+
 # Configures and builds into $1 (default: build) with the given extra CMake arguments.
 cltoken_build() {
   local dir=${1:-build}
