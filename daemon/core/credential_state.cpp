@@ -65,14 +65,12 @@ ServeDecision CredentialState::decide(SteadyTime now, Seconds min_ttl, bool wait
   return {ServeDecision::Action::wait, {}};
 }
 
-bool CredentialState::fetch_due(SteadyTime now) const {
-  if (in_flight_ || now < retry_at_) return false;
-  return demand_ || !has_valid(now) || now >= token_->refresh_at;
-}
+bool CredentialState::fetch_due(SteadyTime now) const { return next_due(now) <= now; }
 
 SteadyTime CredentialState::next_due(SteadyTime now) const {
   if (in_flight_) return SteadyTime::max();
-  if (demand_ || !has_valid(now)) return std::max(now, retry_at_);
+  if (demand_) return std::max(now, retry_at_);
+  if (!has_valid(now)) return on_demand_only_ ? SteadyTime::max() : std::max(now, retry_at_);
   return std::max(token_->refresh_at, retry_at_);
 }
 
@@ -88,13 +86,17 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   ++counters_.outcomes[0];
   const SteadyTime expires_at = sent_at + grant.expires_in;
   const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
-  if (same_as_invalidated || (token_ && expires_at <= token_->expires_at)) {
+  const bool same_as_current = token_ && token_->access_token.equals(grant.access_token);
+  if (same_as_invalidated || same_as_current || (token_ && expires_at <= token_->expires_at + gain_slack)) {
     // No gain: the upstream handed back the same token or one that dies no later than
     // ours. Keep ours and try again after a backoff, so this can never become a loop.
+    // The same token is never a gain whatever expiry it claims: accepting it would move
+    // refresh_at close to now and refresh again at once.
     ++failures_;
     ++counters_.upstream_failures;
     retry_at_ = now + policy_.backoff(failures_, backoff_u);
     last_error_ = same_as_invalidated ? "auth server returned the token that was just reported invalid"
+                  : same_as_current   ? "auth server returned the current token again (no newer token to be had yet)"
                                       : "auth server returned a token that expires no later than the current one";
     return Outcome::no_gain;
   }
@@ -110,6 +112,10 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   t.refresh_at = std::max(policy_.refresh_at(sent_at, grant.expires_in, jitter_u), now + Seconds(1));
   token_ = std::move(t);
   had_token_ = true;
+  // Whatever was asked for is satisfied by a new token: waiting clients re-decide, and
+  // an invalidation that arrived while this request was in flight is answered by it.
+  demand_ = false;
+  on_demand_only_ = false;
   invalidated_.reset();
   failures_ = 0;
   rejected_ = false;
@@ -144,6 +150,8 @@ bool CredentialState::invalidate(std::string_view reported) {
 void CredentialState::drop() {
   if (token_) invalidated_ = token_->access_token;
   token_.reset();
+  had_token_ = false;
+  on_demand_only_ = true;
 }
 
 } // namespace cltoken

@@ -72,6 +72,11 @@ public:
 
   void fetch_started(SteadyTime now);
 
+  /// A new token must outlive the current one by more than this to count as a gain.
+  /// expires_in and created_at are whole seconds, and the daemon measures expiry from when
+  /// it sent the request, so the same expiry can look up to a second later.
+  static constexpr Seconds gain_slack{1};
+
   enum class Outcome { accepted, no_gain };
   /// A grant for a request sent at `sent_at`. `jitter_u` in [-1,1], `backoff_u` in [0,1].
   Outcome fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u, double backoff_u);
@@ -80,7 +85,8 @@ public:
   /// A client saw `reported` rejected by the API. Drops it when it is the current token
   /// (a fetch becomes due) and returns true; returns false for an old or unknown token.
   bool invalidate(std::string_view reported);
-  /// Forgets the token (after an upstream revoke); the next demand fetches.
+  /// Forgets the token (after an upstream revoke). Nothing is fetched until a client asks:
+  /// an admin who revoked a token may be retiring the credential.
   void drop();
 
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
@@ -99,6 +105,7 @@ private:
   bool had_token_ = false;
   bool in_flight_ = false;
   bool demand_ = false;
+  bool on_demand_only_ = false; ///< after drop(): fetch only when a client asks
   bool rejected_ = false; ///< last failure was permanent (4xx)
   unsigned failures_ = 0;
   SteadyTime retry_at_{};

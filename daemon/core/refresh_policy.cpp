@@ -10,6 +10,8 @@ SteadyTime RefreshPolicy::refresh_at(SteadyTime obtained, Seconds lifetime, doub
   const double fraction = std::clamp(at + jitter * u, 0.01, 0.99);
   const auto offset = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(static_cast<double>(lifetime.count()) * fraction));
+  if (min_ttl.count() > 0 && lifetime >= 2 * min_ttl)
+    return std::min(obtained + offset, obtained + (lifetime - min_ttl));
   return obtained + offset;
 }
 
@@ -20,6 +22,11 @@ Millis RefreshPolicy::backoff(unsigned failures, double u01) const {
   const double step = std::min(static_cast<double>(backoff_initial.count()) * std::pow(2.0, exp),
                                static_cast<double>(backoff_max.count()));
   return Millis(static_cast<Millis::rep>(step / 2 + u01 * step / 2));
+}
+
+Millis RefreshPolicy::rate_limit_pause(std::optional<Seconds> retry_after, unsigned strikes, double u01) const {
+  if (retry_after && retry_after->count() > 0) return *retry_after;
+  return backoff(std::max(1u, strikes), u01);
 }
 
 } // namespace cltoken

@@ -30,3 +30,30 @@ TEST_CASE("backoff doubles, is capped, and never drops below half a step") {
   }
   CHECK(p.backoff(30, 1.0) == 300000ms);
 }
+
+TEST_CASE("the configured min_ttl moves the refresh earlier when the token lives long enough") {
+  RefreshPolicy p{0.9, 0.0, 1000ms, 300000ms, 600s};
+  const SteadyTime t0{};
+  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6480s);  // 0.9: 720 s left, more than min_ttl
+  p.at = 0.95;
+  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6600s);  // 360 s left would be under min_ttl: 600 s before expiry
+  CHECK(p.refresh_at(t0, 1000s, 0.0) == t0 + 950s);   // lives less than 2 x min_ttl: `at` alone
+  p.min_ttl = 0s;
+  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6840s);
+}
+
+TEST_CASE("a 429 pauses for Retry-After when it asks for a wait, else for a growing, capped backoff") {
+  RefreshPolicy p{0.75, 0.05, 1000ms, 8000ms};
+  CHECK(p.rate_limit_pause(4s, 1, 0.5) == 4000ms);
+  CHECK(p.rate_limit_pause(120s, 3, 0.5) == 120000ms); // honoured even beyond backoff_max
+  CHECK(p.rate_limit_pause(0s, 1, 1.0) == 1000ms);     // "Retry-After: 0" is no reason to hammer on
+  CHECK(p.rate_limit_pause(std::nullopt, 0, 1.0) == 1000ms);
+  CHECK(p.rate_limit_pause(std::nullopt, 2, 1.0) == 2000ms);
+  CHECK(p.rate_limit_pause(std::nullopt, 9, 1.0) == 8000ms);
+  for (unsigned n = 1; n < 50; ++n)
+    for (double u : {0.0, 0.25, 0.5, 0.99}) {
+      const Millis d = p.rate_limit_pause(std::nullopt, n, u);
+      CHECK(d >= 500ms);
+      CHECK(d <= 8000ms);
+    }
+}

@@ -90,3 +90,40 @@ TEST_CASE("request bodies are the JSON the auth endpoint expects") {
   CHECK_FALSE(k.contains("client_secret"));
   CHECK_FALSE(k.contains("scope"));
 }
+
+TEST_CASE("Retry-After variants: spaces, dates in the future, nonsense and absurd values") {
+  CHECK(*parse_retry_after(" 4 ", now) == 4s);
+  CHECK(*parse_retry_after("Mon, 25 Nov 2024 18:40:04 GMT", now) == 4s);
+  CHECK(*parse_retry_after("Mon, 25 Nov 2024 19:40:00 GMT", now) == 3600s);
+  CHECK(*parse_retry_after("99999999999", now) == 86400s); // capped, no overflow
+  CHECK_FALSE(parse_retry_after("-3", now));
+  CHECK_FALSE(parse_retry_after("4.5", now));
+  CHECK_FALSE(parse_retry_after("Mon, 25 Nov 2024 18:40:04", now)); // no zone
+  CHECK_FALSE(parse_retry_after("", now));
+  auto f = failure_of(parse_token_response(429, "{}", "Mon, 25 Nov 2024 18:40:04 GMT", now));
+  CHECK(f.message == "auth server rate limit reached (429, Retry-After 4 s)");
+}
+
+TEST_CASE("server errors keep a Retry-After; 408 is transient; messages name what the upstream did") {
+  auto f = failure_of(parse_token_response(503, "<html>down</html>", "7", now));
+  CHECK(f.kind == FailureKind::server_error);
+  CHECK(*f.retry_after == 7s);
+  CHECK(f.message == "auth server error (503)");
+  CHECK(failure_of(parse_token_response(408, "", "", now)).kind == FailureKind::server_error);
+  CHECK(failure_of(parse_token_response(302, "", "", now)).message == "auth server answered unexpected status 302");
+  CHECK(failure_of(parse_token_response(200, "<html>", "", now)).message ==
+        "auth server answered 200 with a body that is not JSON (truncated or garbage)");
+  CHECK(failure_of(parse_token_response(200, "[1,2]", "", now)).message == "auth server answered 200 with JSON that is not an object");
+}
+
+TEST_CASE("permanent failures say what a human must fix") {
+  auto scope = failure_of(parse_token_response(400, R"({"errors":[{"code":"BAD_REQUEST","title":"invalid_scope","status":400}]})", "", now));
+  CHECK(scope.kind == FailureKind::rejected);
+  CHECK(scope.message == "scope rejected by the auth server (400 invalid_scope): check the market in scope");
+  auto html = failure_of(parse_token_response(401, "<html>no</html>", "", now));
+  CHECK(html.kind == FailureKind::rejected);
+  CHECK(html.message == "auth server rejected the request (401, body is not JSON)");
+  auto empty = failure_of(parse_token_response(403, R"({"errors":[]})", "", now));
+  CHECK(empty.kind == FailureKind::rejected);
+  CHECK(empty.message == "auth server rejected the request (403)");
+}
