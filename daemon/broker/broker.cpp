@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -21,21 +22,24 @@ struct Broker::Entry {
   std::uint64_t generation = 0;             ///< bumped when a fetch finishes
   unsigned waiting = 0;
   bool removed = false;
+  SteadyTime fetch_started{};               ///< of the fetch in flight, if any
+  std::optional<SteadyTime> queued_until;   ///< due but over budget: when its turn is expected
 };
 
 namespace {
 RefreshPolicy policy_of(const Config& c) {
-  return RefreshPolicy{c.refresh.at, c.refresh.jitter, c.refresh.backoff_initial, c.refresh.backoff_max};
+  return RefreshPolicy{c.refresh.at, c.refresh.jitter, c.refresh.backoff_initial, c.refresh.backoff_max, c.refresh.min_ttl};
 }
 long to_seconds_ceil(SteadyClock::duration d) {
   auto s = std::chrono::ceil<Seconds>(d).count();
   return s < 1 ? 1 : s;
 }
+long to_millis(SteadyClock::duration d) { return std::chrono::duration_cast<Millis>(d).count(); }
 } // namespace
 
 Broker::Broker(asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Random& random, const Config& config)
     : executor_(executor), clock_(clock), upstream_(upstream), random_(random), policy_(policy_of(config)),
-      min_ttl_(config.refresh.min_ttl), auth_url_(config.upstream.auth_url.text),
+      min_ttl_(config.refresh.min_ttl), upstream_timeout_(config.upstream.request_timeout), auth_url_(config.upstream.auth_url.text),
       budget_(config.upstream.max_requests_per_minute), wake_(executor), started_at_(clock.wall_now()),
       started_steady_(clock.now()) {
   for (const auto& c : config.credentials) entries_.emplace(c.name, std::make_shared<Entry>(c, policy_));
@@ -83,6 +87,7 @@ void Broker::apply(const Config& config) {
   const bool same_server = auth_url_ == config.upstream.auth_url.text;
   policy_ = policy_of(config);
   min_ttl_ = config.refresh.min_ttl;
+  upstream_timeout_ = config.upstream.request_timeout;
   auth_url_ = config.upstream.auth_url.text;
   budget_.set_limit(config.upstream.max_requests_per_minute);
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> next;
@@ -110,41 +115,61 @@ void Broker::apply(const Config& config) {
 asio::awaitable<void> Broker::schedule() {
   while (running_) {
     const SteadyTime now = clock_.now();
-    std::vector<Entry*> due;
+    std::vector<std::shared_ptr<Entry>> by_id;
+    std::vector<FetchCandidate> due;
     SteadyTime next = now + std::chrono::hours(1);
     for (auto& [name, e] : entries_) {
-      if (e->state.fetch_due(now))
-        due.push_back(e.get());
-      else
+      e->queued_until.reset();
+      if (!e->state.fetch_due(now)) {
         next = std::min(next, e->state.next_due(now));
-    }
-    // Who goes first when the budget is short: a credential with clients waiting and no
-    // valid token, then the token closest to expiry (no token at all counts as expired).
-    auto key = [&](const Entry* e) {
-      const bool starving = e->waiting > 0 && !e->state.has_valid(now);
-      const SteadyTime exp = e->state.token() ? e->state.token()->expires_at : SteadyTime::min();
-      return std::pair(!starving, exp);
-    };
-    std::stable_sort(due.begin(), due.end(), [&](const Entry* a, const Entry* b) { return key(a) < key(b); });
-    for (Entry* e : due) {
-      if (!budget_.available(now)) {
-        next = std::min(next, budget_.next_slot(now));
-        break;
+        continue;
       }
-      budget_.record(now);
-      e->state.fetch_started(now);
-      asio::co_spawn(executor_, fetch(entries_.at(e->config.name)), [name = e->config.name](std::exception_ptr p) {
-        if (!p) return;
-        try {
-          std::rethrow_exception(p);
-        } catch (const std::exception& ex) {
-          spdlog::error("credential {}: fetch failed unexpectedly: {}", name, ex.what());
-        }
-      });
+      FetchCandidate c;
+      c.id = by_id.size();
+      c.starving = e->waiting > 0 && !e->state.has_valid(now);
+      if (e->state.token()) c.expires_at = e->state.token()->expires_at;
+      due.push_back(c);
+      by_id.push_back(e);
     }
+    FetchPlan plan = plan_fetches(std::move(due), budget_, now);
+    for (std::size_t id : plan.start) start_fetch(by_id[id], now);
+    for (const auto& [id, at] : plan.queued) {
+      by_id[id]->queued_until = at;
+      next = std::min(next, at);
+    }
+    log_queue(plan, now);
     wake_.expires_at(std::max(next, now));
     co_await wake_.async_wait(use_tuple);
   }
+}
+
+void Broker::start_fetch(const std::shared_ptr<Entry>& e, SteadyTime now) {
+  e->state.fetch_started(now);
+  e->fetch_started = now;
+  asio::co_spawn(executor_, fetch(e), [name = e->config.name](std::exception_ptr p) {
+    if (!p) return;
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::exception& ex) {
+      spdlog::error("credential {}: fetch failed unexpectedly: {}", name, ex.what());
+    }
+  });
+}
+
+void Broker::log_queue(const FetchPlan& plan, SteadyTime now) {
+  // Once per episode, not once per wake-up: an operator needs to know that demand is over
+  // the budget (or that a 429 pause holds everything), not every re-plan.
+  const std::size_t queued = plan.queued.size();
+  if (queued > 0 && queued_logged_ == 0) {
+    if (auto pause = budget_.paused_until(now))
+      spdlog::warn("{} credential(s) waiting: upstream requests paused for {} ms after a 429", queued, to_millis(*pause - now));
+    else
+      spdlog::warn("{} credential(s) waiting for the upstream budget ({} requests a minute): next slot in {} ms", queued,
+                   budget_.limit(), to_millis(plan.queued.front().second - now));
+  } else if (queued == 0 && queued_logged_ > 0) {
+    spdlog::info("upstream budget caught up: no credential is waiting for it");
+  }
+  queued_logged_ = queued;
 }
 
 asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
@@ -157,6 +182,7 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
   spdlog::debug("credential {}: requesting a token", e->config.name);
   UpstreamResult result = co_await upstream_.request_token(req);
   const SteadyTime now = clock_.now();
+  budget_.finish(now);
   const auto latency_ms = std::chrono::duration_cast<Millis>(now - sent).count();
   if (auto* grant = std::get_if<TokenGrant>(&result)) {
     const auto lifetime = grant->expires_in.count();
@@ -175,19 +201,25 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
     auto& f = std::get<UpstreamFailure>(result);
     e->state.fetch_failed(f, now, random_.uniform());
     if (f.kind == FailureKind::rate_limited) {
-      ++rate_limit_strikes_;
-      Millis pause = f.retry_after ? Millis(*f.retry_after) : policy_.backoff(rate_limit_strikes_, random_.uniform());
-      budget_.pause_until(now + pause);
-      spdlog::warn("credential {}: {}; all upstream requests paused for {} ms", e->config.name, f.message, pause.count());
+      pause_for_rate_limit(f, now, e->config.name);
     } else {
       auto retry = e->state.retry_at(now);
-      spdlog::warn("credential {}: refresh failed in {} ms ({}): {}; retry in {} s", e->config.name, latency_ms,
-                   to_string(f.kind), f.message, retry ? std::chrono::ceil<Seconds>(*retry - now).count() : 0);
+      spdlog::warn("credential {}: refresh failed in {} ms ({}): {}; {}retry in {} ms", e->config.name, latency_ms,
+                   to_string(f.kind), f.message, e->state.has_valid(now) ? "still serving the current token; " : "",
+                   retry ? to_millis(*retry - now) : 0);
     }
   }
   ++e->generation;
   notify(*e);
   poke();
+}
+
+void Broker::pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, const std::string& name) {
+  // The auth server counts per client IP: one 429 means every credential is over, so the
+  // whole budget pauses.
+  const Millis pause = policy_.rate_limit_pause(f.retry_after, ++rate_limit_strikes_, random_.uniform());
+  budget_.pause_until(now + pause);
+  spdlog::warn("credential {}: {}; all upstream requests paused for {} ms", name, f.message, pause.count());
 }
 
 asio::awaitable<bool> Broker::wait_change(Entry& e, SteadyTime deadline) {
@@ -204,6 +236,46 @@ Response Broker::token_response(const Entry& e) {
   return json_response(token_document(e.config.name, e.config.kind, *e.state.token(), clock_.now(), clock_.wall_now()));
 }
 
+Response Broker::unavailable(const Entry& e, SteadyTime now) {
+  const auto& st = e.state;
+  const std::string& name = e.config.name;
+  const std::string& why = st.last_error();
+  // When a client may usefully come back: the end of a backoff, of a 429 pause, its turn
+  // in the budget queue, or the deadline of a request still in flight.
+  SteadyTime back = now;
+  if (auto r = st.retry_at(now)) back = std::max(back, *r);
+  if (auto p = budget_.paused_until(now)) back = std::max(back, *p);
+  if (e.queued_until) back = std::max(back, *e.queued_until);
+  if (st.in_flight()) back = std::max(back, e.fetch_started + upstream_timeout_);
+  const long retry = to_seconds_ceil(back - now);
+
+  Response r;
+  if (st.rejected()) {
+    r = error_response(503, "upstream_rejected",
+                       fmt::format("the auth server refuses credential \"{}\": {}; next attempt in {} s", name, why, retry));
+  } else if (auto p = budget_.paused_until(now)) {
+    r = error_response(503, "upstream_unavailable",
+                       fmt::format("no valid token for \"{}\": the auth server's rate limit was reached ({}); "
+                                   "no upstream request for {} s",
+                                   name, why.empty() ? "429" : why, to_seconds_ceil(*p - now)));
+  } else if (e.queued_until) {
+    r = error_response(503, "upstream_unavailable",
+                       fmt::format("no valid token for \"{}\" yet: waiting for the upstream request budget ({} a minute, "
+                                   "all credentials together); its turn comes in about {} s",
+                                   name, budget_.limit(), retry));
+  } else if (st.in_flight()) {
+    r = error_response(503, "upstream_unavailable",
+                       fmt::format("no valid token for \"{}\": the auth server has not answered within the request deadline{}",
+                                   name, why.empty() ? "" : " (last failure: " + why + ")"));
+  } else {
+    r = error_response(503, "upstream_unavailable",
+                       fmt::format("no valid token for \"{}\": {}; next attempt in {} s", name,
+                                   why.empty() ? "no token fetched yet" : why, retry));
+  }
+  r.retry_after = retry;
+  return r;
+}
+
 asio::awaitable<Response> Broker::serve(std::shared_ptr<Entry> e, Seconds min_ttl, SteadyTime deadline) {
   const std::uint64_t start_generation = e->generation;
   for (;;) {
@@ -214,26 +286,17 @@ asio::awaitable<Response> Broker::serve(std::shared_ptr<Entry> e, Seconds min_tt
       e->state.count_served();
       co_return token_response(*e);
     }
-    if (d.action == ServeDecision::Action::unavailable || e->removed || !running_) {
-      const bool rejected = e->state.rejected();
-      std::string why = e->state.last_error().empty() ? "no token yet" : e->state.last_error();
-      Response r = rejected ? error_response(503, "upstream_rejected", "the auth server refuses this credential: " + why)
-                            : error_response(503, "upstream_unavailable", "no valid token can be had now: " + why);
-      r.retry_after = std::max<long>(1, d.retry_after.count());
-      co_return r;
-    }
+    if (d.action == ServeDecision::Action::unavailable || e->removed || !running_) co_return unavailable(*e, now);
     poke();
     const bool changed = co_await wait_change(*e, deadline);
     if (!changed && clock_.now() >= deadline) {
+      // Bounded by the request deadline: a still-valid token beats an error, even when it
+      // has less than min_ttl left (the client reads the real expires_in).
       if (e->state.has_valid(clock_.now())) {
         e->state.count_served();
         co_return token_response(*e);
       }
-      std::string why = e->state.last_error().empty() ? "the auth server has not answered yet" : e->state.last_error();
-      Response r = error_response(503, "upstream_unavailable", "no token within the request deadline: " + why);
-      auto retry = e->state.retry_at(clock_.now());
-      r.retry_after = retry ? to_seconds_ceil(*retry - clock_.now()) : 1;
-      co_return r;
+      co_return unavailable(*e, clock_.now());
     }
   }
 }
@@ -261,17 +324,24 @@ asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) 
   if (auto& token = e->state.token()) {
     const SteadyTime now = clock_.now();
     if (!budget_.available(now)) {
-      Response r = error_response(503, "upstream_unavailable", "upstream request budget exhausted; try again later");
+      Response r = error_response(503, "upstream_unavailable",
+                                  budget_.paused_until(now) ? "upstream requests are paused after a 429 from the auth server; the token is kept"
+                                                            : "the upstream request budget is used up for now; the token is kept");
       r.retry_after = to_seconds_ceil(budget_.next_slot(now) - now);
       co_return r;
     }
-    budget_.record(now);
+    budget_.start(now);
     Secret copy = token->access_token;
     auto failure = co_await upstream_.revoke(e->config.client_id, e->config.client_secret, copy);
+    budget_.finish(clock_.now());
+    poke(); // a slot's window now runs from here
     if (failure) {
       spdlog::warn("credential {}: revoke failed: {}", name, failure->message);
-      Response r = error_response(503, "upstream_unavailable", "revoke failed: " + failure->message);
-      r.retry_after = 1;
+      if (failure->kind == FailureKind::rate_limited) pause_for_rate_limit(*failure, clock_.now(), name);
+      Response r = error_response(503, failure->kind == FailureKind::rejected ? "upstream_rejected" : "upstream_unavailable",
+                                  "revoke failed, the token is kept: " + failure->message);
+      const auto pause = budget_.paused_until(clock_.now());
+      r.retry_after = pause ? to_seconds_ceil(*pause - clock_.now()) : 1;
       co_return r;
     }
     // Drop only the token we revoked: a refresh may have replaced it meanwhile.
@@ -301,6 +371,8 @@ StatusView Broker::status_view() {
     if (e->state.token()) v.expires_at = e->state.token()->expires_at;
     if (e->state.in_flight())
       v.next_refresh = now;
+    else if (e->queued_until)
+      v.next_refresh = e->queued_until;
     else if (auto due = e->state.next_due(now); due != SteadyTime::max())
       v.next_refresh = due;
     v.last_refresh_at = e->state.last_refresh_at();

@@ -18,6 +18,7 @@
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
 #include "core/documents.hpp"
+#include "core/fetch_schedule.hpp"
 #include "core/rate_budget.hpp"
 #include "core/router.hpp"
 #include "upstream/upstream.hpp"
@@ -58,6 +59,14 @@ public:
 private:
   boost::asio::awaitable<void> schedule();
   boost::asio::awaitable<void> fetch(std::shared_ptr<Entry> e);
+  void start_fetch(const std::shared_ptr<Entry>& e, SteadyTime now);
+  /// Warns once when credentials start queueing for the budget, notes when they stop.
+  void log_queue(const FetchPlan& plan, SteadyTime now);
+  /// A 429 (Retry-After, else backoff) pauses every upstream request.
+  void pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, const std::string& name);
+  /// The 503 for a client that cannot have a token: what the upstream did, and when to
+  /// come back (Retry-After).
+  Response unavailable(const Entry& e, SteadyTime now);
   boost::asio::awaitable<Response> serve(std::shared_ptr<Entry> e, Seconds min_ttl, SteadyTime deadline);
   /// Waits until the entry changes or the deadline passes. True when woken by a change.
   boost::asio::awaitable<bool> wait_change(Entry& e, SteadyTime deadline);
@@ -72,9 +81,11 @@ private:
   Random& random_;
   RefreshPolicy policy_;
   Seconds min_ttl_;
+  Millis upstream_timeout_; ///< upstream.request_timeout_ms: the longest a fetch can take
   std::string auth_url_;
   RateBudget budget_;
   unsigned rate_limit_strikes_ = 0;
+  std::size_t queued_logged_ = 0; ///< credentials over budget at the last plan
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
   boost::asio::steady_timer wake_;
   bool running_ = false;

@@ -2,8 +2,14 @@
 // The global upstream budget: at most N token requests in any sliding 60 s window, all
 // credentials together, plus a pause after a 429. The auth server counts per client IP,
 // so this is what keeps every service on the host away from 429s.
+//
+// The server counts a request when it arrives, which is some time after the daemon sent
+// it (a new TLS connection takes longer than a kept-alive one). So a request holds its
+// slot while in flight and for a whole window after its answer: two requests that the
+// budget lets through a window apart arrive at the server at least a window apart.
 #include <deque>
 #include <optional>
+#include <vector>
 
 #include "core/clock.hpp"
 
@@ -15,11 +21,18 @@ public:
 
   /// True when a request may be sent now (not paused, under the limit).
   [[nodiscard]] bool available(SteadyTime now);
-  /// Records a request sent at `now`. Call only after available() said yes.
-  void record(SteadyTime now);
-  /// Earliest time a request may be sent (now when available).
+  /// A request goes out at `now`. Call only after available() said yes.
+  void start(SteadyTime now);
+  /// The answer (or failure) of a started request came at `now`; its slot frees a window later.
+  void finish(SteadyTime now);
+  /// Earliest time a request may be sent (now when available). SteadyTime::max() when
+  /// only a request still in flight can free a slot: its finish() is the next news.
   [[nodiscard]] SteadyTime next_slot(SteadyTime now);
-  /// Requests sent in the window ending now.
+  /// When each of the next `n` requests could be sent if every one went out as early as
+  /// allowed, assuming the requests in flight finish now: what a queued credential is
+  /// told about its turn. Changes nothing.
+  [[nodiscard]] std::vector<SteadyTime> upcoming(SteadyTime now, std::size_t n) const;
+  /// Requests in flight or answered within the last window.
   [[nodiscard]] unsigned used(SteadyTime now);
   [[nodiscard]] unsigned remaining(SteadyTime now) { return limit_ - std::min(limit_, used(now)); }
   [[nodiscard]] unsigned limit() const { return limit_; }
@@ -34,7 +47,8 @@ private:
 
   unsigned limit_;
   Millis window_;
-  std::deque<SteadyTime> sent_;
+  unsigned in_flight_ = 0;
+  std::deque<SteadyTime> finished_; ///< answer times within the window, oldest first
   SteadyTime paused_until_{};
 };
 

@@ -1,0 +1,30 @@
+#include "core/fetch_schedule.hpp"
+
+#include <algorithm>
+
+namespace cltoken {
+
+bool fetch_before(const FetchCandidate& a, const FetchCandidate& b) {
+  if (a.starving != b.starving) return a.starving;
+  const SteadyTime ea = a.expires_at.value_or(SteadyTime::min());
+  const SteadyTime eb = b.expires_at.value_or(SteadyTime::min());
+  return ea < eb;
+}
+
+FetchPlan plan_fetches(std::vector<FetchCandidate> due, RateBudget& budget, SteadyTime now) {
+  std::stable_sort(due.begin(), due.end(), fetch_before);
+  FetchPlan plan;
+  std::size_t i = 0;
+  for (; i < due.size() && budget.available(now); ++i) {
+    budget.start(now);
+    plan.start.push_back(due[i].id);
+  }
+  if (i < due.size()) {
+    const auto slots = budget.upcoming(now, due.size() - i);
+    for (std::size_t k = 0; i < due.size(); ++i, ++k)
+      plan.queued.emplace_back(due[i].id, k < slots.size() ? slots[k] : SteadyTime::max());
+  }
+  return plan;
+}
+
+} // namespace cltoken
