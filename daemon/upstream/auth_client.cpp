@@ -1,12 +1,15 @@
 #include "upstream/auth_client.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -50,16 +53,6 @@ void AuthClient::close_idle() { idle_.clear(); }
 
 namespace {
 
-std::string describe_error(const beast::error_code& ec, const char* step, const std::string& host) {
-  if (ec == beast::error::timeout) return fmt::format("auth server {}: no answer in time ({})", host, step);
-  if (ec.category() == asio::error::get_ssl_category()) {
-    // Name the OpenSSL reason (e.g. "certificate verify failed"), which is what an
-    // operator needs to fix a CA bundle or a proxy.
-    return fmt::format("TLS with auth server {} failed during {}: {}", host, step, ec.message());
-  }
-  return fmt::format("auth server {} unreachable during {}: {}", host, step, ec.message());
-}
-
 UpstreamFailure network_failure(std::string message) {
   UpstreamFailure f;
   f.kind = FailureKind::network_error;
@@ -67,15 +60,56 @@ UpstreamFailure network_failure(std::string message) {
   return f;
 }
 
+/// Why a step failed, in words an operator can act on. `ssl` is the connection's SSL
+/// object when there is one: its verify result names the certificate problem (hostname
+/// mismatch, unknown issuer, expired), which OpenSSL's error string alone does not.
+std::string describe_error(const beast::error_code& ec, std::string_view step, const std::string& host, SSL* ssl) {
+  if (ec == beast::error::timeout) return fmt::format("auth server {}: no answer in time ({})", host, step);
+  if (ec.category() == asio::error::get_ssl_category()) {
+    if (ssl != nullptr) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK)
+        return fmt::format("TLS with auth server {} refused during {}: certificate verify failed ({}); "
+                           "check upstream.auth_url and upstream.ca_file",
+                           host, step, X509_verify_cert_error_string(verify));
+    }
+    return fmt::format("TLS with auth server {} failed during {}: {}", host, step, ec.message());
+  }
+  if (ec == asio::error::connection_refused) return fmt::format("auth server {} refused the connection (nothing listening?)", host);
+  if (ec == asio::error::connection_reset) return fmt::format("auth server {} reset the connection during {}", host, step);
+  if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again)
+    return fmt::format("auth server {}: host name not found", host);
+  return fmt::format("auth server {}: {} failed: {}", host, step, ec.message());
+}
+
+/// A clean end of stream: what a server that closed an idle kept-alive connection looks
+/// like. A reset is not in this class: it also is what a server that read the request and
+/// then crashed sends, and retrying then would send a second request behind the budget.
+bool clean_close(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+/// An idle connection is reusable only if nothing arrived while it was idle: EOF, a TLS
+/// close_notify or stray bytes all mean the server is done with it.
+bool still_open(beast::tcp_stream& s, const beast::flat_buffer& leftover) {
+  if (leftover.size() > 0) return false;
+  char byte;
+  const ssize_t n = ::recv(s.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 } // namespace
 
-asio::awaitable<std::unique_ptr<AuthClient::Connection>> AuthClient::connect() {
+asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFailure>> AuthClient::connect(SteadyTime deadline) {
   auto conn = std::make_unique<Connection>();
   const auto& url = config_.auth_url;
+  // Each step of setting up a connection gets connect_timeout_ms, and none runs past the
+  // deadline of the whole request.
+  auto step_deadline = [&] { return std::min<SteadyTime>(clock_.now() + config_.connect_timeout, deadline); };
 
   // The resolver has no deadline of its own: a timer cancels it.
   tcp::resolver resolver(executor_);
-  asio::steady_timer guard(executor_, config_.connect_timeout);
+  asio::steady_timer guard(executor_, step_deadline());
   bool timed_out = false;
   guard.async_wait([&resolver, &timed_out](const beast::error_code& ec) {
     if (!ec) {
@@ -85,24 +119,32 @@ asio::awaitable<std::unique_ptr<AuthClient::Connection>> AuthClient::connect() {
   });
   auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, use_tuple);
   guard.cancel();
-  if (rec) throw beast::system_error(timed_out ? beast::error_code(beast::error::timeout) : rec, "resolve");
+  if (rec) co_return network_failure(describe_error(timed_out ? beast::error_code(beast::error::timeout) : rec, "name resolution", url.host, nullptr));
 
+  SSL* ssl = nullptr;
   if (url.tls) {
     conn->tls.emplace(executor_, tls_);
-    // SNI, and the name the certificate must carry (DNS name or IP address).
-    if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), url.host.c_str()))
-      throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()), "SNI");
-    conn->tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
+    ssl = conn->tls->native_handle();
+    // OpenSSL's own name check (RFC 6125) rather than a verify callback, so a mismatch is
+    // reported as X509_V_ERR_HOSTNAME_MISMATCH and names itself in last_error. SNI only
+    // for names: RFC 6066 forbids IP literals there.
+    beast::error_code ip_ec;
+    (void)asio::ip::make_address(url.host, ip_ec);
+    const bool is_ip = !ip_ec;
+    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url.host.c_str())
+                         : SSL_set1_host(ssl, url.host.c_str()) && SSL_set_tlsext_host_name(ssl, url.host.c_str());
+    if (ok != 1) co_return network_failure(fmt::format("TLS setup for auth server {} failed: cannot set the expected host name", url.host));
   } else {
     conn->plain.emplace(executor_);
   }
   auto& tcp_layer = conn->lowest();
-  tcp_layer.expires_after(config_.connect_timeout);
+  tcp_layer.expires_at(step_deadline());
   auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_tuple);
-  if (cec) throw beast::system_error(cec, "connect");
+  if (cec) co_return network_failure(describe_error(cec, "connect", url.host, nullptr));
   if (conn->tls) {
+    tcp_layer.expires_at(step_deadline());
     auto [hec] = co_await conn->tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
-    if (hec) throw beast::system_error(hec, "TLS handshake");
+    if (hec) co_return network_failure(describe_error(hec, "TLS handshake", url.host, ssl));
   }
   tcp_layer.expires_never();
   co_return conn;
@@ -110,6 +152,9 @@ asio::awaitable<std::unique_ptr<AuthClient::Connection>> AuthClient::connect() {
 
 asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::post(std::string path, std::string& body) {
   const auto& url = config_.auth_url;
+  // request_timeout_ms bounds the whole request, connection set-up included, so a fetch
+  // never takes longer than that whatever the server does.
+  const SteadyTime deadline = clock_.now() + config_.request_timeout;
   http::request<http::string_body> req{http::verb::post, url.base_path + path, 11};
   req.set(http::field::host, url.port == (url.tls ? "443" : "80") ? url.host : url.host + ":" + url.port);
   req.set(http::field::user_agent, "cl-tokend/" CLTOKEN_VERSION);
@@ -118,25 +163,29 @@ asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::po
   req.keep_alive(true);
   req.body() = body;
   req.prepare_payload();
+  struct WipeBody {
+    std::string& b;
+    ~WipeBody() { wipe(b); }
+  } wipe_body{req.body()};
 
   // A kept-alive connection may have been closed by the server while idle; if the first
-  // exchange on a reused connection fails before any answer, retry once on a new one.
+  // exchange on a reused connection ends cleanly before any answer, retry once on a new one.
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Connection> conn;
     bool reused = false;
-    if (!idle_.empty()) {
+    while (!idle_.empty() && !conn) {
       conn = std::move(idle_.back());
       idle_.pop_back();
+      if (!still_open(conn->lowest(), conn->buffer)) conn.reset();
+    }
+    if (conn) {
       reused = true;
     } else {
-      try {
-        conn = co_await connect();
-      } catch (const beast::system_error& e) {
-        wipe(req.body());
-        co_return network_failure(describe_error(e.code(), "connect", url.host));
-      }
+      auto made = co_await connect(deadline);
+      if (auto* f = std::get_if<UpstreamFailure>(&made)) co_return std::move(*f);
+      conn = std::move(std::get<std::unique_ptr<Connection>>(made));
     }
-    conn->lowest().expires_after(config_.request_timeout);
+    conn->lowest().expires_at(deadline);
     http::response_parser<http::string_body> parser;
     parser.body_limit(1024 * 1024);
     beast::error_code ec;
@@ -156,13 +205,11 @@ asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::po
     }
     if (ec) {
       const bool nothing_received = !parser.got_some();
-      if (reused && nothing_received && ec != beast::error::timeout) continue;
-      wipe(req.body());
-      if (ec == http::error::partial_message || ec == http::error::body_limit || ec.category() == http::make_error_code(http::error::bad_target).category())
-        co_return network_failure(fmt::format("auth server {} sent a broken HTTP answer: {}", url.host, ec.message()));
-      co_return network_failure(describe_error(ec, step, url.host));
+      if (reused && nothing_received && clean_close(ec)) continue;
+      if (!nothing_received && ec != beast::error::timeout)
+        co_return network_failure(fmt::format("auth server {} broke off its answer ({})", url.host, ec.message()));
+      co_return network_failure(describe_error(ec, step, url.host, nullptr));
     }
-    wipe(req.body());
     auto& res = parser.get();
     Reply reply;
     reply.status = res.result_int();
@@ -174,7 +221,6 @@ asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::po
     }
     co_return reply;
   }
-  wipe(req.body());
   co_return network_failure(fmt::format("auth server {} closed the connection before answering", url.host));
 }
 

@@ -1,9 +1,12 @@
 #pragma once
 // HTTPS client for Commerce Layer's auth endpoint: Beast over OpenSSL with certificate and
-// host-name verification, idle connections reused, and a deadline on every step
-// (connect_timeout_ms for resolve + connect + handshake, request_timeout_ms for the exchange).
+// host-name verification, idle connections reused, and a deadline on every step:
+// upstream.request_timeout_ms bounds a whole request (connection set-up included), and
+// within it name resolution, TCP connect and the TLS handshake each get
+// upstream.connect_timeout_ms.
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -40,7 +43,8 @@ public:
 private:
   /// POSTs a JSON body; a network failure comes back as an UpstreamFailure.
   boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> post(std::string path, std::string& body);
-  boost::asio::awaitable<std::unique_ptr<Connection>> connect();
+  /// A new connection, ready for a request, or why there is none.
+  boost::asio::awaitable<std::variant<std::unique_ptr<Connection>, UpstreamFailure>> connect(SteadyTime deadline);
 
   boost::asio::any_io_executor executor_;
   UpstreamConfig config_;
