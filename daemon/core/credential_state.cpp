@@ -84,7 +84,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
                                                           double jitter_u, double backoff_u) {
   in_flight_ = false;
   ++counters_.outcomes[0];
-  const SteadyTime expires_at = sent_at + grant.expires_in;
+  const SteadyTime expires_at = sent_at + grant.expires_in - expiry_margin;
   const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
   const bool same_as_current = token_ && token_->access_token.equals(grant.access_token);
   if (same_as_invalidated || same_as_current || (token_ && expires_at <= token_->expires_at + gain_slack)) {

@@ -22,7 +22,7 @@ struct CachedToken {
   std::string token_type = "bearer";
   std::string scope;
   SteadyTime obtained_at{}; ///< when the request that got it was sent
-  SteadyTime expires_at{};  ///< obtained_at + expires_in
+  SteadyTime expires_at{};  ///< obtained_at + expires_in - expiry_margin
   SteadyTime refresh_at{};
   Seconds lifetime{0};
 };
@@ -76,6 +76,10 @@ public:
   /// expires_in and created_at are whole seconds, and the daemon measures expiry from when
   /// it sent the request, so the same expiry can look up to a second later.
   static constexpr Seconds gain_slack{1};
+  /// The upstream's created_at (and the JWT's iat and exp) are whole seconds, rounded
+  /// down: a token may stop being accepted up to a second before sent + expires_in. The
+  /// daemon counts it expired that much earlier, so it never hands out one that is dead.
+  static constexpr Seconds expiry_margin{1};
 
   enum class Outcome { accepted, no_gain };
   /// A grant for a request sent at `sent_at`. `jitter_u` in [-1,1], `backoff_u` in [0,1].

@@ -54,7 +54,7 @@ TEST_CASE("the refresh schedule follows `at` with an injected clock") {
   s.fetch_started(sent);
   clock.advance(200ms); // expiry counts from when the request was sent
   s.fetch_succeeded(grant("tok-1-aaaaaaaaaaaaaaaa", 6s), sent, clock.now(), 0.0, 0.5);
-  CHECK(s.token()->expires_at == sent + 6s);
+  CHECK(s.token()->expires_at == sent + 6s - CredentialState::expiry_margin); // whole-second created_at
   CHECK(s.next_due(clock.now()) == sent + 3s);
   clock.advance(2700ms); // sent + 2.9 s
   CHECK_FALSE(s.fetch_due(clock.now()));
@@ -82,7 +82,7 @@ TEST_CASE("while the upstream fails a valid token is served, an expired one neve
   CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
   CHECK_FALSE(s.fetch_due(clock.now())); // backing off: 1 s
   CHECK(s.next_due(clock.now()) == clock.now() + 1s);
-  clock.advance(2999ms); // 1 ms before expiry
+  clock.advance(1999ms); // 1 ms before expiry (6 s lifetime, less the margin)
   CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
   clock.advance(1ms);
   CHECK_FALSE(s.has_valid(clock.now()));
