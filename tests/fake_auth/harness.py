@@ -125,10 +125,12 @@ class FakeAuth:
                  rotate_refresh_tokens: bool = True,
                  refresh_token_lifetime: int | None = None,
                  extra_config: dict | None = None, name: str = "fake_auth",
-                 start_timeout: float = DEFAULT_START_TIMEOUT_S) -> None:
+                 start_timeout: float = DEFAULT_START_TIMEOUT_S, port: int = 0) -> None:
         """cert: "server" (SAN localhost, auth.localhost, 127.0.0.1) or "wronghost"
         (SAN wrong.example only). issuer: a template with {port}; default
-        "https://localhost:{port}"."""
+        "https://localhost:{port}". port: 0 picks a free one; after stop(), start()
+        listens on the port it had, so a test can take the server away (connection
+        refused) and bring it back where the daemon looks for it."""
         self.workdir = os.path.abspath(workdir)
         self.tls_dir = os.path.join(self.workdir, "tls")
         self.name = name
@@ -154,7 +156,7 @@ class FakeAuth:
         self.port_file = os.path.join(self.workdir, f"{name}.port")
         self.log_path = os.path.join(self.workdir, f"{name}.log")
         self._proc: subprocess.Popen | None = None
-        self._port: int | None = None
+        self._port: int | None = port or None
         self._ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -172,7 +174,7 @@ class FakeAuth:
         log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                [PYTHON, FAKE_AUTH, "--listen", "127.0.0.1:0",
+                [PYTHON, FAKE_AUTH, "--listen", f"127.0.0.1:{self._port or 0}",
                  "--cert", os.path.join(self.tls_dir, f"{self.cert}.pem"),
                  "--key", os.path.join(self.tls_dir, f"{self.cert}.key"),
                  "--config", self.config_path, "--port-file", self.port_file],
