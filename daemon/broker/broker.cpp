@@ -180,7 +180,14 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
   req.scope = e->config.scope;
   const SteadyTime sent = clock_.now();
   spdlog::debug("credential {}: requesting a token", e->config.name);
-  UpstreamResult result = co_await upstream_.request_token(req);
+  UpstreamResult result{UpstreamFailure{}};
+  try {
+    result = co_await upstream_.request_token(req);
+  } catch (const std::exception& ex) {
+    // A bug or resource exhaustion must not leave the credential in flight for ever and
+    // its budget slot taken: it becomes a failure like any other, with backoff.
+    result = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", ex.what()), {}, 0, {}};
+  }
   const SteadyTime now = clock_.now();
   budget_.finish(now);
   const auto latency_ms = std::chrono::duration_cast<Millis>(now - sent).count();
@@ -219,6 +226,7 @@ void Broker::pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, cons
   // whole budget pauses.
   const Millis pause = policy_.rate_limit_pause(f.retry_after, ++rate_limit_strikes_, random_.uniform());
   budget_.pause_until(now + pause);
+  rate_limit_message_ = f.message;
   spdlog::warn("credential {}: {}; all upstream requests paused for {} ms", name, f.message, pause.count());
 }
 
@@ -255,9 +263,8 @@ Response Broker::unavailable(const Entry& e, SteadyTime now) {
                        fmt::format("the auth server refuses credential \"{}\": {}; next attempt in {} s", name, why, retry));
   } else if (auto p = budget_.paused_until(now)) {
     r = error_response(503, "upstream_unavailable",
-                       fmt::format("no valid token for \"{}\": the auth server's rate limit was reached ({}); "
-                                   "no upstream request for {} s",
-                                   name, why.empty() ? "429" : why, to_seconds_ceil(*p - now)));
+                       fmt::format("no valid token for \"{}\": {}; no upstream request for {} s", name,
+                                   rate_limit_message_, to_seconds_ceil(*p - now)));
   } else if (e.queued_until) {
     r = error_response(503, "upstream_unavailable",
                        fmt::format("no valid token for \"{}\" yet: waiting for the upstream request budget ({} a minute, "
@@ -332,7 +339,12 @@ asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) 
     }
     budget_.start(now);
     Secret copy = token->access_token;
-    auto failure = co_await upstream_.revoke(e->config.client_id, e->config.client_secret, copy);
+    std::optional<UpstreamFailure> failure;
+    try {
+      failure = co_await upstream_.revoke(e->config.client_id, e->config.client_secret, copy);
+    } catch (const std::exception& ex) {
+      failure = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", ex.what()), {}, 0, {}};
+    }
     budget_.finish(clock_.now());
     poke(); // a slot's window now runs from here
     if (failure) {

@@ -85,6 +85,7 @@ private:
   std::string auth_url_;
   RateBudget budget_;
   unsigned rate_limit_strikes_ = 0;
+  std::string rate_limit_message_; ///< what the last 429 said, for the 503s during its pause
   std::size_t queued_logged_ = 0; ///< credentials over budget at the last plan
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
   boost::asio::steady_timer wake_;
