@@ -156,7 +156,9 @@ asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::po
   // never takes longer than that whatever the server does.
   const SteadyTime deadline = clock_.now() + config_.request_timeout;
   http::request<http::string_body> req{http::verb::post, url.base_path + path, 11};
-  req.set(http::field::host, url.port == (url.tls ? "443" : "80") ? url.host : url.host + ":" + url.port);
+  // An IPv6 literal is kept without brackets in AuthUrl; the Host header needs them back.
+  const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  req.set(http::field::host, url.port == (url.tls ? "443" : "80") ? host : host + ":" + url.port);
   req.set(http::field::user_agent, "cl-tokend/" CLTOKEN_VERSION);
   req.set(http::field::content_type, "application/json");
   req.set(http::field::accept, "application/json");

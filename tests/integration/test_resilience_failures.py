@@ -3,6 +3,8 @@
 what status, metrics and the log say, and that the daemon recovers by itself."""
 # ctest-timeout: 240
 
+import http.server
+import json
 import shutil
 import socket
 import threading
@@ -193,6 +195,44 @@ class Hanging(DaemonTestCase):
             for s in held:
                 s.close()
             listener.close()
+
+
+class PlainLoopbackIPv6(DaemonTestCase):
+    """http:// is allowed to a loopback host; an IPv6 literal needs its brackets back in the
+    Host header (RFC 7230 5.4), or a strict server answers 400."""
+
+    def test_an_ipv6_literal_auth_url_sends_a_valid_host_header(self):
+        seen: list = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                seen.append(self.headers.get("Host"))
+                body = json.dumps({"access_token": "tok-ipv6-aaaaaaaaaaaa", "token_type": "bearer", "expires_in": 3600}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        server = Server(("::1", 0), Handler)
+        t = threading.Thread(target=server.serve_forever)
+        t.start()
+        try:
+            port = server.server_address[1]
+            d = self.daemon(upstream={"auth_url": f"http://[::1]:{port}", "ca_file": ""})
+            wait_for(lambda: d.get("/v1/tokens/backoffice").status == 200, 10, "a token over IPv6")
+            self.assertEqual(seen[0], f"[::1]:{port}")
+        finally:
+            server.shutdown()
+            server.server_close()
+            t.join(5)
 
 
 class WrongCertificate(unittest.TestCase):
