@@ -211,9 +211,11 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
       pause_for_rate_limit(f, now, e->config.name);
     } else {
       auto retry = e->state.retry_at(now);
-      spdlog::warn("credential {}: refresh failed in {} ms ({}): {}; {}retry in {} ms", e->config.name, latency_ms,
+      // "retry in N s" (rounded up) is the documented line (docs/monitoring.md) that log
+      // readers match on.
+      spdlog::warn("credential {}: refresh failed in {} ms ({}): {}; {}retry in {} s", e->config.name, latency_ms,
                    to_string(f.kind), f.message, e->state.has_valid(now) ? "still serving the current token; " : "",
-                   retry ? to_millis(*retry - now) : 0);
+                   retry ? to_seconds_ceil(*retry - now) : 0);
     }
   }
   ++e->generation;
