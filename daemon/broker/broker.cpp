@@ -49,6 +49,7 @@ Broker::~Broker() = default;
 
 void Broker::start() {
   running_ = true;
+  next_wake_ = clock_.now(); // the first pass is due at once
   asio::co_spawn(executor_, schedule(), [](std::exception_ptr p) {
     if (!p) return;
     try {
@@ -138,7 +139,8 @@ asio::awaitable<void> Broker::schedule() {
       next = std::min(next, at);
     }
     log_queue(plan, now);
-    wake_.expires_at(std::max(next, now));
+    next_wake_ = std::max(next, now);
+    wake_.expires_at(next_wake_);
     co_await wake_.async_wait(use_tuple);
   }
 }
@@ -391,10 +393,18 @@ StatusView Broker::status_view() {
       v.next_refresh = due;
     v.last_refresh_at = e->state.last_refresh_at();
     v.last_error = e->state.last_error();
+    v.rejected = e->state.rejected();
     v.counters = e->state.counters();
     s.credentials.push_back(std::move(v));
   }
   return s;
+}
+
+Broker::Progress Broker::progress() const {
+  Progress p{running_, next_wake_, std::nullopt};
+  for (const auto& [name, e] : entries_)
+    if (e->state.in_flight() && (!p.oldest_fetch || e->fetch_started < *p.oldest_fetch)) p.oldest_fetch = e->fetch_started;
+  return p;
 }
 
 std::vector<std::string> Broker::not_ready() {

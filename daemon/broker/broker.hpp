@@ -54,6 +54,15 @@ public:
   /// Names of credentials without a valid token (empty = ready).
   [[nodiscard]] std::vector<std::string> not_ready();
 
+  /// What the systemd watchdog checks: that the scheduler wakes when it said it would and
+  /// that no fetch outlives its deadlines (daemon/systemd/watchdog.hpp).
+  struct Progress {
+    bool running = false;
+    SteadyTime next_wake{};                  ///< when the scheduler is due to run again
+    std::optional<SteadyTime> oldest_fetch;  ///< start of the oldest fetch still in flight
+  };
+  [[nodiscard]] Progress progress() const;
+
   struct Entry;
 
 private:
@@ -90,6 +99,7 @@ private:
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
   boost::asio::steady_timer wake_;
   bool running_ = false;
+  SteadyTime next_wake_{};
   WallTime started_at_;
   SteadyTime started_steady_;
 };

@@ -32,6 +32,7 @@ struct CredentialView {
   std::optional<SteadyTime> next_refresh;
   std::optional<SteadyTime> last_refresh_at;
   std::string last_error;
+  bool rejected = false; ///< the last failure was the auth server refusing the credential
   CredentialCounters counters;
 };
 
