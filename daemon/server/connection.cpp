@@ -44,13 +44,16 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
                                      Handler& handler, const Clock& clock, ConnectionControl& control) {
   Stream stream(std::move(socket));
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
-  for (;;) {
-    if (control.stopping) break;
+  for (bool first = true;; first = false) {
+    if (control.stopping && !first) break;
     // Waiting for a request to start: the idle timeout. A byte arriving starts the request clock.
     if (buffer.size() == 0) {
       stream.expires_after(config.idle_timeout);
+      // A stop closes idle keep-alive connections, but not a new one whose first request
+      // is still on its way: that client just connected and would lose its request (the
+      // shutdown grace bounds the wait).
       const std::uint64_t id = control.next_id++;
-      control.idle.emplace(id, [&stream] { stream.cancel(); });
+      if (!first) control.idle.emplace(id, [&stream] { stream.cancel(); });
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
       control.idle.erase(id);
       if (ec) break; // idle timeout, peer gone, or shutdown: close quietly

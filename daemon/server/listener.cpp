@@ -108,9 +108,10 @@ asio::awaitable<void> Listener::accept_loop() {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   while (!control_.stopping) {
     auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-    if (control_.stopping) break;
+    // A client accepted just as a stop came in is still served: dropping it would close
+    // a connection that systemd's socket (or the backlog) had already promised an answer.
     if (ec) {
-      if (ec == asio::error::operation_aborted) break;
+      if (ec == asio::error::operation_aborted || control_.stopping) break;
       // EMFILE and friends: log, and keep going; existing clients are unaffected.
       spdlog::warn("accept failed: {}", ec.message());
       continue;
