@@ -8,7 +8,7 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
-#include <fmt/ranges.h>
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,7 +23,9 @@
 #include "core/metrics.hpp"
 #include "server/handler.hpp"
 #include "server/listener.hpp"
+#include "systemd/heartbeat.hpp"
 #include "systemd/notify.hpp"
+#include "systemd/watchdog.hpp"
 #include "upstream/auth_client.hpp"
 #include "upstream/metered_upstream.hpp"
 
@@ -33,39 +35,44 @@ using namespace cltoken;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+/// SIGTERM to exit: in-flight requests get this long (CONTRACT.md "SIGTERM/SIGINT")...
 constexpr auto shutdown_grace = std::chrono::seconds(5);
+/// ...of which the last part is left for clients still waiting on the auth server, who
+/// then get a 503 with Retry-After rather than a connection closed without an answer.
+constexpr auto last_answers = std::chrono::milliseconds(500);
 
 /// Crash dumps would hold secrets: no core files, no ptrace by other processes of our uid.
+/// (The unit also sets LimitCORE=0; its seccomp filter may refuse setrlimit, which is fine.)
 void harden_process() {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   rlimit none{0, 0};
   ::setrlimit(RLIMIT_CORE, &none);
 }
 
-/// "3/3 credentials fresh" or "1 failing: backoffice; 2 fresh" for systemctl status.
-std::string summary(const StatusView& s) {
-  std::map<std::string, std::vector<std::string>> by_state;
-  for (const auto& c : s.credentials) by_state[to_string(c.state)].push_back(c.name);
-  if (s.credentials.empty()) return "no credentials configured";
-  if (by_state.size() == 1)
-    return fmt::format("{}/{} credentials {}", s.credentials.size(), s.credentials.size(), by_state.begin()->first);
-  std::string out;
-  for (const char* bad : {"failing", "expired", "stale", "empty", "fetching", "refreshing", "fresh"}) {
-    auto it = by_state.find(bad);
-    if (it == by_state.end()) continue;
-    if (!out.empty()) out += "; ";
-    const bool name_them = std::string_view(bad) == "failing" || std::string_view(bad) == "expired";
-    out += fmt::format("{} {}", it->second.size(), bad);
-    if (name_them) out += ": " + fmt::format("{}", fmt::join(it->second, ", "));
-  }
-  return out;
+/// Settings baked into the AuthClient: a change needs a new client.
+bool upstream_changed(const UpstreamConfig& a, const UpstreamConfig& b) {
+  return a.auth_url.text != b.auth_url.text || a.ca_file != b.ca_file || a.connect_timeout != b.connect_timeout ||
+         a.request_timeout != b.request_timeout;
+}
+
+/// STATUS= is for a glance: a config error's first line, clipped.
+std::string clip(std::string text, std::size_t max) {
+  if (auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+  if (text.size() > max) text = text.substr(0, max - 3) + "...";
+  return text;
 }
 
 struct Daemon {
-  Daemon(asio::io_context& context, Config cfg) : ctx(context), config(std::move(cfg)) {}
+  Daemon(asio::io_context& context, Config cfg, std::string level_override)
+      : ctx(context), signal_set(context, SIGTERM, SIGINT, SIGHUP), config(std::move(cfg)),
+        log_level_override(std::move(level_override)) {}
 
   asio::io_context& ctx;
+  /// Caught from construction on, before READY=1: systemd may send SIGHUP right after it,
+  /// and SIGHUP's default action would end the process.
+  asio::signal_set signal_set;
   Config config;
+  std::string log_level_override; ///< --log-level wins over the file, also after a reload
   SystemClock clock;
   SystemRandom random;
   Metrics metrics;
@@ -74,36 +81,44 @@ struct Daemon {
   std::unique_ptr<Broker> broker;
   std::unique_ptr<Handler> handler;
   std::unique_ptr<Listener> listener;
+  std::unique_ptr<systemd::Heartbeat> heartbeat;
   bool stopping = false;
 
-  /// Reads the config file again; "" on success, else why it was refused.
+  /// Reads the config file again and applies it as a whole, or not at all: "" on success,
+  /// else why it was refused (the running config stays).
   std::string reload() {
-    systemd::notify("RELOADING=1");
+    if (stopping) return "the daemon is stopping";
+    systemd::notify(systemd::reloading_message(clock.now()));
     std::string error;
     try {
       Config next = load_config(config.path, system_config_environment());
+      if (!log_level_override.empty()) next.log.level = log_level_override;
+      // Everything that can fail happens before the first change.
+      std::unique_ptr<AuthClient> next_upstream;
+      if (upstream_changed(config.upstream, next.upstream))
+        next_upstream = std::make_unique<AuthClient>(ctx.get_executor(), next.upstream, clock);
       if (next.server.socket != config.server.socket && listener->owns_path())
         spdlog::warn("server.socket changed; the new path takes effect at the next restart");
-      if (next.upstream.auth_url.text != config.upstream.auth_url.text || next.upstream.ca_file != config.upstream.ca_file ||
-          next.upstream.connect_timeout != config.upstream.connect_timeout ||
-          next.upstream.request_timeout != config.upstream.request_timeout) {
-        // Upstream settings changed: new client; the broker keeps the Upstream& it has,
-        // so swap the object behind a stable proxy.
+      if (next_upstream) {
+        // The broker keeps the Upstream& it was given: swap the object behind the proxy.
         retired.push_back(std::move(upstream));
-        upstream = std::make_unique<AuthClient>(ctx.get_executor(), next.upstream, clock);
+        upstream = std::move(next_upstream);
         proxy.target = upstream.get();
       }
       broker->apply(next);
       handler->set_admin(next.server.admin);
       listener->update(next.server);
+      heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
+      heartbeat->set_note("");
       set_log_level(next.log.level);
       config = std::move(next);
       spdlog::info("config reloaded from {}: {} credentials", config.path, config.credentials.size());
     } catch (const std::exception& e) {
       error = e.what();
+      heartbeat->set_note("last reload refused: " + clip(error, 160));
       spdlog::error("config reload refused, keeping the running config: {}", error);
     }
-    systemd::notify("READY=1\nSTATUS=" + summary(broker->status_view()));
+    heartbeat->ready();
     return error;
   }
 
@@ -124,9 +139,8 @@ struct Daemon {
   MeteredUpstream metered{proxy, metrics, clock};
 
   asio::awaitable<void> signals() {
-    asio::signal_set set(ctx, SIGTERM, SIGINT, SIGHUP);
     for (;;) {
-      auto [ec, sig] = co_await set.async_wait(use_tuple);
+      auto [ec, sig] = co_await signal_set.async_wait(use_tuple);
       if (ec) co_return;
       if (sig == SIGHUP) {
         spdlog::info("SIGHUP: reloading {}", config.path);
@@ -139,40 +153,29 @@ struct Daemon {
     }
   }
 
-  /// Stop accepting, let in-flight requests finish (at most shutdown_grace), then stop.
-  asio::awaitable<void> shutdown() {
-    stopping = true;
-    systemd::notify("STOPPING=1");
-    listener->stop();
+  /// Waits until every connection has closed or `until` has passed.
+  asio::awaitable<void> drain(SteadyTime until) {
     asio::steady_timer t(ctx);
-    const auto deadline = clock.now() + shutdown_grace;
-    while (listener->connections() > 0 && clock.now() < deadline) {
+    while (listener->connections() > 0 && clock.now() < until) {
       t.expires_after(std::chrono::milliseconds(20));
       co_await t.async_wait(use_tuple);
     }
-    if (listener->connections() > 0) spdlog::warn("{} connections still open after {} s; closing", listener->connections(), shutdown_grace.count());
-    broker->stop();
-    ctx.stop();
   }
 
-  /// STATUS= for systemctl status, and the watchdog ping: both from this loop, so a
-  /// stuck event loop stops the pings and systemd restarts the daemon.
-  asio::awaitable<void> heartbeat() {
-    auto watchdog = systemd::watchdog_interval();
-    const auto period = watchdog ? std::min<std::chrono::microseconds>(*watchdog / 3, std::chrono::seconds(5))
-                                 : std::chrono::microseconds(std::chrono::seconds(5));
-    asio::steady_timer t(ctx);
-    std::string last;
-    while (!stopping) {
-      std::string now = summary(broker->status_view());
-      if (now != last) {
-        systemd::notify("STATUS=" + now);
-        last = now;
-      }
-      if (watchdog) systemd::notify("WATCHDOG=1");
-      t.expires_after(period);
-      co_await t.async_wait(use_tuple);
-    }
+  /// Stop accepting (under socket activation new clients queue in systemd's socket for the
+  /// next instance), let in-flight requests finish within shutdown_grace, then stop.
+  asio::awaitable<void> shutdown() {
+    stopping = true;
+    heartbeat->stop();
+    systemd::notify(fmt::format("STOPPING=1\nSTATUS=stopping: {} connections open", listener->connections()));
+    listener->stop();
+    const SteadyTime deadline = clock.now() + shutdown_grace;
+    co_await drain(deadline - last_answers);
+    broker->stop(); // clients still waiting for the auth server get their 503 now
+    co_await drain(deadline);
+    if (listener->connections() > 0)
+      spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
+    ctx.stop();
   }
 };
 
@@ -213,19 +216,23 @@ int main(int argc, char** argv) {
   setup_logging(config.log.level, config.log.format);
 
   asio::io_context ctx(1);
-  Daemon d(ctx, config);
+  Daemon d(ctx, config, log_level);
   try {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), config.upstream, d.clock);
     d.proxy.target = d.upstream.get();
     d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, config);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, config.server.admin, [&d] { return d.reload(); });
     if (auto fd = systemd::listen_fd()) {
+      // Socket activation: systemd owns the socket, so clients can connect while we start
+      // or restart; server.socket, socket_mode and socket_group do not apply.
       d.listener = std::make_unique<Listener>(ctx.get_executor(), *fd, config.server, *d.handler, d.clock);
       spdlog::info("listening on the socket passed by systemd");
     } else {
       d.listener = std::make_unique<Listener>(ctx.get_executor(), config.server, *d.handler, d.clock);
       spdlog::info("listening on {}", config.server.socket);
     }
+    d.heartbeat = std::make_unique<systemd::Heartbeat>(ctx.get_executor(), d.clock, *d.broker,
+                                                       systemd::fetch_bound(config.upstream));
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
     std::fprintf(stderr, "cl-tokend: %s\n", e.what());
@@ -233,15 +240,16 @@ int main(int argc, char** argv) {
   }
   d.listener->start();
   d.broker->start();
-  // Ready as soon as the socket accepts: clients can connect while tokens are fetched.
-  systemd::notify("READY=1\nSTATUS=" + summary(d.broker->status_view()));
+  // Ready as soon as the socket accepts, not when the first tokens arrive: clients can
+  // connect (and wait for their token) while the auth server is slow or down.
+  d.heartbeat->ready();
   spdlog::info("cl-tokend {} ready: {} credentials, upstream {}", CLTOKEN_VERSION, config.credentials.size(),
                config.upstream.auth_url.text);
   auto rethrow = [](std::exception_ptr p) {
     if (p) std::rethrow_exception(p);
   };
   asio::co_spawn(ctx, d.signals(), rethrow);
-  asio::co_spawn(ctx, d.heartbeat(), rethrow);
+  asio::co_spawn(ctx, d.heartbeat->run(), rethrow);
   try {
     ctx.run();
   } catch (const std::exception& e) {

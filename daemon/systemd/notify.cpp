@@ -14,6 +14,12 @@ void notify(const std::string& state) {
   if (rc < 0) spdlog::debug("sd_notify failed: {}", rc);
 }
 
+std::string reloading_message(SteadyTime now) {
+  // libstdc++'s steady_clock is CLOCK_MONOTONIC, the clock systemd compares against.
+  const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  return "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec);
+}
+
 std::optional<int> listen_fd() {
   int n = sd_listen_fds(1);
   if (n <= 0) return std::nullopt;
