@@ -64,7 +64,7 @@ def credentials(names: list[str]) -> str:
         "backoffice": f'kind = "integration"\nclient_id = "{IT}"\nclient_secret_credential = "backoffice.secret"\n'
                       f'scope = "market:all"\nallow = ["uid:0", "group:cl-tokens"]\n',
         "storefront-eu": f'kind = "sales_channel"\nclient_id = "{SC}"\nscope = "market:code:europe"\nallow = ["*"]\n',
-        "erp": f'kind = "integration"\nclient_id = "{ERP}"\nclient_secret_file = "/etc/cl-tokend/erp.secret"\n'
+        "erp": f'kind = "integration"\nclient_id = "{ERP}"\nclient_secret_credential = "erp.secret"\n'
                f'allow = ["uid:0"]\n',
     }
     return "".join(f"\n[credentials.{n}]\n{tables[n]}" for n in names)
@@ -138,7 +138,7 @@ class PackageUnderSystemd(unittest.TestCase):
             self.assertEqual(sh("systemctl", "is-active", unit, check=False).stdout.strip(), "inactive", unit)
 
     def configure(self) -> None:
-        step("configure: config, secrets (one through LoadCredential=), clients in cl-tokens and not")
+        step("configure: config, secrets as systemd credentials (one encrypted), clients in cl-tokens and not")
         ca = "/etc/cl-tokend/test-ca.pem"
         with open(self.fake.ca_file) as src, open(ca, "w") as dst:
             dst.write(src.read())
@@ -147,15 +147,17 @@ class PackageUnderSystemd(unittest.TestCase):
         with open("/etc/cl-tokend/backoffice.secret", "w") as f:
             f.write(fake_harness.INTEGRATION_CLIENT_SECRET + "\n")
         os.chmod("/etc/cl-tokend/backoffice.secret", 0o600)
+        # erp's secret: encrypted at rest with systemd-creds (the host key: no TPM here).
+        os.makedirs("/etc/credstore.encrypted", exist_ok=True)
+        r = subprocess.run(["systemd-creds", "encrypt", "--name=erp.secret", "-", "/etc/credstore.encrypted/erp.secret"],
+                           input=ERP_SECRET, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open("/etc/credstore.encrypted/erp.secret") as f:
+            self.assertNotIn(ERP_SECRET, f.read())
         os.makedirs(DROPIN, exist_ok=True)
         with open(os.path.join(DROPIN, "secrets.conf"), "w") as f:
-            f.write("[Service]\nLoadCredential=backoffice.secret:/etc/cl-tokend/backoffice.secret\n")
-        # erp's secret: a file the daemon's user owns.
-        with open("/etc/cl-tokend/erp.secret", "w") as f:
-            f.write(ERP_SECRET + "\n")
-        user = pwd.getpwnam("cl-tokend")
-        os.chown("/etc/cl-tokend/erp.secret", user.pw_uid, user.pw_gid)
-        os.chmod("/etc/cl-tokend/erp.secret", 0o600)
+            f.write("[Service]\nLoadCredential=backoffice.secret:/etc/cl-tokend/backoffice.secret\n"
+                    "LoadCredentialEncrypted=erp.secret:/etc/credstore.encrypted/erp.secret\n")
         self.write_config(["backoffice", "storefront-eu"])
         sh("useradd", "--system", "--groups", "cl-tokens", "--no-create-home", "erpapp")
         sh("useradd", "--system", "--no-create-home", "stranger")
