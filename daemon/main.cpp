@@ -42,7 +42,7 @@ constexpr auto shutdown_grace = std::chrono::seconds(5);
 constexpr auto last_answers = std::chrono::milliseconds(500);
 
 /// Crash dumps would hold secrets: no core files, no ptrace by other processes of our uid.
-/// (The unit also sets LimitCORE=0; its seccomp filter may refuse setrlimit, which is fine.)
+/// (The unit sets LimitCORE=0 as well, for the moments before main.)
 void harden_process() {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   rlimit none{0, 0};

@@ -18,9 +18,12 @@ SOURCE_DIR = os.environ.get("CLTOKEN_SOURCE_DIR",
                             os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
 
-import cltoken_harness  # noqa: E402,F401  (also puts fake_auth and schema on sys.path)
-from cltoken_harness import (CL_TOKENCTL, CL_TOKEND, Client, Daemon, DaemonTestCase,  # noqa: E402,F401
-                             fake_harness, make_workdir, wait_for)
+# Re-exported for the tests here; importing it also puts fake_auth and schema on sys.path.
+from cltoken_harness import (CL_TOKENCTL, CL_TOKEND, Client, DaemonTestCase, fake_harness,  # noqa: E402
+                             make_workdir, wait_for)
+
+__all__ = ["CL_TOKENCTL", "CL_TOKEND", "Client", "DaemonTestCase", "fake_harness", "make_workdir", "wait_for",
+           "BUILD_DIR", "SOURCE_DIR", "CHANGED_CREDENTIALS", "ERP_CLIENT_ID", "ERP_SECRET", "NotifySocket"]
 
 BUILD_DIR = os.environ.get("CLTOKEN_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 
@@ -88,7 +91,7 @@ class NotifySocket:
         except (BlockingIOError, socket.timeout):
             pass
 
-    def wait_for(self, condition: Callable[[Notification], bool], timeout: float, what: str) -> Notification:
+    def wait(self, condition: Callable[[Notification], bool], timeout: float, what: str) -> Notification:
         """The first notification (old or new) that satisfies condition."""
         deadline = time.monotonic() + timeout
         seen = 0

@@ -26,30 +26,30 @@ class Notifications(DaemonTestCase):
         # The auth server holds every request: READY=1 must not wait for it.
         self.fake.control(mode="hang")
         d = self.start(upstream={"request_timeout_ms": 1500})
-        ready = self.notify.wait_for(self.notify.has("READY"), 10, "READY=1")
+        ready = self.notify.wait(self.notify.has("READY"), 10, "READY=1")
         self.assertEqual(ready.pid, d.proc.pid)
         self.assertIn(ready.fields.get("STATUS"), ("2/2 credentials fetching", "2/2 credentials empty"))
         self.assertEqual(self.fake.stats()["by_status"].get("200", 0), 0, "READY=1 waited for a token")
         self.assertEqual(d.get("/v1/health").status, 503)
 
         self.fake.control(mode="normal")
-        fresh = self.notify.wait_for(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15,
+        fresh = self.notify.wait(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15,
                                      "STATUS=2/2 credentials fresh")
 
         before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         d.signal(signal.SIGHUP)
-        reloading = self.notify.wait_for(self.notify.has("RELOADING"), 10, "RELOADING=1")
+        reloading = self.notify.wait(self.notify.has("RELOADING"), 10, "RELOADING=1")
         after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.assertEqual(reloading.fields["RELOADING"], "1")
         self.assertTrue(before <= int(reloading.fields["MONOTONIC_USEC"]) <= after,
                         f"MONOTONIC_USEC {reloading.fields['MONOTONIC_USEC']} not in [{before}, {after}]")
-        reloaded = self.notify.wait_for(
+        reloaded = self.notify.wait(
             lambda n: "READY" in n.fields and self.notify.received.index(n) > self.notify.received.index(reloading),
             10, "READY=1 after RELOADING=1")
         self.assertEqual(reloaded.fields.get("STATUS"), "2/2 credentials fresh")
 
         d.signal(signal.SIGTERM)
-        stopping = self.notify.wait_for(self.notify.has("STOPPING"), 10, "STOPPING=1")
+        stopping = self.notify.wait(self.notify.has("STOPPING"), 10, "STOPPING=1")
         self.assertEqual(d.proc.wait(10), 0)
 
         order = [self.notify.received.index(n) for n in (ready, fresh, reloading, reloaded, stopping)]
@@ -58,11 +58,11 @@ class Notifications(DaemonTestCase):
 
     def test_status_names_a_credential_the_auth_server_rejects(self):
         d = self.start()
-        self.notify.wait_for(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
+        self.notify.wait(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
         with open(d.secret_file, "w") as f:
             f.write("not-the-secret\n")
         d.signal(signal.SIGHUP)  # a new secret is a new identity: fetched again, and refused
-        n = self.notify.wait_for(lambda n: n.fields.get("STATUS", "").startswith("1 failing"), 15,
+        n = self.notify.wait(lambda n: n.fields.get("STATUS", "").startswith("1 failing"), 15,
                                  "STATUS with the failing credential")
         self.assertEqual(n.fields["STATUS"], "1 failing: backoffice rejected; 1 fresh")
 
@@ -71,20 +71,20 @@ class Notifications(DaemonTestCase):
         # different line in between that the heartbeat must not lose track of.
         self.fake.add_client(ERP_CLIENT_ID, "integration", ERP_SECRET)
         d = self.start(env={"ERP_SECRET": ERP_SECRET})
-        self.notify.wait_for(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
+        self.notify.wait(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
         d.write_config(credentials=CHANGED_CREDENTIALS)
         d.signal(signal.SIGHUP)
-        reloaded = self.notify.wait_for(lambda n: "READY" in n.fields and n.fields.get("STATUS", "").startswith("1 "),
+        reloaded = self.notify.wait(lambda n: "READY" in n.fields and n.fields.get("STATUS", "").startswith("1 "),
                                         10, "READY=1 with erp not fresh yet")
         self.assertRegex(reloaded.fields["STATUS"], r"^1 (empty|fetching); 1 fresh$")
-        after = self.notify.wait_for(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh"
+        after = self.notify.wait(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh"
                                      and self.notify.received.index(n) > self.notify.received.index(reloaded),
                                      15, "2/2 fresh again after the reload")
         self.assertIsNotNone(after)
 
     def test_watchdog_beats_at_half_the_interval(self):
         d = self.start(env={"WATCHDOG_USEC": "600000"})
-        self.notify.wait_for(self.notify.has("READY"), 10, "READY=1")
+        self.notify.wait(self.notify.has("READY"), 10, "READY=1")
         first = time.monotonic()
         pings = self.notify.wait_count("WATCHDOG", 4, 10)
         self.assertTrue(all(n.fields["WATCHDOG"] == "1" and n.pid == d.proc.pid for n in pings), pings)
@@ -93,9 +93,9 @@ class Notifications(DaemonTestCase):
 
     def test_no_watchdog_pings_unless_systemd_asks(self):
         d = self.start()
-        self.notify.wait_for(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
+        self.notify.wait(lambda n: n.fields.get("STATUS") == "2/2 credentials fresh", 15, "2/2 fresh")
         d.signal(signal.SIGTERM)
-        self.notify.wait_for(self.notify.has("STOPPING"), 10, "STOPPING=1")
+        self.notify.wait(self.notify.has("STOPPING"), 10, "STOPPING=1")
         self.assertFalse([n for n in self.notify.received if "WATCHDOG" in n.fields])
 
 

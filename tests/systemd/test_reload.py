@@ -5,7 +5,6 @@ upstream request, removed ones are dropped (nothing revoked), new ones are fetch
 config leaves the running one in place and says why."""
 # ctest-timeout: 120
 
-import json
 import re
 import signal
 import unittest
