@@ -14,7 +14,9 @@ services, never share a cgroup with it. Everything is stopped by pid.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +28,20 @@ SYSTEMD = "/lib/systemd/systemd"
 # Inside, a clean environment: nothing of the test runner's leaks into the commands.
 INSIDE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
               "PYTHONDONTWRITEBYTECODE": "1", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _remove_cgroup(path: str) -> bool:
+    """Removes a cgroup and its children, deepest first; False while one still has processes."""
+    try:
+        for dirpath, _, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+            os.rmdir(dirpath)
+        return True
+    except OSError:
+        return False
 
 
 def _cgroup2_mount() -> str | None:
@@ -79,6 +95,12 @@ class SystemdNamespace:
     # -- lifecycle -----------------------------------------------------------------------
     def _make_cgroup(self) -> str:
         base = os.path.join(_cgroup2_mount(), _own_cgroup2_path().lstrip("/"))
+        # A run that was killed (a CTest timeout) leaves its empty cgroup behind: remove those
+        # whose test process is gone. rmdir refuses a cgroup that still holds a process.
+        for name in os.listdir(base):
+            m = re.fullmatch(r"cltokend-test-(\d+)-\d+", name)
+            if m and not os.path.exists(f"/proc/{m.group(1)}"):
+                _remove_cgroup(os.path.join(base, name))
         path = os.path.join(base, f"cltokend-test-{os.getpid()}-{time.monotonic_ns()}")
         os.mkdir(path)
         return path
@@ -88,14 +110,18 @@ class SystemdNamespace:
         self.cgroup = self._make_cgroup()
         procs = os.path.join(self.cgroup, "cgroup.procs")
 
-        def enter_cgroup() -> None:  # in the child, before exec: unshare --cgroup roots the namespace here
+        def enter_cgroup() -> None:  # in the child, before exec
+            # unshare --cgroup roots the namespace's cgroup tree here.
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
+            # Should this test die without cleaning up (a CTest timeout kills it), unshare
+            # dies too, and --kill-child takes systemd and its whole namespace with it.
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--cgroup", "--propagation", "private",
-             BOOT_SCRIPT, self.scratch, self.share, self.source],
+            ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--uts", "--net", "--cgroup",
+             "--propagation", "private", BOOT_SCRIPT, self.scratch, self.share, self.source],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=enter_cgroup,
             env=dict(INSIDE_ENV))
         log.close()
@@ -174,12 +200,7 @@ class SystemdNamespace:
                 self.proc.wait()
         if self.cgroup and os.path.isdir(self.cgroup):
             deadline = time.monotonic() + 10
-            while True:
-                try:
-                    for dirpath, _, _ in sorted(os.walk(self.cgroup), key=lambda w: -w[0].count("/")):
-                        os.rmdir(dirpath)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)  # the last processes are still leaving; bounded
+            while not _remove_cgroup(self.cgroup):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"cannot remove the cgroup {self.cgroup}")
+                time.sleep(0.05)  # the last processes are still leaving; bounded by the deadline
