@@ -1,7 +1,15 @@
-# cltoken_add_python_tests(PREFIX LABELS ENVIRONMENT DIR): one CTest test PREFIX.<name> per
-# DIR/test_<name>.py, run by Debian's python3 (CLTOKEN_PYTHON). A line
-# "# ctest-timeout: N" near the top of a file sets its timeout (default 300 s).
-function(cltoken_add_python_tests prefix labels environment dir)
+# cltoken_add_python_tests(PREFIX LABELS DIR): one CTest test PREFIX.<name> per
+# DIR/test_<name>.py, run by Debian's python3 (CLTOKEN_PYTHON) with the environment the
+# shared harness (tests/integration/cltoken_harness.py) reads: the binaries under test and
+# the source and build trees. A line "# ctest-timeout: N" near the top of a file sets its
+# timeout in seconds (default 300).
+function(cltoken_add_python_tests prefix labels dir)
+  set(environment
+    CL_TOKEND=$<TARGET_FILE:cl-tokend>
+    CL_TOKENCTL=$<TARGET_FILE:cl-tokenctl>
+    CLTOKEN_SOURCE_DIR=${PROJECT_SOURCE_DIR}
+    CLTOKEN_BUILD_DIR=${PROJECT_BINARY_DIR}
+    PYTHONDONTWRITEBYTECODE=1)
   file(GLOB scripts CONFIGURE_DEPENDS ${dir}/test_*.py)
   foreach(script ${scripts})
     get_filename_component(name ${script} NAME_WE)
