@@ -5,7 +5,7 @@
 namespace cltoken::systemd {
 
 SteadyClock::duration fetch_bound(const UpstreamConfig& upstream) {
-  return 2 * upstream.connect_timeout + 2 * upstream.request_timeout + scheduler_slack;
+  return upstream.request_timeout + scheduler_slack;
 }
 
 std::optional<std::string> refresh_loop_stall(const Broker::Progress& progress, SteadyTime now,

@@ -15,9 +15,8 @@ namespace cltoken::systemd {
 /// machine must not get a healthy daemon killed.
 constexpr SteadyClock::duration scheduler_slack = Seconds(10);
 
-/// The longest a fetch can take while the upstream client keeps its deadlines: resolve and
-/// connect (each within connect_timeout) and the request twice (a kept-alive connection
-/// found dead is retried once on a new one), plus the slack.
+/// The longest a fetch can take while the upstream client keeps its deadlines:
+/// request_timeout bounds the whole request, connection set-up included; plus the slack.
 [[nodiscard]] SteadyClock::duration fetch_bound(const UpstreamConfig& upstream);
 
 /// Why the refresh loop is stuck, or nothing when it is making progress.
