@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -438,18 +439,74 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("idle_timeout_s", 60, 31536000)) cfg.customers.idle_timeout = Seconds(*v);
     r.reject_unknown();
   }
-  { // [store]
+  { // [store] (docs/store.md)
     TableReader r(path, sub_table(path, root, "store", empty), "store");
     if (auto v = r.string("backend")) {
       if (*v != "memory" && *v != "file" && *v != "redis")
         r.fail_at(*r.get("backend"), "store.backend must be \"memory\", \"file\" or \"redis\"");
-      if (*v != "memory")
-        r.fail_at(*r.get("backend"), "store.backend \"" + *v + "\" is not available in this version; use \"memory\"");
       cfg.store.backend = *v;
     }
     if (auto v = r.string("path")) cfg.store.path = *v;
-    if (auto v = r.string("key_file")) cfg.store.key_file = *v;
+    if (cfg.store.backend == "file") {
+      const unsigned line = r.get("path") ? line_of(*r.get("path")) : r.line();
+      if (cfg.store.path.empty() || cfg.store.path.front() != '/' || cfg.store.path.back() == '/')
+        r.fail(line, "store.path must be the absolute path of a file, such as \"/var/lib/cl-tokend/state\"");
+      const std::string dir = cfg.store.path.substr(0, std::max<std::size_t>(1, cfg.store.path.rfind('/')));
+      struct stat dst {};
+      if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode))
+        r.fail(line, fmt::format("store.path: folder {} does not exist (systemd creates it with StateDirectory=cl-tokend)", dir));
+    }
+    cfg.store.key_file = r.string("key_file").value_or("");
+    cfg.store.key_credential = r.string("key_credential").value_or("");
+    if (!cfg.store.key_file.empty() && !cfg.store.key_credential.empty())
+      r.fail_at(*r.get("key_credential"), "store: both key_file and key_credential are set; keep one");
+    if (cfg.store.backend != "memory" && !cfg.store.key_file.empty()) {
+      const unsigned line = line_of(*r.get("key_file"));
+      cfg.store.key = read_secret_file(r, line, "store.key_file", cfg.store.key_file);
+      cfg.store.key_source = "file " + cfg.store.key_file;
+    } else if (cfg.store.backend != "memory" && !cfg.store.key_credential.empty()) {
+      const unsigned line = line_of(*r.get("key_credential"));
+      auto dir = env.getenv("CREDENTIALS_DIRECTORY");
+      if (!dir || dir->empty())
+        r.fail(line, "store.key_credential: $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)");
+      if (cfg.store.key_credential.find('/') != std::string::npos) r.fail(line, "store.key_credential: a credential name cannot contain '/'");
+      cfg.store.key = read_secret_file(r, line, "store.key_credential", *dir + "/" + cfg.store.key_credential);
+      cfg.store.key_source = "credential " + cfg.store.key_credential;
+    }
+    // The key protects tokens at rest and in Redis: a short one would be guessable.
+    if (cfg.store.key && cfg.store.key->size() < 32)
+      r.fail(line_of(*r.get(cfg.store.key_file.empty() ? "key_credential" : "key_file")),
+             "store key must be at least 32 bytes (e.g. openssl rand -base64 32)");
     if (auto v = r.string("url")) cfg.store.url = *v;
+    cfg.store.password_file = r.string("password_file").value_or("");
+    cfg.store.ca_file = r.string("ca_file").value_or("");
+    if (auto v = r.integer("timeout_ms", 10, 600000)) cfg.store.timeout = Millis(*v);
+    if (auto v = r.integer("poll_ms", 10, 60000)) cfg.store.poll = Millis(*v);
+    if (auto v = r.integer("reconnect_max_ms", 100, 3600000)) cfg.store.reconnect_max = Millis(*v);
+    if (auto v = r.string("prefix")) {
+      const bool ok = !v->empty() && v->size() <= 64 && std::all_of(v->begin(), v->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';
+      });
+      if (!ok) r.fail_at(*r.get("prefix"), "store.prefix may contain only letters, digits, '-', '_', '.' and ':' (1 to 64)");
+      cfg.store.prefix = *v;
+    }
+    if (cfg.store.backend == "redis") {
+      const unsigned url_line = r.get("url") ? line_of(*r.get("url")) : r.line();
+      std::string error;
+      auto url = parse_redis_url(cfg.store.url, error);
+      if (!url) r.fail(url_line, "store.url " + error);
+      if (url->password && !config_private)
+        r.fail(url_line, fmt::format("store.url holds a password: that needs a config file only its owner can read; run: "
+                                     "chmod 600 {} (or use store.password_file)", path));
+      if (!cfg.store.password_file.empty()) {
+        const unsigned line = line_of(*r.get("password_file"));
+        if (url->password) r.fail(line, "store: both store.url and store.password_file give a password; keep one");
+        url->password = read_secret_file(r, line, "store.password_file", cfg.store.password_file);
+      }
+      if (!cfg.store.ca_file.empty() && ::access(cfg.store.ca_file.c_str(), R_OK) != 0)
+        r.fail_at(*r.get("ca_file"), fmt::format("store.ca_file: cannot read {}: {}", cfg.store.ca_file, std::strerror(errno)));
+      cfg.store.redis = std::move(url);
+    }
     r.reject_unknown();
   }
   if (const toml::node* creds = root.get("credentials")) {
@@ -460,6 +517,16 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
         throw ConfigError(path, std::max(1u, line_of(node)), "credentials." + name + " must be a table [credentials." + name + "]");
       cfg.credentials.push_back(load_credential(path, name, *node.as_table(), env, config_private));
     }
+  }
+  if (cfg.store.backend != "memory") {
+    // A stored token is sealed with a key derived from the client secret; a credential
+    // without one (a sales channel) needs the store key instead.
+    for (const auto& c : cfg.credentials)
+      if (!c.client_secret && !cfg.store.key)
+        throw ConfigError(path, c.line,
+                          fmt::format("credentials.{} has no client secret to seal its stored token with: set "
+                                      "store.key_file or store.key_credential (store.backend is \"{}\")",
+                                      c.name, cfg.store.backend));
   }
   return cfg;
 }

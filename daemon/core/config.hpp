@@ -13,6 +13,7 @@
 #include "core/clock.hpp"
 #include "core/principal.hpp"
 #include "core/secret.hpp"
+#include "core/store_url.hpp"
 
 namespace cltoken {
 
@@ -94,11 +95,22 @@ struct CustomersConfig {
   Seconds idle_timeout{1209600};
 };
 
+/// [store]: where tokens survive a restart and how a fleet shares them (docs/store.md).
 struct StoreConfig {
-  std::string backend = "memory";
+  std::string backend = "memory"; ///< memory | file | redis
   std::string path = "/var/lib/cl-tokend/state";
   std::string key_file;
+  std::string key_credential;
+  std::string key_source = "none"; ///< "file PATH", "credential NAME" or "none", for --check
+  std::optional<Secret> key;       ///< seals the records of credentials without a client secret
   std::string url = "redis://127.0.0.1:6379/0";
+  std::optional<RedisUrl> redis;   ///< url parsed (backend redis), password from the url or password_file
+  std::string password_file;
+  std::string ca_file;             ///< rediss://: PEM CAs; empty = the system trust store
+  Millis timeout{1000};            ///< each Redis operation, connecting included
+  Millis poll{200};                ///< how often a daemon waiting on another's fetch looks for its token
+  Millis reconnect_max{30000};     ///< longest pause between reconnection attempts
+  std::string prefix = "cl-tokend"; ///< of every Redis key, so fleets can share one Redis
 };
 
 struct Config {
