@@ -86,6 +86,13 @@ public:
   Outcome fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u, double backoff_u);
   void fetch_failed(const UpstreamFailure& f, SteadyTime now, double backoff_u);
 
+  /// A token obtained elsewhere: loaded from the store at start, or fetched by another
+  /// daemon of the fleet (docs/store.md). Taken when it is still valid, is not the token
+  /// held or one reported invalid, and outlives the one held; its refresh time is chosen
+  /// afresh from its own lifetime with `jitter_u` in [-1,1]. Costs no upstream request and
+  /// counts none. Returns whether it was taken.
+  bool adopt(CachedToken t, SteadyTime now, double jitter_u);
+
   /// A client saw `reported` rejected by the API. Drops it when it is the current token
   /// (a fetch becomes due) and returns true; returns false for an old or unknown token.
   bool invalidate(std::string_view reported);
