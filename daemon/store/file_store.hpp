@@ -1,0 +1,42 @@
+#pragma once
+// store.backend = "file": one state file (store.path, under systemd's StateDirectory=)
+// holding each credential's last token, sealed (core/sealed_token.hpp), so that a restart
+// while tokens are valid costs no upstream request. Read once at start; rewritten
+// atomically after every accepted fetch. A file that cannot be read or opened is logged and
+// ignored: the daemon then fetches as if there were none, and the next save replaces it.
+#include <map>
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/store_state_file.hpp"
+#include "store/token_store.hpp"
+
+namespace cltoken {
+
+class FileStore final : public TokenStore {
+public:
+  /// Reads store.path now (a missing file is an empty store). Never throws for the file's
+  /// content or absence.
+  FileStore(StoreConfig config, const Clock& clock);
+  FileStore(const FileStore&) = delete;
+  FileStore& operator=(const FileStore&) = delete;
+
+  boost::asio::awaitable<std::optional<CachedToken>> load(StoreSubject s) override;
+  boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject, SteadyTime) override {
+    co_return std::nullopt;
+  }
+  boost::asio::awaitable<void> save(StoreSubject s, CachedToken token) override;
+  boost::asio::awaitable<void> forget(StoreSubject s) override;
+  [[nodiscard]] bool shared() const override { return false; }
+
+private:
+  /// Writes every record still valid; failures are logged, the daemon carries on.
+  void write();
+
+  StoreConfig config_;
+  const Clock& clock_;
+  std::map<std::string, StateRecord> records_; ///< by credential name
+};
+
+} // namespace cltoken
