@@ -24,6 +24,8 @@ struct Broker::Entry {
   bool removed = false;
   SteadyTime fetch_started{};               ///< of the fetch in flight, if any
   std::optional<SteadyTime> queued_until;   ///< due but over budget: when its turn is expected
+  bool restored = false; ///< the store was asked for a saved token
+  enum class Gate { ask, asking, open } gate = Gate::ask; ///< shared store: may this daemon fetch?
 };
 
 namespace {
@@ -115,6 +117,7 @@ void Broker::apply(const Config& config) {
 
 asio::awaitable<void> Broker::schedule() {
   while (running_) {
+    co_await restore();
     const SteadyTime now = clock_.now();
     std::vector<std::shared_ptr<Entry>> by_id;
     std::vector<FetchCandidate> due;
@@ -125,6 +128,7 @@ asio::awaitable<void> Broker::schedule() {
         next = std::min(next, e->state.next_due(now));
         continue;
       }
+      if (!fetch_cleared(*e, now)) continue;
       FetchCandidate c;
       c.id = by_id.size();
       c.starving = e->waiting > 0 && !e->state.has_valid(now);
@@ -146,6 +150,7 @@ asio::awaitable<void> Broker::schedule() {
 }
 
 void Broker::start_fetch(const std::shared_ptr<Entry>& e, SteadyTime now) {
+  e->gate = Entry::Gate::ask; // the fleet's answer is used up: the next fetch asks again
   e->state.fetch_started(now);
   e->fetch_started = now;
   asio::co_spawn(executor_, fetch(e), [name = e->config.name](std::exception_ptr p) {
@@ -202,6 +207,7 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
       spdlog::info("credential {}: refresh ok in {} ms, expires in {} s, next refresh in {} s", e->config.name, latency_ms,
                    lifetime, std::chrono::ceil<Seconds>(t.refresh_at - now).count());
       spdlog::debug("credential {}: new token {}", e->config.name, t.access_token.fingerprint());
+      save_token(e);
     } else {
       spdlog::warn("credential {}: refresh gave no gain ({}); keeping the current token", e->config.name,
                    e->state.last_error());
@@ -362,6 +368,7 @@ asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) 
     }
     // Drop only the token we revoked: a refresh may have replaced it meanwhile.
     if (e->state.token() && e->state.token()->access_token.equals(copy)) e->state.drop();
+    forget_token(e);
     ++e->generation;
     notify(*e);
     spdlog::info("credential {}: token revoked upstream and dropped", name);
@@ -413,6 +420,96 @@ std::vector<std::string> Broker::not_ready() {
   for (const auto& [name, e] : entries_)
     if (!e->state.has_valid(now)) out.push_back(name);
   return out;
+}
+
+// Token store hooks (docs/store.md). The store is asked for a saved token before the
+// first fetch of each credential, told of each accepted token and of each revoke, and,
+// when daemons share it, asked before each fetch whether another daemon has one already.
+
+asio::awaitable<void> Broker::restore() {
+  std::vector<std::shared_ptr<Entry>> pending;
+  for (auto& [name, e] : entries_)
+    if (!e->restored) pending.push_back(e);
+  for (auto& e : pending) {
+    e->restored = true;
+    // A named subject: GCC 12 destroys a braced temporary twice across co_await.
+    const StoreSubject subject{e->config, auth_url_};
+    auto token = co_await store_->load(subject);
+    if (!token || e->removed) continue;
+    const SteadyTime now = clock_.now();
+    const auto left = std::chrono::floor<Seconds>(token->expires_at - now).count();
+    if (e->state.adopt(std::move(*token), now, random_.symmetric())) {
+      spdlog::info("credential {}: stored token loaded, expires in {} s, next refresh in {} s", e->config.name, left,
+                   std::chrono::ceil<Seconds>(e->state.token()->refresh_at - now).count());
+      ++e->generation;
+      notify(*e);
+    }
+  }
+}
+
+bool Broker::fetch_cleared(Entry& e, SteadyTime now) {
+  if (!store_->shared() || e.gate == Entry::Gate::open) return true;
+  if (e.gate == Entry::Gate::asking) return false;
+  // Over budget: queue as usual, and ask (taking the fleet's lock) only once a slot is
+  // free, so that other daemons are not kept waiting on a lock held for a queued fetch.
+  if (!budget_.available(now)) return true;
+  e.gate = Entry::Gate::asking;
+  asio::co_spawn(executor_, consult(entries_.at(e.config.name)), [name = e.config.name](std::exception_ptr p) {
+    if (!p) return;
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::exception& ex) {
+      spdlog::error("credential {}: asking the token store failed unexpectedly: {}", name, ex.what());
+    }
+  });
+  return false;
+}
+
+asio::awaitable<void> Broker::consult(std::shared_ptr<Entry> e) {
+  SteadyTime newer_than = e->state.token() ? e->state.token()->expires_at : SteadyTime::min();
+  // A fleet token this daemon cannot take (the one a client just reported invalid) is
+  // asked past: the next answer is then the lock, and this daemon fetches.
+  const StoreSubject subject{e->config, auth_url_}; // named: see restore()
+  for (int round = 0; round < 3 && e->gate == Entry::Gate::asking; ++round) {
+    auto token = co_await store_->before_fetch(subject, newer_than);
+    if (!token || e->removed) break;
+    const SteadyTime now = clock_.now();
+    newer_than = token->expires_at;
+    if (e->state.adopt(std::move(*token), now, random_.symmetric())) {
+      spdlog::info("credential {}: took the token another daemon obtained, expires in {} s, next refresh in {} s",
+                   e->config.name, std::chrono::floor<Seconds>(e->state.token()->expires_at - now).count(),
+                   std::chrono::ceil<Seconds>(e->state.token()->refresh_at - now).count());
+      e->gate = Entry::Gate::ask;
+      ++e->generation;
+      notify(*e);
+    }
+  }
+  if (e->gate == Entry::Gate::asking) e->gate = Entry::Gate::open;
+  poke();
+}
+
+void Broker::save_token(const std::shared_ptr<Entry>& e) {
+  if (!e->state.token()) return;
+  asio::co_spawn(executor_, store_->save({e->config, auth_url_}, *e->state.token()),
+                 [name = e->config.name, keep = e](std::exception_ptr p) {
+                   if (!p) return;
+                   try {
+                     std::rethrow_exception(p);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("credential {}: saving the token failed unexpectedly: {}", name, ex.what());
+                   }
+                 });
+}
+
+void Broker::forget_token(const std::shared_ptr<Entry>& e) {
+  asio::co_spawn(executor_, store_->forget({e->config, auth_url_}), [name = e->config.name, keep = e](std::exception_ptr p) {
+    if (!p) return;
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::exception& ex) {
+      spdlog::error("credential {}: removing the revoked token from the store failed: {}", name, ex.what());
+    }
+  });
 }
 
 } // namespace cltoken

@@ -21,6 +21,7 @@
 #include "core/fetch_schedule.hpp"
 #include "core/rate_budget.hpp"
 #include "core/router.hpp"
+#include "store/token_store.hpp"
 #include "upstream/upstream.hpp"
 
 namespace cltoken {
@@ -31,6 +32,10 @@ public:
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
+
+  /// Where tokens are kept beyond memory (docs/store.md); must outlive the broker. Call
+  /// before start(). Default: a MemoryStore, which keeps nothing.
+  void set_store(TokenStore& store) { store_ = &store; }
 
   /// Starts the scheduler; every credential is fetched as soon as the budget allows.
   void start();
@@ -82,6 +87,15 @@ private:
   void notify(Entry& e);
   void poke();
   std::shared_ptr<Entry> find(std::string_view name) const;
+  // Token store hooks (docs/store.md).
+  /// Loads stored tokens of credentials not yet asked (all at start, new ones after a reload).
+  boost::asio::awaitable<void> restore();
+  /// For a shared store: false while the fleet is asked whether this fetch is needed
+  /// (start_fetch() uses the answer up).
+  bool fetch_cleared(Entry& e, SteadyTime now);
+  boost::asio::awaitable<void> consult(std::shared_ptr<Entry> e);
+  void save_token(const std::shared_ptr<Entry>& e);
+  void forget_token(const std::shared_ptr<Entry>& e);
   Response token_response(const Entry& e);
 
   boost::asio::any_io_executor executor_;
@@ -93,6 +107,8 @@ private:
   Millis upstream_timeout_; ///< upstream.request_timeout_ms: the longest a fetch can take
   std::string auth_url_;
   RateBudget budget_;
+  MemoryStore memory_store_;
+  TokenStore* store_ = &memory_store_;
   unsigned rate_limit_strikes_ = 0;
   std::string rate_limit_message_; ///< what the last 429 said, for the 503s during its pause
   std::size_t queued_logged_ = 0; ///< credentials over budget at the last plan
