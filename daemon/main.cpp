@@ -23,6 +23,7 @@
 #include "core/metrics.hpp"
 #include "server/handler.hpp"
 #include "server/listener.hpp"
+#include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
 #include "systemd/notify.hpp"
 #include "systemd/watchdog.hpp"
@@ -78,6 +79,7 @@ struct Daemon {
   Metrics metrics;
   std::unique_ptr<AuthClient> upstream;
   std::vector<std::unique_ptr<AuthClient>> retired; // replaced clients may still have a request in flight
+  std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
   std::unique_ptr<Broker> broker;
   std::unique_ptr<Handler> handler;
   std::unique_ptr<Listener> listener;
@@ -221,6 +223,9 @@ int main(int argc, char** argv) {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), config.upstream, d.clock);
     d.proxy.target = d.upstream.get();
     d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, config);
+    // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
+    d.store = make_store(ctx.get_executor(), config, d.clock, d.random);
+    d.broker->set_store(*d.store);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, config.server.admin, [&d] { return d.reload(); });
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
