@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -466,6 +467,10 @@ bool Broker::fetch_cleared(Entry& e, SteadyTime now) {
 }
 
 asio::awaitable<void> Broker::consult(std::shared_ptr<Entry> e) {
+  // co_spawn runs this inline, inside the scheduler's pass; a store that answers without
+  // suspending (Redis down) would poke() a scheduler not yet waiting, and the wake-up would
+  // be lost. Going through the queue first lets the pass end and the scheduler wait.
+  co_await asio::post(executor_, asio::use_awaitable);
   SteadyTime newer_than = e->state.token() ? e->state.token()->expires_at : SteadyTime::min();
   // A fleet token this daemon cannot take (the one a client just reported invalid) is
   // asked past: the next answer is then the lock, and this daemon fetches.
