@@ -6,8 +6,10 @@ CLTOKEN_PACKAGES=(
   g++ cmake ninja-build pkg-config dpkg-dev
   libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libcli11-dev libsystemd-dev catch2
+  libhiredis-dev          # the token store's Redis protocol (docs/store.md)
   # run and test
   openssl systemd curl procps util-linux iproute2
+  redis-server redis-tools  # tests/integration/test_store_redis.py runs its own redis-server
   python3 python3-cryptography python3-jsonschema python3-yaml
 )
 
