@@ -151,7 +151,9 @@ asio::awaitable<std::optional<CachedToken>> RedisStore::before_fetch(StoreSubjec
     }
     // Poll rather than subscribe: this wait happens once per refresh at most, a poll is
     // one round trip, and polling cannot miss a message while reconnecting.
-    const Millis left{std::max<long long>(1, e[1].integer)};
+    // PTTL is -1 for a lock without expiry (not one of ours: someone set it by hand);
+    // then poll at the normal pace until the bound.
+    const Millis left = e[1].integer > 0 ? Millis(e[1].integer) : config_.poll;
     asio::steady_timer t(executor_, now + std::min(config_.poll, left));
     co_await t.async_wait(use_tuple);
   }
