@@ -233,6 +233,20 @@ class Password(RedisCase):
         for d in (d0, d1):
             self.assertNotIn("correct-horse-battery-staple", d.read_log())
 
+    def test_an_acl_user_with_only_what_docs_store_md_lists(self):
+        # The ACL line docs/store.md recommends; scripts' inner commands count too.
+        self.redis.cli("ACL", "SETUSER", "cl-tokend", "on", ">fleet-user-password", "~cl-tokend:*",
+                       "+eval", "+hget", "+hset", "+get", "+set", "+del", "+pttl", "+pexpireat", "+ping", "+select")
+        url = f"redis://cl-tokend:fleet-user-password@127.0.0.1:{self.redis.port}/0"
+        d0 = self.daemon(extra=self.store(url=url))
+        d0.wait_ready()
+        wait_for(lambda: len(self.token_keys()) == 2, 10, "both tokens in redis")
+        d1 = self.daemon(extra=self.store(url=url))
+        d1.wait_ready()
+        self.assertEqual(self.token(d1, "backoffice"), self.token(d0, "backoffice"))
+        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
+        self.assertNotIn("NOPERM", d0.read_log() + d1.read_log())
+
     def test_a_wrong_password_is_logged_and_the_daemon_serves_alone(self):
         pw = os.path.join(self.workdir, "wrong.password")
         with open(pw, "w") as f:
