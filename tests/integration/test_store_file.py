@@ -9,7 +9,7 @@ import os
 import stat
 import unittest
 
-from cltoken_harness import DaemonTestCase, fake_harness, wait_for
+from cltoken_harness import DEFAULT_CREDENTIALS, DaemonTestCase, fake_harness, wait_for
 from store_harness import identity_fingerprint, store_section, unseal
 
 IT = fake_harness.INTEGRATION_CLIENT_ID
@@ -50,6 +50,10 @@ class FileStoreCase(DaemonTestCase):
     def status_requests(self, d) -> dict:
         return {c["name"]: c["upstream_requests"] for c in d.get("/v1/status").json()["credentials"]}
 
+    def wait_saved(self) -> None:
+        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
+                 "both tokens in the state file")
+
     def read_state(self) -> dict:
         with open(self.state) as f:
             return json.load(f)
@@ -64,8 +68,7 @@ class Restart(FileStoreCase):
         d = self.started()
         before = self.tokens(d)
         self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
-        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
-                 "both tokens in the state file")
+        self.wait_saved()
 
         self.restart(d)
         # Ready with the loaded tokens, and the scheduler's first pass started no fetch.
@@ -80,8 +83,7 @@ class Restart(FileStoreCase):
     def test_the_state_file_is_private_and_sealed_as_documented(self):
         d = self.started()
         served = self.tokens(d)
-        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
-                 "both tokens in the state file")
+        self.wait_saved()
         self.assertEqual(stat.S_IMODE(os.stat(self.state).st_mode), 0o600)
         with open(self.state, "rb") as f:
             raw = f.read()
@@ -118,8 +120,7 @@ class Refused(FileStoreCase):
     def test_a_tampered_record_is_refused_logged_and_replaced(self):
         d = self.started()
         first = self.tokens(d)
-        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
-                 "both tokens in the state file")
+        self.wait_saved()
         self.assertEqual(d.stop(), 0)
         doc = self.read_state()
         for r in doc["records"]:
@@ -157,8 +158,7 @@ class Refused(FileStoreCase):
     def test_a_record_moved_to_another_credential_does_not_open(self):
         d = self.started()
         self.tokens(d)
-        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
-                 "both tokens in the state file")
+        self.wait_saved()
         self.assertEqual(d.stop(), 0)
         doc = self.read_state()
         records = {r["credential"]: r for r in doc["records"]}
@@ -175,23 +175,10 @@ class Refused(FileStoreCase):
     def test_a_changed_identity_never_loads_the_old_token(self):
         d = self.started()
         first = self.tokens(d)
-        wait_for(lambda: os.path.exists(self.state) and len(self.read_state()["records"]) == 2, 10,
-                 "both tokens in the state file")
+        self.wait_saved()
         self.assertEqual(d.stop(), 0)
-        d.write_config(extra=self.store, credentials="""
-[credentials.backoffice]
-kind = "integration"
-client_id = "{it_id}"
-client_secret_file = "{secret_file}"
-scope = "market:code:europe"
-allow = ["*"]
-
-[credentials.storefront-eu]
-kind = "sales_channel"
-client_id = "{sc_id}"
-scope = "{sc_scope}"
-allow = ["*"]
-""")
+        d.write_config(extra=self.store, credentials=DEFAULT_CREDENTIALS.replace(
+            'scope = "{it_scope}"', 'scope = "market:code:europe"'))
         d.start()
         d.wait_ready()
         second = self.tokens(d)

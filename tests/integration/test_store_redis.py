@@ -27,9 +27,12 @@ class RedisCase(DaemonTestCase):
         with open(self.key_file, "wb") as f:
             f.write(STORE_KEY)
         os.chmod(self.key_file, 0o600)
-        self.redis = RedisServer(self.workdir, **self.redis_kw)
+        self.redis = self.make_redis()
         self.addCleanup(self.redis.stop)
         self.redis.start()
+
+    def make_redis(self) -> RedisServer:
+        return RedisServer(self.workdir, **self.redis_kw)
 
     def store(self, **overrides) -> str:
         values = {"backend": "redis", "url": self.redis.url, "key_file": self.key_file, "poll_ms": 50,
@@ -44,6 +47,19 @@ class RedisCase(DaemonTestCase):
 
     def token_keys(self) -> list:
         return [k for k in self.redis.keys() if k.endswith(":token")]
+
+    def assert_two_daemons_share(self, first: dict, second: dict | None = None) -> list:
+        """Starts a daemon with store settings `first`, then one with `second`: the second
+        takes the first's tokens from Redis, so the pair costs one request per credential."""
+        d0 = self.daemon(extra=self.store(**first))
+        d0.wait_ready()
+        wait_for(lambda: len(self.token_keys()) == 2, 10, "both tokens in redis")
+        d1 = self.daemon(extra=self.store(**(first if second is None else second)))
+        d1.wait_ready()
+        for name in ("backoffice", "storefront-eu"):
+            self.assertEqual(self.token(d1, name), self.token(d0, name))
+        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
+        return [d0, d1]
 
 
 class ColdFleet(RedisCase):
@@ -223,13 +239,8 @@ class Password(RedisCase):
         with open(pw, "w") as f:
             f.write("correct-horse-battery-staple\n")
         os.chmod(pw, 0o600)
-        d0 = self.daemon(extra=self.store(password_file=pw))
-        d0.wait_ready()
-        wait_for(lambda: len(self.token_keys()) == 2, 10, "both tokens in redis")
-        d1 = self.daemon(extra=self.store(url=f"redis://:correct-horse-battery-staple@127.0.0.1:{self.redis.port}/0"))
-        d1.wait_ready()
-        self.assertEqual(self.token(d1, "backoffice"), self.token(d0, "backoffice"))
-        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
+        url = f"redis://:correct-horse-battery-staple@127.0.0.1:{self.redis.port}/0"
+        d0, d1 = self.assert_two_daemons_share({"password_file": pw}, {"url": url})
         for d in (d0, d1):
             self.assertNotIn("correct-horse-battery-staple", d.read_log())
 
@@ -238,13 +249,7 @@ class Password(RedisCase):
         self.redis.cli("ACL", "SETUSER", "cl-tokend", "on", ">fleet-user-password", "~cl-tokend:*",
                        "+eval", "+hget", "+hset", "+get", "+set", "+del", "+pttl", "+pexpireat", "+ping", "+select")
         url = f"redis://cl-tokend:fleet-user-password@127.0.0.1:{self.redis.port}/0"
-        d0 = self.daemon(extra=self.store(url=url))
-        d0.wait_ready()
-        wait_for(lambda: len(self.token_keys()) == 2, 10, "both tokens in redis")
-        d1 = self.daemon(extra=self.store(url=url))
-        d1.wait_ready()
-        self.assertEqual(self.token(d1, "backoffice"), self.token(d0, "backoffice"))
-        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
+        d0, d1 = self.assert_two_daemons_share({"url": url})
         self.assertNotIn("NOPERM", d0.read_log() + d1.read_log())
 
     def test_a_wrong_password_is_logged_and_the_daemon_serves_alone(self):
@@ -262,25 +267,12 @@ class Password(RedisCase):
 
 
 class Tls(RedisCase):
-    def setUp(self) -> None:
-        self.redis_kw = {"unix": False}
-        DaemonTestCase.setUp(self)  # the fake's test CA must exist before redis-server uses it
-        self.key_file = os.path.join(self.workdir, "store.key")
-        with open(self.key_file, "wb") as f:
-            f.write(STORE_KEY)
-        os.chmod(self.key_file, 0o600)
-        self.redis = RedisServer(self.workdir, unix=False, tls_dir=self.fake.tls_dir)
-        self.addCleanup(self.redis.stop)
-        self.redis.start()
+    def make_redis(self) -> RedisServer:
+        # The fake's test CA (made when it started) signs Redis' certificate too.
+        return RedisServer(self.workdir, unix=False, tls_dir=self.fake.tls_dir)
 
     def test_rediss_with_the_test_ca(self):
-        d0 = self.daemon(extra=self.store(ca_file=self.fake.ca_file))
-        d0.wait_ready()
-        wait_for(lambda: len(self.token_keys()) == 2, 10, "both tokens in redis over TLS")
-        d1 = self.daemon(extra=self.store(ca_file=self.fake.ca_file))
-        d1.wait_ready()
-        self.assertEqual(self.token(d1, "storefront-eu"), self.token(d0, "storefront-eu"))
-        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
+        self.assert_two_daemons_share({"ca_file": self.fake.ca_file})
 
     def test_an_untrusted_certificate_is_refused_and_the_daemon_serves_alone(self):
         d0 = self.daemon(extra=self.store())  # the system trust store does not know the test CA
