@@ -4,6 +4,8 @@
 // while tokens are valid costs no upstream request. Read once at start; rewritten
 // atomically after every accepted fetch. A file that cannot be read or opened is logged and
 // ignored: the daemon then fetches as if there were none, and the next save replaces it.
+// The write happens on the event loop: a few KiB once per refresh, where a thread hop
+// would cost more than the fsync it hides.
 #include <map>
 #include <string>
 
