@@ -128,7 +128,8 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
 bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   if (t.expires_at <= now || t.access_token.empty()) return false;
   if (invalidated_ && invalidated_->equals(t.access_token)) return false;
-  if (token_ && (token_->access_token.equals(t.access_token) || t.expires_at <= token_->expires_at)) return false;
+  if (token_ && (token_->access_token.equals(t.access_token) || t.expires_at <= token_->expires_at + gain_slack))
+    return false;
   // As for a fetched token: never a refresh in the past or right away, so a loaded token
   // that is already due costs one fetch a second later, not a busy loop.
   t.refresh_at = std::max(policy_.refresh_at(t.obtained_at, t.lifetime, jitter_u), now + Seconds(1));
@@ -137,6 +138,7 @@ bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   invalidated_.reset();
   // Demand was for a token this one may satisfy: waiting clients ask again and say so.
   demand_ = false;
+  on_demand_only_ = false; // holding a token again, it is refreshed on schedule
   failures_ = 0;
   rejected_ = false;
   retry_at_ = {};

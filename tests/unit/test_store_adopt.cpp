@@ -120,3 +120,24 @@ TEST_CASE("adopting a token ends a failure streak and its backoff") {
   CHECK(s.fetch_succeeded(grant("tok-short-aaaaaaaaaaaaa", 60s), clock.now(), clock.now(), 0.0, 0.5) ==
         CredentialState::Outcome::no_gain);
 }
+
+TEST_CASE("after a revoke, a token adopted from the fleet is refreshed on schedule again") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  REQUIRE(s.adopt(stored(clock, "tok-revoked-aaaaaaaaaaa", 7200s, 1min), clock.now(), 0.0));
+  s.drop(); // revoked by an admin: nothing is fetched until a client asks
+  CHECK(s.next_due(clock.now()) == SteadyTime::max());
+  REQUIRE(s.adopt(stored(clock, "tok-fleet-aaaaaaaaaaaaa", 7200s, 0s), clock.now(), 0.0));
+  CHECK(near(s.next_due(clock.now()), clock.now() + 5400s));
+}
+
+TEST_CASE("a token newer by less than the gain slack is no gain") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  REQUIRE(s.adopt(stored(clock, "tok-current-aaaaaaaaaaa", 7200s, 10s), clock.now(), 0.0));
+  CachedToken barely = stored(clock, "tok-barely-aaaaaaaaaaaa", 7200s, 10s);
+  barely.expires_at += CredentialState::gain_slack;
+  CHECK_FALSE(s.adopt(barely, clock.now(), 0.0));
+  barely.expires_at += 1ms;
+  CHECK(s.adopt(barely, clock.now(), 0.0));
+}
