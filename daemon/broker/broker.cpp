@@ -368,8 +368,10 @@ asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) 
       co_return r;
     }
     // Drop only the token we revoked: a refresh may have replaced it meanwhile.
-    if (e->state.token() && e->state.token()->access_token.equals(copy)) e->state.drop();
-    forget_token(e);
+    if (e->state.token() && e->state.token()->access_token.equals(copy)) {
+      e->state.drop();
+      forget_token(e); // a stored copy must not come back at the next restart
+    }
     ++e->generation;
     notify(*e);
     spdlog::info("credential {}: token revoked upstream and dropped", name);
