@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/broker.hpp"
+#include "core/log_throttle.hpp"
 #include "core/metrics.hpp"
 #include "core/principal.hpp"
 #include "core/router.hpp"
@@ -42,8 +43,7 @@ private:
   const Clock& clock_;
   std::vector<Principal> admin_;
   ReloadFn reload_;
-  SteadyTime denial_window_{};
-  unsigned denials_in_window_ = 0;
+  LogThrottle denials_;
 };
 
 } // namespace cltoken
