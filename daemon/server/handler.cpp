@@ -18,15 +18,21 @@ void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
   if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
 }
 
+std::string Handler::known_name(const std::string& name) const {
+  if (name.empty()) return "";
+  return broker_.credential(name) != nullptr ? name : "(unknown)";
+}
+
 asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, SteadyTime deadline) {
   const SteadyTime start = clock_.now();
   const Route route = cltoken::route(request.method, request.target);
   Response response = co_await dispatch(route, request, peer, deadline);
   const double seconds = std::chrono::duration<double>(clock_.now() - start).count();
   metrics_.observe_request(route.name(), response.status, seconds);
-  // The route and credential name only: never the body, which may carry a token.
-  spdlog::trace("request uid={} pid={} {} {}{}{} -> {} in {:.3f} s", peer.uid, peer.pid, request.method.substr(0, 16),
-                route.name(), route.credential.empty() ? "" : " ", route.credential, response.status, seconds);
+  // The route and a configured credential name only: never the body, nor a name the
+  // client made up (it could be anything, a token included).
+  spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
+                route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
   co_return response;
 }
 
@@ -65,7 +71,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
 
   // Admin first: a peer that may not revoke learns nothing from this route.
   if (route.kind == RouteKind::revoke_token && !allowed(admin_, peer)) {
-    log_denial(peer, "revoke credential=" + route.credential);
+    log_denial(peer, "revoke credential=" + known_name(route.credential));
     co_return error_response(403, "forbidden", "revoke needs an admin principal");
   }
   // An unknown name is 404 even for a peer outside every allow list: GET /v1/status

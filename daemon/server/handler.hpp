@@ -37,6 +37,8 @@ public:
 private:
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);
+  /// `name` when it is a configured credential, else "(unknown)": safe to log.
+  [[nodiscard]] std::string known_name(const std::string& name) const;
 
   Broker& broker_;
   Metrics& metrics_;
