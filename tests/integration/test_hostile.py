@@ -124,6 +124,7 @@ from cltoken_harness import DaemonTestCase, wait_for  # noqa: E402
 from validate import validate  # noqa: E402
 
 NOBODY = 65534
+OTHER_USER_PYTHON = "/usr/bin/python3"  # any user can run it (a virtualenv under /root may not be)
 ATTACK_SECONDS = 10.0
 
 CREDENTIALS = """
@@ -165,7 +166,7 @@ class Hostile(DaemonTestCase):
 
         me = os.path.abspath(__file__)
         attackers = [subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                       sys.executable, me, "--attack", mode, d.socket, str(ATTACK_SECONDS)],
+                                       OTHER_USER_PYTHON, me, "--attack", mode, d.socket, str(ATTACK_SECONDS)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
                      for mode in ATTACK_MODES]
         answers = 0
@@ -233,6 +234,79 @@ class Hostile(DaemonTestCase):
         good.close()
         self.assertEqual(d.stop(), 0)
         self.assertEqual(self.token_requests(), upstream_before)
+
+
+
+# As nobody: four requests left unfinished hold the uid's four slots; a fifth request is
+# refused at once; once the four are closed, the uid is served again.
+PER_PEER = r"""
+import json, socket, sys
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    return s
+def ask(s):
+    s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+held = [conn() for _ in range(4)]
+for s in held:
+    s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # started, never finished
+print(json.dumps({"ready": True}), flush=True)
+sys.stdin.readline()  # the test checks another uid in the meantime
+refused = ask(conn())
+for s in held:
+    s.close()
+print(json.dumps({"refused": refused.decode(errors="replace")}), flush=True)
+sys.stdin.readline()
+print(json.dumps({"after": ask(conn()).decode(errors="replace")}), flush=True)
+"""
+
+
+class PerPeerCap(DaemonTestCase):
+    def test_one_uid_cannot_hold_more_than_its_slots(self):
+        d = self.daemon(credentials=CREDENTIALS, server={"max_requests_per_peer": 4, "request_timeout_ms": 20000})
+        d.wait_ready()
+        p = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                              OTHER_USER_PYTHON, "-c", PER_PEER, d.socket],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+        try:
+            self.assertEqual(json.loads(p.stdout.readline()), {"ready": True})
+            # The four unfinished requests must be in the daemon before the fifth arrives.
+            wait_for(lambda: self._in_progress(d) >= 4, 10, "four connections open")
+            # Another uid (root) is not affected.
+            self.assertEqual(d.get("/v1/tokens/backoffice").status, 200)
+            p.stdin.write("\n")
+            p.stdin.flush()
+            refused = json.loads(p.stdout.readline())["refused"]
+            self.assertTrue(refused.startswith("HTTP/1.1 429 "), refused)
+            self.assertIn("Retry-After: 1", refused)
+            self.assertIn('"code":"rate_limited"', refused)
+            self.assertIn("Connection: close", refused)
+            p.stdin.write("\n")
+            p.stdin.flush()
+            after = json.loads(p.stdout.readline())["after"]
+            self.assertTrue(after.startswith("HTTP/1.1 200 "), after)
+        finally:
+            p.stdin.close()
+            p.wait(20)
+            p.stdout.close()
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("request refused: uid=65534", d.read_log())
+
+    @staticmethod
+    def _in_progress(d) -> int:
+        """Open connections other than the one asking (from /metrics)."""
+        for line in d.get("/metrics").body.decode().splitlines():
+            if line.startswith("cl_tokend_connections "):
+                return int(float(line.split()[1])) - 1
+        return 0
 
 
 if __name__ == "__main__":

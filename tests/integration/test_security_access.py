@@ -17,6 +17,7 @@ from cltoken_harness import CL_TOKENCTL, DaemonTestCase, fake_harness, wait_for
 from validate import validate
 
 NOBODY = 65534          # user nobody, group nogroup
+OTHER_USER_PYTHON = "/usr/bin/python3"  # any user can run it (a virtualenv under /root may not be)
 USERS_GID = 100         # group "users": given to clients as a supplementary group only
 STRANGER = 4321         # a uid and gid that no principal names
 
@@ -90,7 +91,7 @@ def run_as(socket_path: str, uid: int, gid: int, groups: list[int] | None, metho
     """One request from a client process with this uid, primary gid and supplementary groups."""
     cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}"]
     cmd += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
-    cmd += [sys.executable, "-c", CLIENT, socket_path, method, target, body]
+    cmd += [OTHER_USER_PYTHON, "-c", CLIENT, socket_path, method, target, body]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd="/")
     if out.returncode != 0:
         raise AssertionError(f"client as uid {uid} failed: {out.stderr}")
@@ -230,7 +231,7 @@ for _ in range(150):
 print(json.dumps({"codes": sorted(set(codes)), "n": len(codes)}))
 """
         out = subprocess.run(["setpriv", f"--reuid={STRANGER}", f"--regid={STRANGER}", "--clear-groups",
-                              sys.executable, "-c", loop, self.d.socket, "GET", "/", ""],
+                              OTHER_USER_PYTHON, "-c", loop, self.d.socket, "GET", "/", ""],
                              capture_output=True, text=True, timeout=60, cwd="/")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(json.loads(out.stdout), {"codes": [403], "n": 150})

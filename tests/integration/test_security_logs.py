@@ -17,6 +17,7 @@ import unittest
 from cltoken_harness import DaemonTestCase, fake_harness, wait_for
 
 NOBODY = 65534
+OTHER_USER_PYTHON = "/usr/bin/python3"  # any user can run it (a virtualenv under /root may not be)
 SECRET = fake_harness.INTEGRATION_CLIENT_SECRET
 JWT_PIECE = re.compile(r"eyJ[A-Za-z0-9_\-]{5,}")  # more of a JWT than the 4-character fingerprint prefix
 
@@ -87,7 +88,7 @@ class NoSecretsInLogs(DaemonTestCase):
         self.assertEqual(d.post(f"/v1/tokens/{bo[-60:]}/revoke").status, 404)
         # A refused peer, a revoke, a reload, and the documents any peer can read.
         refused = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                  sys.executable, "-c",
+                                  OTHER_USER_PYTHON, "-c",
                                   "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
                                   "s.sendall(b'GET /v1/tokens/backoffice HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n');"
                                   "print(s.recv(4096).decode())", d.socket],
