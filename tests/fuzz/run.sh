@@ -23,9 +23,10 @@ for tool in clang-14 clang++-14; do
   command -v "$tool" > /dev/null || { echo "run.sh: $tool is missing (apt-get install clang-14 libfuzzer-14-dev)" >&2; exit 2; }
 done
 
+mkdir -p "$BUILD"
 cmake -S "$SOURCE" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DCLTOKEN_FUZZ=ON > "$BUILD.configure.log" 2>&1 ||
-  { cat "$BUILD.configure.log" >&2; exit 2; }
+  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DCLTOKEN_FUZZ=ON > "$BUILD/configure.log" 2>&1 ||
+  { cat "$BUILD/configure.log" >&2; exit 2; }
 nice ninja -C "$BUILD" -j"$JOBS" $(printf 'fuzz_%s ' "${NAMES[@]}")
 
 # Leaks at exit are not findings (the harnesses keep one-off state); everything else is.
