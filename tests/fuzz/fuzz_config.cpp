@@ -52,9 +52,11 @@ void write(const std::string& name, std::string_view text, mode_t mode) {
   std::abort();
 }
 
-bool holds_secret(const std::string& text) {
+/// A secret the loader read from a source, in `text`. A value the config file spells out
+/// itself (the fuzzer learns the strings) may be quoted back, like any other config text.
+bool holds_secret(const std::string& text, std::string_view input) {
   for (auto s : {file_secret, env_secret, credential_secret})
-    if (text.find(s) != std::string::npos) return true;
+    if (text.find(s) != std::string::npos && input.find(s) == std::string_view::npos) return true;
   return false;
 }
 
@@ -94,10 +96,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return std::nullopt;
   };
   env.names = &names;
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
   try {
     Config cfg = load_config(path, env);
     for (const auto& c : cfg.credentials) {
-      if (holds_secret(describe(c))) finding("a secret in --check's summary", describe(c));
+      if (holds_secret(describe(c), input)) finding("a secret in --check's summary", describe(c));
       if (c.kind == CredentialKind::integration && !c.client_secret) finding("an integration without a secret loaded", c.name);
       if (c.name.empty() || c.name.size() > 64) finding("a credential name out of bounds", c.name);
     }
@@ -105,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       finding("a socket path the listener cannot bind", cfg.server.socket);
     if ((cfg.server.socket_mode & 0600) != 0600 || cfg.server.socket_mode > 0777) finding("a bad socket mode", cfg.server.socket);
   } catch (const ConfigError& e) {
-    if (holds_secret(e.what())) finding("a secret in a config error", e.what());
+    if (holds_secret(e.what(), input)) finding("a secret in a config error", e.what());
   }
   return 0;
 }
