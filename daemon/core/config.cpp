@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <toml++/toml.h>
 
 namespace cltoken {
@@ -233,19 +234,37 @@ std::string trim_trailing_newlines(std::string s) {
   return s;
 }
 
-/// Reads a secret file, refusing one that other users could read too.
-Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+/// Which permission bits make a secret file unacceptable.
+enum class SecretFileRule {
+  private_file, ///< any group or other bit: only the owner may touch it
+  /// systemd credentials: systemd gives the service user read access through an ACL,
+  /// which shows as group bits (the ACL mask), in a folder only that user can enter; so
+  /// only "others" bits are refused there.
+  systemd_credential,
+};
+
+/// Reads a secret file, refusing one that other users could read or replace.
+Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, const std::string& path,
+                        SecretFileRule rule = SecretFileRule::private_file) {
+  // O_NONBLOCK: a FIFO (or a device) named by mistake or malice must not hang the load;
+  // and a reload runs on the event loop, where a hang would stop every client.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) r.fail(line, fmt::format("{}: cannot open {}: {}", key, path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     r.fail(line, fmt::format("{}: {} is not a regular file", key, path));
   }
-  if ((st.st_mode & 077) != 0) {
+  const mode_t refused = rule == SecretFileRule::private_file ? 077 : 007;
+  if ((st.st_mode & refused) != 0) {
     ::close(fd);
-    r.fail(line, fmt::format("{}: {} is readable by group or others (mode {:04o}); run: chmod 600 {}", key, path,
-                             st.st_mode & 07777, path));
+    const bool private_file = rule == SecretFileRule::private_file;
+    const bool readable = (st.st_mode & refused & 0444) != 0;
+    const bool writable = (st.st_mode & refused & 0222) != 0;
+    const char* how = readable && writable ? "readable and writable" : readable ? "readable" : writable ? "writable" : "executable";
+    r.fail(line, fmt::format("{}: {} is {} by {} (mode {:04o}); run: chmod {} {}", key, path, how,
+                             private_file ? "group or others" : "others", st.st_mode & 07777, private_file ? "600" : "o=",
+                             path));
   }
   std::string content;
   char buf[4096];
@@ -256,6 +275,7 @@ Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, c
     content.append(buf, static_cast<std::size_t>(n));
     if (content.size() > 65536) break;
   }
+  OPENSSL_cleanse(buf, sizeof buf);
   ::close(fd);
   Secret secret(trim_trailing_newlines(std::move(content)));
   if (secret.empty()) r.fail(line, fmt::format("{}: {} is empty", key, path));
@@ -316,13 +336,15 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
       auto value = env.getenv(v);
       if (!value || value->empty()) r.fail(line, fmt::format("{}: environment variable {} is not set or empty", key, v));
       c.client_secret = Secret(trim_trailing_newlines(*value));
+      wipe(*value);
       c.secret_source = "env " + v;
     } else if (std::string_view(chosen->key) == "client_secret_credential") {
       auto dir = env.getenv("CREDENTIALS_DIRECTORY");
       if (!dir || dir->empty())
         r.fail(line, key + ": $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)");
       if (v.find('/') != std::string::npos) r.fail(line, key + ": a credential name cannot contain '/'");
-      c.client_secret = read_secret_file(r, line, key, *dir + "/" + v);
+      if (v == "." || v == "..") r.fail(line, key + ": \"" + v + "\" is not a credential name");
+      c.client_secret = read_secret_file(r, line, key, *dir + "/" + v, SecretFileRule::systemd_credential);
       c.secret_source = "credential " + v;
     } else {
       if (!config_private)
@@ -330,8 +352,12 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
                                  "(or use client_secret_file)", key, file));
       c.client_secret = Secret(v);
       c.secret_source = "inline";
+      // The parsed table holds its own copy; it is ours (load_config's root), so wipe it.
+      wipe(const_cast<std::string&>(t.get("client_secret")->as_string()->get()));
     }
   }
+  for (auto& s : sources)
+    if (s.value && std::string_view(s.key) == "client_secret") wipe(*s.value);
   if (c.kind == CredentialKind::integration && !c.client_secret)
     r.fail_here("credentials." + name + ": an integration needs a client secret "
                 "(client_secret_file, client_secret_env, client_secret_credential or client_secret)");
@@ -386,6 +412,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     std::string error;
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_requests_per_peer", 0, 1000000)) cfg.server.max_requests_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("idle_timeout_ms", 100, 86400000)) cfg.server.idle_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 100, 600000)) cfg.server.request_timeout = Millis(*v);
     if (auto v = r.integer("max_header_bytes", 1024, 1048576)) cfg.server.max_header_bytes = static_cast<std::size_t>(*v);

@@ -49,6 +49,7 @@ struct ServerConfig {
   std::string socket_group_name;
   std::vector<Principal> admin;
   std::size_t max_connections = 256;
+  std::size_t max_requests_per_peer = 0; ///< requests in progress per uid; 0 = no cap
   Millis idle_timeout{30000};
   Millis request_timeout{15000};   ///< whole request: read, wait for a token, write
   std::size_t max_header_bytes = 8192;

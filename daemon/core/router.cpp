@@ -27,7 +27,9 @@ Response error_response(unsigned status, std::string_view code, std::string_view
   nlohmann::json j{{"error", {{"code", code}, {"message", message}}}};
   Response r;
   r.status = status;
-  r.body = j.dump();
+  // Messages may quote what a client sent (a query key); invalid UTF-8 there must not make
+  // dump() throw and cost the client its answer: replace it with U+FFFD.
+  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

@@ -2,6 +2,7 @@
 // Secrets (client secrets, access and refresh tokens) as a type (DESIGN.md principle 10):
 // the bytes are wiped when released, the type cannot be streamed or formatted, and
 // comparison takes constant time. Reading the value needs an explicit reveal().
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,11 @@ public:
 
   /// Wipes the value now.
   void clear() noexcept;
+
+  /// Streaming a secret is a compile error, so a careless `log << token` cannot leak it.
+  /// There is no fmt::formatter either (and fmt 9 does not fall back to operator<<), so
+  /// spdlog::info("{}", secret) does not compile. Log fingerprint() instead.
+  friend std::ostream& operator<<(std::ostream&, const Secret&) = delete;
 
 private:
   std::string value_;

@@ -1,5 +1,6 @@
 #include "core/upstream_response.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -36,21 +37,30 @@ std::string revoke_request_body(const std::string& client_id, const std::optiona
   return j.dump();
 }
 
+namespace {
+/// The longest pause an upstream Retry-After can impose: asking for more than a day is a
+/// misbehaving server (or a date typo), and the daemon must not go silent for years.
+constexpr Seconds max_retry_after{86400};
+} // namespace
+
 std::optional<Seconds> parse_retry_after(std::string_view value, WallTime now) {
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
   if (value.find_first_not_of("0123456789") == std::string_view::npos) {
-    if (value.size() > 9) return Seconds(86400); // absurd: cap rather than overflow
-    return Seconds(std::stol(std::string(value)));
+    if (value.size() > 9) return max_retry_after; // absurd: cap rather than overflow
+    return std::min(Seconds(std::stol(std::string(value))), max_retry_after);
   }
   std::tm tm{};
   std::string s(value);
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return std::nullopt;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  auto delta = std::chrono::duration_cast<Seconds>(at - now);
-  return delta.count() > 0 ? delta : Seconds(0);
+  // Compare as time_t: a date past 2262 does not fit system_clock's nanoseconds, and
+  // from_time_t would overflow (found by tests/fuzz, corpus token_response/retry-after-year-4050).
+  const std::time_t at = timegm(&tm);
+  const std::time_t now_t = std::chrono::system_clock::to_time_t(now);
+  if (at <= now_t) return Seconds(0);
+  return std::min(Seconds(at - now_t), max_retry_after);
 }
 
 namespace {

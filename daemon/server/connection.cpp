@@ -1,11 +1,17 @@
 #include "server/connection.hpp"
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
+
+#include "core/secret.hpp"
 
 namespace cltoken {
 
@@ -27,14 +33,36 @@ http::response<http::string_body> to_http(Response&& r, bool keep_alive, bool he
   res.keep_alive(keep_alive);
   res.body() = std::move(r.body);
   res.prepare_payload();
-  if (head) res.body().clear();
+  if (head) wipe(res.body());
   return res;
 }
 
-/// Sends a last answer (for a request we could not read) with a short deadline, then gives up.
-asio::awaitable<void> send_final(Stream& stream, unsigned status, const char* code, const std::string& message) {
-  auto res = to_http(error_response(status, code, message), false, false);
-  stream.expires_after(std::chrono::seconds(1));
+/// The answer to a request that could not be read, or nullopt to close without one (the
+/// peer went away, or sent nothing worth answering).
+std::optional<Response> read_failure(const beast::error_code& ec, const ServerConfig& config) {
+  // The contract ties each code to one status: too_large is always 413, headers included.
+  if (ec == http::error::header_limit)
+    return error_response(413, "too_large", "request line and headers exceed " + std::to_string(config.max_header_bytes) + " bytes");
+  if (ec == http::error::body_limit || ec == http::error::buffer_overflow)
+    return error_response(413, "too_large", "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+  if (ec == beast::error::timeout) return error_response(408, "timeout", "request not received within the deadline");
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message) return std::nullopt;
+  if (ec.category() == http::make_error_code(http::error::bad_target).category())
+    return error_response(400, "bad_request", "malformed HTTP request: " + ec.message());
+  return std::nullopt; // reset, cancelled at shutdown: nobody to answer
+}
+
+/// Overwrites the buffer's unused capacity, where the bytes of requests already handled
+/// linger. prepare() first moves any unread bytes (a pipelined request) to the front.
+void wipe_spare(beast::flat_buffer& buffer) {
+  auto spare = buffer.prepare(std::min(buffer.capacity(), buffer.max_size()) - buffer.size());
+  OPENSSL_cleanse(spare.data(), spare.size());
+}
+
+/// Sends a last answer and closes; the write has the request deadline like any other.
+asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
+  auto res = to_http(std::move(response), false, false);
+  stream.expires_after(config.request_timeout);
   co_await http::async_write(stream, res, use_tuple);
 }
 
@@ -43,6 +71,8 @@ asio::awaitable<void> send_final(Stream& stream, unsigned status, const char* co
 asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket, PeerIdentity peer, const ServerConfig& config,
                                      Handler& handler, const Clock& clock, ConnectionControl& control) {
   Stream stream(std::move(socket));
+  // The buffer's maximum bounds what one connection can make the daemon hold, whatever
+  // the peer sends: a header or body over its limit fails the parse, never grows memory.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
@@ -59,6 +89,20 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       if (ec) break; // idle timeout, peer gone, or shutdown: close quietly
       buffer.commit(n);
     }
+    // A request has started: it holds one of its uid's slots until the answer is written.
+    auto slot = control.slots.acquire(peer.uid);
+    if (!slot) {
+      auto v = control.refusals.admit(clock.now());
+      if (v.suppressed > 0) spdlog::warn("{} further refused requests were not logged", v.suppressed);
+      if (v.log)
+        spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
+                     peer.uid, peer.pid, control.slots.limit());
+      Response r = error_response(429, "rate_limited",
+                                  "too many requests in progress for this user; wait for an answer before sending more");
+      r.retry_after = 1;
+      co_await send_final(stream, std::move(r), config);
+      break;
+    }
     const SteadyTime deadline = clock.now() + config.request_timeout;
     stream.expires_after(config.request_timeout);
     http::request_parser<http::string_body> parser;
@@ -66,15 +110,7 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
     parser.body_limit(config.max_body_bytes);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
     if (rec) {
-      if (rec == http::error::header_limit)
-        co_await send_final(stream, 431, "too_large", "request headers exceed " + std::to_string(config.max_header_bytes) + " bytes");
-      else if (rec == http::error::body_limit)
-        co_await send_final(stream, 413, "too_large", "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
-      else if (rec == beast::error::timeout)
-        co_await send_final(stream, 408, "timeout", "request not received within the deadline");
-      else if (rec.category() == http::make_error_code(http::error::bad_target).category() && rec != http::error::end_of_stream &&
-               rec != http::error::partial_message)
-        co_await send_final(stream, 400, "bad_request", "malformed HTTP request: " + rec.message());
+      if (auto answer = read_failure(rec, config)) co_await send_final(stream, std::move(*answer), config);
       break;
     }
     auto& req = parser.get();
@@ -86,6 +122,7 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
     stream.expires_after(config.request_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
     wipe(res.body()); // may hold a token
+    wipe_spare(buffer); // the request read may have carried one (invalidate)
     if (wec || !keep_alive) break;
   }
   beast::error_code ignored;

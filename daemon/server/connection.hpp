@@ -1,7 +1,8 @@
 #pragma once
 // One client connection: HTTP/1.1 with keep-alive over the Unix socket. Every read and
 // write has a deadline: idle_timeout_ms while waiting for a request to start,
-// request_timeout_ms for the rest; header and body sizes are capped.
+// request_timeout_ms for the rest; header and body sizes are capped, and so is the number
+// of requests one uid may have in progress (max_requests_per_peer).
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -10,6 +11,8 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "core/config.hpp"
+#include "core/log_throttle.hpp"
+#include "core/request_slots.hpp"
 #include "server/handler.hpp"
 
 namespace cltoken {
@@ -20,6 +23,8 @@ struct ConnectionControl {
   bool stopping = false;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, std::function<void()>> idle; ///< cancels an idle wait
+  RequestSlots slots;                                  ///< requests in progress per uid
+  LogThrottle refusals;                                ///< log lines about refused requests
 
   void stop() {
     stopping = true;

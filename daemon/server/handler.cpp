@@ -11,21 +11,28 @@ Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vect
     : broker_(broker), metrics_(metrics), clock_(clock), admin_(std::move(admin)), reload_(std::move(reload)) {}
 
 void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
-  // At most 10 denial lines a minute, so a client looping on 403 cannot flood the journal.
-  const SteadyTime now = clock_.now();
-  if (now - denial_window_ >= Seconds(60)) {
-    if (denials_in_window_ > 10) spdlog::warn("{} further access denials were not logged", denials_in_window_ - 10);
-    denial_window_ = now;
-    denials_in_window_ = 0;
-  }
-  if (++denials_in_window_ <= 10) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
+  // Once per denial, but at most a burst a minute, so a client looping on 403 cannot
+  // flood the journal; the lines left out are counted.
+  auto v = denials_.admit(clock_.now());
+  if (v.suppressed > 0) spdlog::warn("{} further access denials were not logged", v.suppressed);
+  if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
+}
+
+std::string Handler::known_name(const std::string& name) const {
+  if (name.empty()) return "";
+  return broker_.credential(name) != nullptr ? name : "(unknown)";
 }
 
 asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, SteadyTime deadline) {
   const SteadyTime start = clock_.now();
   const Route route = cltoken::route(request.method, request.target);
   Response response = co_await dispatch(route, request, peer, deadline);
-  metrics_.observe_request(route.name(), response.status, std::chrono::duration<double>(clock_.now() - start).count());
+  const double seconds = std::chrono::duration<double>(clock_.now() - start).count();
+  metrics_.observe_request(route.name(), response.status, seconds);
+  // The route and a configured credential name only: never the body, nor a name the
+  // client made up (it could be anything, a token included).
+  spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
+                route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
   co_return response;
 }
 
@@ -62,17 +69,18 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::revoke_token: break;
   }
 
+  // Admin first: a peer that may not revoke learns nothing from this route.
+  if (route.kind == RouteKind::revoke_token && !allowed(admin_, peer)) {
+    log_denial(peer, "revoke credential=" + known_name(route.credential));
+    co_return error_response(403, "forbidden", "revoke needs an admin principal");
+  }
+  // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
+  // lists the names to any peer, so this reveals nothing more.
   const CredentialConfig* cred = broker_.credential(route.credential);
   if (cred == nullptr) co_return error_response(404, "unknown_credential", "no credential named \"" + route.credential + "\"");
-  if (route.kind == RouteKind::revoke_token) {
-    if (!allowed(admin_, peer)) {
-      log_denial(peer, "revoke " + route.credential);
-      co_return error_response(403, "forbidden", "revoke needs an admin principal");
-    }
-    co_return co_await broker_.revoke(route.credential, deadline);
-  }
+  if (route.kind == RouteKind::revoke_token) co_return co_await broker_.revoke(route.credential, deadline);
   if (!allowed(cred->allow, peer)) {
-    log_denial(peer, "credential " + route.credential);
+    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
     co_return error_response(403, "forbidden", "this peer may not use credential \"" + route.credential + "\"");
   }
   if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);

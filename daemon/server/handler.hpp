@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/broker.hpp"
+#include "core/log_throttle.hpp"
 #include "core/metrics.hpp"
 #include "core/principal.hpp"
 #include "core/router.hpp"
@@ -36,14 +37,15 @@ public:
 private:
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);
+  /// `name` when it is a configured credential, else "(unknown)": safe to log.
+  [[nodiscard]] std::string known_name(const std::string& name) const;
 
   Broker& broker_;
   Metrics& metrics_;
   const Clock& clock_;
   std::vector<Principal> admin_;
   ReloadFn reload_;
-  SteadyTime denial_window_{};
-  unsigned denials_in_window_ = 0;
+  LogThrottle denials_;
 };
 
 } // namespace cltoken

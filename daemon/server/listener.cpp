@@ -1,11 +1,13 @@
 #include "server/listener.hpp"
 
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -13,6 +15,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -40,7 +43,28 @@ bool socket_is_live(const std::string& path) {
   return rc == 0 || err != ECONNREFUSED;
 }
 
+/// The socket's folder must be one only the daemon (or root) can change: in a folder
+/// others may write to, another user could swap our socket for theirs between bind and
+/// chmod, or after, and collect the requests (and so nothing else protects the path).
+void check_folder(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0)
+    throw std::runtime_error(fmt::format("socket folder {}: {} (create it owned by the daemon's user, mode 0755; "
+                                         "under systemd, RuntimeDirectory=cl-tokend)", folder, std::strerror(errno)));
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(fmt::format("socket folder {} is not a directory", folder));
+  if (st.st_uid != ::geteuid() && st.st_uid != 0)
+    throw std::runtime_error(fmt::format("socket folder {} belongs to uid {}, not to the daemon (uid {}) or root; "
+                                         "run: chown {} {}", folder, st.st_uid, ::geteuid(), ::geteuid(), folder));
+  if ((st.st_mode & 022) != 0)
+    throw std::runtime_error(fmt::format("socket folder {} can be written by group or others (mode {:04o}); run: chmod go-w {} "
+                                         "or use a folder of the daemon's own such as /run/cl-tokend",
+                                         folder, st.st_mode & 07777, folder));
+}
+
 void prepare_path(const std::string& path) {
+  check_folder(path);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return;
@@ -54,6 +78,28 @@ void prepare_path(const std::string& path) {
     throw std::runtime_error(fmt::format("cannot remove stale socket {}: {}", path, std::strerror(errno)));
   spdlog::info("removed stale socket {}", path);
 }
+
+/// Each connection is a file descriptor: make sure max_connections of them fit under
+/// RLIMIT_NOFILE (with room for the upstream, logs and the listener itself), raising the
+/// soft limit when the hard one allows. Otherwise accept would fail with EMFILE.
+void ensure_fd_room(std::size_t max_connections) {
+  constexpr rlim_t reserve = 64;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t need = static_cast<rlim_t>(max_connections) + reserve;
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max == RLIM_INFINITY ? need : std::min(need, lim.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need)
+    spdlog::warn("server.max_connections = {} does not fit the open-file limit {} (LimitNOFILE=); connections beyond "
+                 "about {} will be refused", max_connections, lim.rlim_cur, lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0);
+}
+
+/// How long to stop accepting after EMFILE/ENFILE: the pending connection stays in the
+/// backlog and would fail again at once, so retrying immediately would spin the loop.
+constexpr auto accept_pause = std::chrono::milliseconds(100);
 
 } // namespace
 
@@ -69,12 +115,15 @@ Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, H
   ::umask(old);
   if (ec) throw std::runtime_error(fmt::format("cannot bind {}: {}", config.socket, ec.message()));
   owns_path_ = true;
+  struct stat st {};
+  if (::stat(config.socket.c_str(), &st) == 0) socket_file_ = std::pair(st.st_dev, st.st_ino);
   if (config.socket_group && ::chown(config.socket.c_str(), static_cast<uid_t>(-1), *config.socket_group) != 0)
     throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", config.socket, config.socket_group_name, std::strerror(errno)));
   if (::chmod(config.socket.c_str(), config.socket_mode) != 0)
     throw std::runtime_error(fmt::format("cannot chmod {}: {}", config.socket, std::strerror(errno)));
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", config.socket, ec.message()));
+  apply_limits();
 }
 
 Listener::Listener(asio::any_io_executor executor, int listening_fd, const ServerConfig& config, Handler& handler,
@@ -83,13 +132,29 @@ Listener::Listener(asio::any_io_executor executor, int listening_fd, const Serve
   boost::system::error_code ec;
   acceptor_.assign(stream_protocol(), listening_fd, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot adopt the listening socket from systemd: {}", ec.message()));
+  apply_limits();
+}
+
+void Listener::apply_limits() {
+  control_.slots.set_limit(config_.max_requests_per_peer);
+  ensure_fd_room(config_.max_connections);
+}
+
+void Listener::update(const ServerConfig& config) {
+  config_ = config;
+  apply_limits();
 }
 
 Listener::~Listener() {
   *alive_ = false;
   boost::system::error_code ec;
   acceptor_.close(ec);
-  if (owns_path_) ::unlink(config_.socket.c_str());
+  // Remove the socket only if it is still the one we created: after a restart race or a
+  // path change on reload, the file there may belong to someone else.
+  struct stat st {};
+  if (owns_path_ && ::lstat(config_.socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      socket_file_ == std::pair(st.st_dev, st.st_ino))
+    ::unlink(config_.socket.c_str());
 }
 
 void Listener::start() {
@@ -112,12 +177,23 @@ asio::awaitable<void> Listener::accept_loop() {
     // a connection that systemd's socket (or the backlog) had already promised an answer.
     if (ec) {
       if (ec == asio::error::operation_aborted || control_.stopping) break;
-      // EMFILE and friends: log, and keep going; existing clients are unaffected.
-      spdlog::warn("accept failed: {}", ec.message());
+      // EMFILE and friends: existing clients are unaffected; log (throttled) and pause
+      // accepting briefly rather than spin on a backlog entry that fails again at once.
+      auto v = accept_log_.admit(clock_.now());
+      if (v.log) spdlog::warn("accept failed: {}", ec.message());
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+          ec == asio::error::no_memory) {
+        asio::steady_timer pause(executor_, accept_pause);
+        co_await pause.async_wait(use_tuple);
+      }
       continue;
     }
     if (connections_ >= config_.max_connections) {
-      // Over the limit: close at once rather than queue, so the client knows immediately.
+      // Over the limit: close at once rather than queue, so the client knows immediately
+      // and the connections already open keep their service.
+      auto v = accept_log_.admit(clock_.now());
+      if (v.suppressed > 0) spdlog::warn("{} further refused connections were not logged", v.suppressed);
+      if (v.log) spdlog::warn("connection refused: {} connections open (server.max_connections)", connections_);
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;

@@ -1,15 +1,19 @@
 #pragma once
 // The Unix-socket listener: binds the configured path (or adopts systemd's listener),
 // accepts connections, enforces max_connections, and runs one Connection per client.
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
-#include <set>
+#include <optional>
+#include <utility>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "core/config.hpp"
+#include "core/log_throttle.hpp"
 #include "server/connection.hpp"
 #include "server/handler.hpp"
 
@@ -17,7 +21,8 @@ namespace cltoken {
 
 class Listener {
 public:
-  /// Creates the socket at config.socket. A stale socket file (nobody listening) is
+  /// Creates the socket at config.socket, in a folder that only the daemon or root may
+  /// write, with socket_mode and socket_group. A stale socket file (nobody listening) is
   /// replaced; a live one or any other file is an error. Throws std::runtime_error.
   Listener(boost::asio::any_io_executor executor, const ServerConfig& config, Handler& handler, const Clock& clock);
   /// Adopts an already-listening socket (systemd socket activation).
@@ -32,13 +37,14 @@ public:
   /// Stops accepting; open connections finish their current request and close.
   void stop();
   /// Applies limits from a reloaded config (the socket itself stays).
-  void update(const ServerConfig& config) { config_ = config; }
+  void update(const ServerConfig& config);
   [[nodiscard]] std::size_t connections() const { return connections_; }
   /// True when the listener owns the socket file (and removes it on exit).
   [[nodiscard]] bool owns_path() const { return owns_path_; }
 
 private:
   boost::asio::awaitable<void> accept_loop();
+  void apply_limits();
 
   boost::asio::any_io_executor executor_;
   ServerConfig config_;
@@ -46,6 +52,8 @@ private:
   const Clock& clock_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   bool owns_path_ = false;
+  std::optional<std::pair<dev_t, ino_t>> socket_file_; ///< the socket file we created
+  LogThrottle accept_log_;
   ConnectionControl control_;
   std::size_t connections_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

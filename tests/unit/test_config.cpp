@@ -203,3 +203,73 @@ TEST_CASE("identity decides which tokens survive a reload") {
   b.scope = "market:code:eu";
   CHECK_FALSE(a.same_identity(b));
 }
+
+TEST_CASE("secret sources are refused unless only the daemon can read and change them") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  auto cred = [&](const std::string& key, const std::string& value) {
+    return "[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\n" + key + " = \"" + value + "\"\nallow = [\"*\"]\n";
+  };
+  SECTION("group-writable secret file: someone else could replace the secret") {
+    auto secret = s.write("w.secret", "x", 0620);
+    CHECK(s.error(cred("client_secret_file", secret.string())) ==
+          file + ":4: credentials.x.client_secret_file: " + secret.string() +
+              " is writable by group or others (mode 0620); run: chmod 600 " + secret.string());
+  }
+  SECTION("world-readable secret file") {
+    auto secret = s.write("r.secret", "x", 0604);
+    CHECK_THAT(s.error(cred("client_secret_file", secret.string())),
+               Catch::EndsWith("is readable by group or others (mode 0604); run: chmod 600 " + secret.string()));
+  }
+  SECTION("0400 is fine") {
+    auto secret = s.write("ro.secret", "read-only-secret\n", 0400);
+    CHECK(s.load(cred("client_secret_file", secret.string())).find("x")->client_secret->reveal() == "read-only-secret");
+  }
+  SECTION("a FIFO is refused at once instead of hanging the load") {
+    const auto fifo = s.dir / "fifo.secret";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THAT(s.error(cred("client_secret_file", fifo.string())), Catch::EndsWith(fifo.string() + " is not a regular file"));
+  }
+  SECTION("a device is refused") {
+    CHECK_THAT(s.error(cred("client_secret_file", "/dev/zero")), Catch::EndsWith("/dev/zero is not a regular file"));
+  }
+  SECTION("systemd credentials: group bits are systemd's ACL mask, others are refused") {
+    s.env["CREDENTIALS_DIRECTORY"] = s.dir.string();
+    s.write("acl-cred", "from-systemd", 0440);
+    CHECK(s.load(cred("client_secret_credential", "acl-cred")).find("x")->client_secret->reveal() == "from-systemd");
+    auto open = s.write("open-cred", "x", 0444);
+    CHECK(s.error(cred("client_secret_credential", "open-cred")) ==
+          file + ":4: credentials.x.client_secret_credential: " + open.string() +
+              " is readable by others (mode 0444); run: chmod o= " + open.string());
+    CHECK_THAT(s.error(cred("client_secret_credential", "..")), Catch::Contains("is not a credential name"));
+    CHECK_THAT(s.error(cred("client_secret_credential", "a/b")), Catch::Contains("cannot contain '/'"));
+  }
+  SECTION("systemd credentials need $CREDENTIALS_DIRECTORY") {
+    CHECK_THAT(s.error(cred("client_secret_credential", "c")), Catch::Contains("$CREDENTIALS_DIRECTORY is not set"));
+  }
+  SECTION("the secret value never appears in an error") {
+    auto secret = s.write("big.secret", std::string(5000, 'k'), 0600);
+    const std::string e = s.error(cred("client_secret_file", secret.string()));
+    CHECK_THAT(e, Catch::Contains("larger than 4 KiB"));
+    CHECK(e.find("kkkkkkkk") == std::string::npos);
+  }
+}
+
+TEST_CASE("server limits load with their ranges") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  auto cfg = s.load("[server]\nmax_connections = 64\nmax_requests_per_peer = 8\nmax_header_bytes = 4096\n"
+                    "max_body_bytes = 2048\nrequest_timeout_ms = 500\nidle_timeout_ms = 1000\n");
+  CHECK(cfg.server.max_connections == 64);
+  CHECK(cfg.server.max_requests_per_peer == 8);
+  CHECK(cfg.server.max_header_bytes == 4096);
+  CHECK(cfg.server.max_body_bytes == 2048);
+  CHECK(cfg.server.request_timeout == Millis(500));
+  CHECK(cfg.server.idle_timeout == Millis(1000));
+  CHECK(s.load("").server.max_requests_per_peer == 0); // default: no per-peer cap
+  CHECK(s.error("[server]\nmax_requests_per_peer = -1\n") ==
+        file + ":2: server.max_requests_per_peer must be between 0 and 1000000, not -1");
+  CHECK(s.error("[server]\nmax_header_bytes = 100\n") == file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
+  CHECK(s.error("[server]\nsocket_mode = \"0066\"\n") ==
+        file + ":2: server.socket_mode must let the owner read and write (0600 at least)");
+}

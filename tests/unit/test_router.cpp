@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "core/router.hpp"
 
 using namespace cltoken;
@@ -35,4 +37,29 @@ TEST_CASE("traversal and odd targets never reach a credential") {
   CHECK(route("GET", "/").kind == RouteKind::not_found);
   CHECK(route("GET", "/metrics").kind == RouteKind::metrics);
   CHECK(route("GET", "/v1/health").kind == RouteKind::health);
+}
+
+TEST_CASE("an error quoting invalid UTF-8 from the client is still valid JSON") {
+  auto r = route("GET", "/v1/tokens/x?\xff\xfe=1");
+  REQUIRE(r.kind == RouteKind::bad_request);
+  Response e = error_response(400, "bad_request", r.error);
+  auto doc = nlohmann::json::parse(e.body); // throws if the body is not JSON
+  CHECK(doc["error"]["code"] == "bad_request");
+  CHECK(doc["error"]["message"].get<std::string>().find("\xef\xbf\xbd") != std::string::npos);
+}
+
+TEST_CASE("credential names outside the allowed characters never route to a credential") {
+  for (const char* target : {"/v1/tokens/back%2foffice", "/v1/tokens/a b", "/v1/tokens/\x01", "/v1/tokens/.",
+                             "/v1/tokens/%00", "/v1/tokens/name\"quote"}) {
+    auto r = route("GET", target);
+    INFO(target);
+    CHECK(r.kind == RouteKind::not_found);
+    CHECK(r.credential.empty());
+  }
+  CHECK(route("GET", "/v1/tokens/" + std::string(65, 'a')).kind == RouteKind::not_found);
+  CHECK(route("GET", "/v1/tokens/" + std::string(64, 'a')).kind == RouteKind::get_token);
+  // Repeated slashes collapse, but never into a different credential.
+  auto r = route("GET", "//v1//tokens//backoffice");
+  CHECK(r.kind == RouteKind::get_token);
+  CHECK(r.credential == "backoffice");
 }

@@ -1,5 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <ostream>
+#include <string>
+#include <type_traits>
+
+#include <fmt/format.h>
+
 #include "core/secret.hpp"
 
 using cltoken::Secret;
@@ -31,4 +37,51 @@ TEST_CASE("wipe overwrites and empties a string") {
   std::string s = "sensitive";
   cltoken::wipe(s);
   CHECK(s.empty());
+}
+
+// Compile-time guarantees: a Secret cannot reach a stream, a format string or a string_view
+// by accident. The positive controls show each check can tell the difference.
+namespace {
+template <class T>
+concept Streamable = requires(std::ostream& os, const T& t) { os << t; };
+} // namespace
+
+static_assert(Streamable<std::string>, "control: a string can be streamed");
+static_assert(!Streamable<Secret>, "a Secret must not be streamable");
+static_assert(fmt::is_formattable<std::string>::value, "control: a string can be formatted");
+static_assert(!fmt::is_formattable<Secret>::value, "a Secret must not be formattable by fmt/spdlog");
+static_assert(!std::is_convertible_v<Secret, std::string_view>, "reading a Secret needs reveal()");
+static_assert(!std::is_convertible_v<Secret, std::string>, "reading a Secret needs reveal()");
+static_assert(!std::is_convertible_v<std::string, Secret>, "making a Secret is explicit");
+
+TEST_CASE("equals compares every byte, whatever the position of the difference") {
+  const std::string base(64, 'a');
+  Secret s(base);
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    std::string other = base;
+    other[i] = 'b';
+    CHECK_FALSE(s.equals(other));
+  }
+  CHECK(s.equals(base));
+  CHECK_FALSE(Secret().equals(std::string_view("a")));
+  CHECK(Secret().equals(Secret()));
+}
+
+TEST_CASE("a fingerprint shows at most the first and last four characters") {
+  const std::string token = "eyJhbGciOiJSUzUxMiJ9.eyJvcmdhbml6YXRpb24iOnt9fQ.c2lnbmF0dXJl";
+  const std::string fp = Secret(token).fingerprint();
+  CHECK(fp.find(token) == std::string::npos);
+  CHECK(fp.find(token.substr(4, 4)) == std::string::npos);
+  CHECK(fp == token.substr(0, 4) + "…" + token.substr(token.size() - 4));
+  CHECK(Secret(std::string(15, 'x')).fingerprint() == "…"); // too short to show any of it
+}
+
+TEST_CASE("copies are independent and assignment replaces the value") {
+  Secret a("first-secret-value");
+  Secret b = a;
+  a.clear();
+  CHECK(a.empty());
+  CHECK(b.reveal() == "first-secret-value");
+  b = b; // self-assignment keeps the value
+  CHECK(b.reveal() == "first-secret-value");
 }

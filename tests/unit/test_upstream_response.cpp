@@ -127,3 +127,10 @@ TEST_CASE("permanent failures say what a human must fix") {
   CHECK(empty.kind == FailureKind::rejected);
   CHECK(empty.message == "auth server rejected the request (403)");
 }
+
+TEST_CASE("Retry-After is capped at a day, and far dates do not overflow") {
+  // Found by tests/fuzz: a date past 2262 overflowed system_clock's nanoseconds.
+  CHECK(*parse_retry_after("Wed, 26 Nov 4050 16:00:00 GMT", now) == 86400s);
+  CHECK(*parse_retry_after("999999999", now) == 86400s);
+  CHECK(*parse_retry_after("86399", now) == 86399s);
+}
