@@ -321,13 +321,13 @@ asio::awaitable<Response> Broker::serve(std::shared_ptr<Entry> e, Seconds min_tt
 
 asio::awaitable<Response> Broker::get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline) {
   auto e = find(name);
-  if (!e) co_return error_response(404, "unknown_credential", "no credential named \"" + name + "\"");
+  if (!e) co_return error_response(404, "unknown_credential", unknown_credential_message);
   co_return co_await serve(e, std::max(min_ttl.value_or(Seconds(0)), min_ttl_), deadline);
 }
 
 asio::awaitable<Response> Broker::invalidate(std::string name, Secret reported, SteadyTime deadline) {
   auto e = find(name);
-  if (!e) co_return error_response(404, "unknown_credential", "no credential named \"" + name + "\"");
+  if (!e) co_return error_response(404, "unknown_credential", unknown_credential_message);
   if (e->state.invalidate(reported.reveal())) {
     spdlog::info("credential {}: token reported invalid by a client; fetching a new one", name);
     poke();
@@ -337,7 +337,7 @@ asio::awaitable<Response> Broker::invalidate(std::string name, Secret reported, 
 
 asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) {
   auto e = find(name);
-  if (!e) co_return error_response(404, "unknown_credential", "no credential named \"" + name + "\"");
+  if (!e) co_return error_response(404, "unknown_credential", unknown_credential_message);
   (void)deadline; // the upstream client's own deadlines bound this call
   if (auto& token = e->state.token()) {
     const SteadyTime now = clock_.now();

@@ -125,7 +125,7 @@ Route route(std::string_view method, std::string_view target) {
           auto eq = pair.find('=');
           auto key = pair.substr(0, eq);
           auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-          if (key != "min_ttl") return bad("unknown query parameter \"" + std::string(key.substr(0, 40)) + "\" (only min_ttl)");
+          if (key != "min_ttl") return bad("unknown query parameter (this endpoint takes only min_ttl)");
           long v = -1;
           auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
           if (ec != std::errc{} || p != value.data() + value.size() || value.empty() || v < 0 || v > 86400)

@@ -41,6 +41,11 @@ struct Route {
 /// Routes a request line. Never throws; anything odd becomes not_found or bad_request.
 Route route(std::string_view method, std::string_view target);
 
+/// The 404 message for a credential name that is not configured. It does not repeat the
+/// name: answers carry no text the client chose (the client knows what it asked for, and
+/// cl-tokenctl says it), so nothing in an answer can be mistaken for, or pass for, a token.
+inline constexpr std::string_view unknown_credential_message = "no such credential";
+
 /// {"error":{"code","message"}} with the given status.
 Response error_response(unsigned status, std::string_view code, std::string_view message);
 

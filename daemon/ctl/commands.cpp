@@ -40,6 +40,16 @@ std::string body_of(const json& document, std::string_view what) {
     }
 }
 
+/// The "error.code" of a refusal, or "" when the body has none.
+std::string error_code_of(const Response& response) {
+    const auto document = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (!document.is_object()) return {};
+    const auto error = document.find("error");
+    if (error == document.end() || !error->is_object()) return {};
+    const auto code = error->find("code");
+    return code != error->end() && code->is_string() ? code->get<std::string>() : std::string();
+}
+
 /// Answers carrying a token document: print the bare token (for `$(...)`) or the document.
 Outcome token_outcome(const Response& response, const Presentation& presentation) {
     const json document = expect_success(response);
@@ -118,8 +128,16 @@ Outcome customer_login(const Invocation& invocation, const Exchange& exchange, c
 
 } // namespace
 
-Outcome run_command(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
+Outcome run_command(const Invocation& invocation, const Exchange& daemon, const Presentation& presentation,
                     const ReadSecret& read_secret) {
+    // cl-tokend does not repeat a name it does not know (its answers carry no text the
+    // client chose); the person who typed it wants to see it, so it is said here.
+    const Exchange exchange = [&](const Request& request) {
+        Response response = daemon(request);
+        if (response.status == 404 && !invocation.name.empty() && error_code_of(response) == "unknown_credential")
+            throw CtlError(exit_code_for_http_status(404), "no credential named \"" + one_line(invocation.name) + "\"");
+        return response;
+    };
     switch (invocation.command) {
     case Command::status: return status(exchange, presentation);
     case Command::health: return health(exchange, presentation);

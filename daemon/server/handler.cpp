@@ -77,11 +77,11 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
   // lists the names to any peer, so this reveals nothing more.
   const CredentialConfig* cred = broker_.credential(route.credential);
-  if (cred == nullptr) co_return error_response(404, "unknown_credential", "no credential named \"" + route.credential + "\"");
+  if (cred == nullptr) co_return error_response(404, "unknown_credential", unknown_credential_message);
   if (route.kind == RouteKind::revoke_token) co_return co_await broker_.revoke(route.credential, deadline);
   if (!allowed(cred->allow, peer)) {
     log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
-    co_return error_response(403, "forbidden", "this peer may not use credential \"" + route.credential + "\"");
+    co_return error_response(403, "forbidden", "this peer may not use this credential");
   }
   if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);
 

@@ -98,11 +98,12 @@ TEST_CASE("process: degraded status and unready health exit 3", "[process]") {
 }
 
 TEST_CASE("process: a refusal exits 3 with the daemon's message on one line", "[process]") {
-    FakeDaemon daemon(http_response(404, R"({"error":{"code":"unknown_credential","message":"no credential named nope"}})"));
+    FakeDaemon daemon(http_response(404, R"({"error":{"code":"unknown_credential","message":"no such credential"}})"));
     const auto result = run_ctl({"-s", daemon.socket_path(), "token", "nope"});
     CHECK(result.exit_code == 3);
     CHECK(result.out.empty());
-    CHECK(result.err == "cl-tokenctl: no credential named nope\n");
+    // The daemon does not repeat the name; cl-tokenctl says which one it asked for.
+    CHECK(result.err == "cl-tokenctl: no credential named \"nope\"\n");
 
     FakeDaemon busy(http_response(503, R"({"error":{"code":"upstream_unavailable","message":"no valid token for backoffice"}})",
                                   "Retry-After: 30\r\n"));
