@@ -29,6 +29,7 @@ struct Broker::Entry {
   std::optional<SteadyTime> queued_until;   ///< due but over budget: when its turn is expected
   bool restored = false; ///< the store was asked for a saved token
   enum class Gate { ask, asking, open } gate = Gate::ask; ///< shared store: may this daemon fetch?
+  mutable TokenDocumentCache document; ///< what GET /v1/tokens/{name} answers, rendered once a second
 };
 
 namespace {
@@ -260,7 +261,8 @@ asio::awaitable<bool> Broker::wait_change(Entry& e, SteadyTime deadline) {
 }
 
 Response Broker::token_response(const Entry& e) {
-  return json_response(token_document(e.config.name, e.config.kind, *e.state.token(), clock_.now(), clock_.wall_now()));
+  auto& doc = e.document.render(e.config.name, e.config.kind, *e.state.token(), clock_.now(), clock_.wall_now());
+  return json_response(std::string(doc.reveal()));
 }
 
 Response Broker::unavailable(const Entry& e, SteadyTime now) {
