@@ -51,7 +51,7 @@ const Secret& TokenDocumentCache::render(const std::string& credential, Credenti
                     std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count())};
   const bool same = key_ && key_->kind == key.kind && key_->expires_at == key.expires_at &&
                     key_->expires_in == key.expires_in && key_->expires_at_wall_s == key.expires_at_wall_s &&
-                    token_.equals(token.access_token);
+                    token_.reveal() == token.access_token.reveal(); // ours on both sides: no timing to hide
   if (!same) {
     document_ = Secret(token_document(credential, kind, token, now, wall_now));
     token_ = token.access_token;
