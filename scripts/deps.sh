@@ -10,6 +10,7 @@ CLTOKEN_PACKAGES=(
   # run and test
   openssl systemd curl procps util-linux iproute2
   redis-server redis-tools  # tests/integration/test_store_redis.py runs its own redis-server
+  nginx-light             # bench/run.py measures cl-tokend next to nginx (docs/performance.md)
   python3 python3-cryptography python3-jsonschema python3-yaml
 )
 

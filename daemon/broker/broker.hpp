@@ -115,6 +115,7 @@ private:
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
   boost::asio::steady_timer wake_;
   bool running_ = false;
+  std::size_t fetches_in_flight_ = 0; ///< so the end of a burst of fetches can give memory back
   SteadyTime next_wake_{};
   WallTime started_at_;
   SteadyTime started_steady_;

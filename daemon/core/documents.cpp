@@ -1,5 +1,6 @@
 #include "core/documents.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,25 @@ std::string token_document(const std::string& credential, CredentialKind kind, c
   std::string out = j.dump();
   wipe(j["access_token"].get_ref<std::string&>());
   return out;
+}
+
+const Secret& TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
+                                         SteadyTime now, WallTime wall_now) {
+  // The key holds exactly what the document is made of besides the name, which is the
+  // cache owner's own: the token (by expiry and value), the kind, and the two times as
+  // rendered, to the second.
+  const Key key{kind, token.expires_at, std::max(0L, seconds_until(token.expires_at, now)),
+                static_cast<long long>(
+                    std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count())};
+  const bool same = key_ && key_->kind == key.kind && key_->expires_at == key.expires_at &&
+                    key_->expires_in == key.expires_in && key_->expires_at_wall_s == key.expires_at_wall_s &&
+                    token_.reveal() == token.access_token.reveal(); // ours on both sides: no timing to hide
+  if (!same) {
+    document_ = Secret(token_document(credential, kind, token, now, wall_now));
+    token_ = token.access_token;
+    key_ = key;
+  }
+  return document_;
 }
 
 std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now) {

@@ -8,6 +8,7 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
+#include "core/secret.hpp"
 
 namespace cltoken {
 
@@ -22,6 +23,28 @@ inline WallTime wall_of(SteadyTime t, SteadyTime now, WallTime wall_now) {
 /// {"credential","kind","access_token","token_type","scope","expires_at","expires_in"}
 std::string token_document(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
                            WallTime wall_now);
+
+/// One credential's token document, rendered again only when a byte of it would change:
+/// another token, another kind, or the clock moving expires_in / expires_at to another
+/// second. Serving the same token thousands of times a second then costs a copy, not a
+/// JSON serialisation of an 800-byte JWT each time (docs/performance.md). The rendered
+/// document holds the token, so it lives in a Secret and is wiped when replaced.
+class TokenDocumentCache {
+public:
+  const Secret& render(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
+                       WallTime wall_now);
+
+private:
+  struct Key {
+    CredentialKind kind = CredentialKind::integration;
+    SteadyTime expires_at{};
+    long expires_in = 0;
+    long long expires_at_wall_s = 0;
+  };
+  std::optional<Key> key_;
+  Secret token_; ///< the access token the document was rendered for
+  Secret document_;
+};
 
 /// Everything the status document says about one credential.
 struct CredentialView {

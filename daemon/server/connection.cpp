@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -73,7 +74,13 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   Stream stream(std::move(socket));
   // The buffer's maximum bounds what one connection can make the daemon hold, whatever
   // the peer sends: a header or body over its limit fails the parse, never grows memory.
+  // It allocates nothing up front and grows as a request needs; between requests it holds
+  // nothing, so an idle keep-alive connection costs its coroutine and socket only
+  // (1,000 idle connections: docs/performance.md).
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
+  // The first bytes of a request land here while the buffer is empty: a small read into
+  // the coroutine's own frame, not a buffer allocated for a peer that may say nothing.
+  std::array<char, 512> first_bytes;
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
     // Waiting for a request to start: the idle timeout. A byte arriving starts the request clock.
@@ -84,10 +91,11 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       // shutdown grace bounds the wait).
       const std::uint64_t id = control.next_id++;
       if (!first) control.idle.emplace(id, [&stream] { stream.cancel(); });
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(first_bytes), use_tuple);
       control.idle.erase(id);
       if (ec) break; // idle timeout, peer gone, or shutdown: close quietly
-      buffer.commit(n);
+      buffer.commit(asio::buffer_copy(buffer.prepare(n), asio::buffer(first_bytes.data(), n)));
+      OPENSSL_cleanse(first_bytes.data(), n); // may hold a token (invalidate)
     }
     // A request has started: it holds one of its uid's slots until the answer is written.
     auto slot = control.slots.acquire(peer.uid);
@@ -123,6 +131,7 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
     auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
     wipe(res.body()); // may hold a token
     wipe_spare(buffer); // the request read may have carried one (invalidate)
+    if (buffer.size() == 0) buffer.shrink_to_fit(); // idle from here: hold no buffer
     if (wec || !keep_alive) break;
   }
   beast::error_code ignored;

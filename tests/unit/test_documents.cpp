@@ -30,6 +30,35 @@ TEST_CASE("the token document reports time left from the injected clock") {
   CHECK(j["expires_at"] == rfc3339(clock.wall_now() + 7100s));
 }
 
+TEST_CASE("the token document cache answers what token_document would, at every instant") {
+  test::FakeClock clock;
+  CachedToken t;
+  t.access_token = Secret("eyJ.first");
+  t.expires_at = clock.now() + 7200s;
+  TokenDocumentCache cache;
+  auto fresh = [&] { return token_document("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()); };
+  auto cached = [&] { return std::string(cache.render("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()).reveal()); };
+  CHECK(cached() == fresh());
+  // Within a second nothing changes; across one, expires_in does.
+  clock.advance(300ms);
+  CHECK(cached() == fresh());
+  clock.advance(900ms);
+  CHECK(cached() == fresh());
+  CHECK(json::parse(cached())["expires_in"] == 7198);
+  // A new token, even one expiring at the same instant, is a new document.
+  t.access_token = Secret("eyJ.second");
+  CHECK(json::parse(cached())["access_token"] == "eyJ.second");
+  t.expires_at += 3600s;
+  CHECK(cached() == fresh());
+  // Kind is part of the document.
+  CHECK(json::parse(std::string(cache.render("backoffice", CredentialKind::sales_channel, t, clock.now(), clock.wall_now()).reveal()))["kind"] ==
+        "sales_channel");
+  // An expired token says 0, and stays right as time passes.
+  clock.advance(20000s);
+  CHECK(cached() == fresh());
+  CHECK(json::parse(cached())["expires_in"] == 0);
+}
+
 TEST_CASE("status and metrics never contain a token") {
   test::FakeClock clock;
   StatusView s;
