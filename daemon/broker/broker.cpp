@@ -140,7 +140,8 @@ asio::awaitable<void> Broker::schedule() {
       due.push_back(c);
       by_id.push_back(e);
     }
-    FetchPlan plan = plan_fetches(std::move(due), budget_, now);
+    const std::size_t free_slots = max_fetches_in_flight - std::min(max_fetches_in_flight, fetches_in_flight_);
+    FetchPlan plan = plan_fetches(std::move(due), budget_, now, free_slots);
     for (std::size_t id : plan.start) start_fetch(by_id[id], now);
     for (const auto& [id, at] : plan.queued) {
       by_id[id]->queued_until = at;
@@ -164,6 +165,7 @@ void Broker::start_fetch(const std::shared_ptr<Entry>& e, SteadyTime now) {
     // peak (about 90 MiB for 1,000 credentials) for good. The last fetch of a burst hands
     // them back; this runs once per burst, not per request (docs/performance.md).
     if (--fetches_in_flight_ == 0) ::malloc_trim(0);
+    poke(); // a connection slot is free: a credential held for one can start now
     if (!p) return;
     try {
       std::rethrow_exception(p);

@@ -11,15 +11,18 @@ bool fetch_before(const FetchCandidate& a, const FetchCandidate& b) {
   return ea < eb;
 }
 
-FetchPlan plan_fetches(std::vector<FetchCandidate> due, RateBudget& budget, SteadyTime now) {
+FetchPlan plan_fetches(std::vector<FetchCandidate> due, RateBudget& budget, SteadyTime now, std::size_t free_slots) {
   std::stable_sort(due.begin(), due.end(), fetch_before);
   FetchPlan plan;
   std::size_t i = 0;
-  for (; i < due.size() && budget.available(now); ++i) {
+  for (; i < due.size() && plan.start.size() < free_slots && budget.available(now); ++i) {
     budget.start(now);
     plan.start.push_back(due[i].id);
   }
-  if (i < due.size()) {
+  if (i < due.size() && budget.available(now)) {
+    // Stopped by the slots, not the budget: no time to wait for, only a fetch to end.
+    for (; i < due.size(); ++i) plan.held.push_back(due[i].id);
+  } else if (i < due.size()) {
     const auto slots = budget.upcoming(now, due.size() - i);
     for (std::size_t k = 0; i < due.size(); ++i, ++k)
       plan.queued.emplace_back(due[i].id, k < slots.size() ? slots[k] : SteadyTime::max());

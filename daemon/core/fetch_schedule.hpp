@@ -25,6 +25,12 @@ struct FetchCandidate {
 /// earliest expiry, a missing token counting as already expired.
 [[nodiscard]] bool fetch_before(const FetchCandidate& a, const FetchCandidate& b);
 
+/// At most this many token requests in flight at once. The budget alone would let a cold
+/// start with a high `max_requests_per_minute` open hundreds of TLS connections together:
+/// nothing is gained upstream (the server answers them one by one anyway) and the daemon's
+/// memory would keep the high-water mark of that burst (docs/performance.md).
+inline constexpr std::size_t max_fetches_in_flight = 16;
+
 struct FetchPlan {
   /// Fetch these now, in this order; each one is already started in the budget (the
   /// caller finishes it when the answer comes).
@@ -32,10 +38,14 @@ struct FetchPlan {
   /// Due but over budget, in queue order, with the time each one's turn is expected if
   /// nothing new arrives (a later starving credential can still overtake it).
   std::vector<std::pair<std::size_t, SteadyTime>> queued;
+  /// Due and within budget, but every connection slot is taken: these start when a fetch
+  /// in flight ends (the caller re-plans then), in this order.
+  std::vector<std::size_t> held;
 };
 
 /// Orders `due` by fetch_before (stable: equal candidates keep their order) and hands
-/// out what the budget allows at `now`.
-[[nodiscard]] FetchPlan plan_fetches(std::vector<FetchCandidate> due, RateBudget& budget, SteadyTime now);
+/// out what the budget allows at `now`, starting at most `free_slots` of them.
+[[nodiscard]] FetchPlan plan_fetches(std::vector<FetchCandidate> due, RateBudget& budget, SteadyTime now,
+                                     std::size_t free_slots = max_fetches_in_flight);
 
 } // namespace cltoken

@@ -95,3 +95,28 @@ TEST_CASE("queued turns assume the requests in flight are answered now") {
   REQUIRE(third.queued.size() == 1);
   CHECK(third.queued[0].second == t0 + 62s); // a window after the first answer
 }
+
+TEST_CASE("no more than the free connection slots start; the rest are held, not queued for a time") {
+  RateBudget budget(100);
+  std::vector<FetchCandidate> due;
+  for (std::size_t i = 0; i < 5; ++i) due.push_back(candidate(i, i == 3, std::nullopt));
+  FetchPlan plan = plan_fetches(due, budget, t0, 2);
+  CHECK(plan.start == std::vector<std::size_t>{3, 0}); // the starving one still goes first
+  CHECK(plan.held == std::vector<std::size_t>{1, 2, 4});
+  CHECK(plan.queued.empty());
+  CHECK(budget.used(t0) == 2); // held ones take no budget until they start
+  FetchPlan none_free = plan_fetches({candidate(9, true, std::nullopt)}, budget, t0, 0);
+  CHECK(none_free.start.empty());
+  CHECK(none_free.held == std::vector<std::size_t>{9});
+}
+
+TEST_CASE("when the budget runs out before the slots, the rest queue for their turn as before") {
+  RateBudget budget(2);
+  FetchPlan plan = plan_fetches({candidate(0, false, std::nullopt), candidate(1, false, std::nullopt),
+                                 candidate(2, false, std::nullopt)},
+                                budget, t0, 2);
+  CHECK(plan.start.size() == 2);
+  CHECK(plan.held.empty());
+  REQUIRE(plan.queued.size() == 1);
+  CHECK(plan.queued[0].first == 2);
+}
