@@ -58,6 +58,7 @@ CustomerSession* SessionTable::use(const SessionKey& key, uid_t owner, std::stri
   auto& slot = map_.find(key)->second;
   lru_.splice(lru_.begin(), lru_, slot.lru);
   s->last_used = now;
+  s->last_read = now;
   return s;
 }
 
@@ -89,7 +90,7 @@ std::vector<SessionKey> SessionTable::due_for_refresh(SteadyTime now) const {
   for (const auto& key : lru_) {
     const auto& s = map_.find(key)->second.session;
     if (s.refreshing || !s.refresh_token || now < s.refresh_at) continue;
-    if (s.last_used <= s.obtained) continue; // not read since: refresh on demand
+    if (s.last_read <= s.obtained) continue; // not read since: refresh on demand
     due.push_back(key);
   }
   return due;

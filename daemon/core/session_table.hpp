@@ -38,7 +38,8 @@ struct CustomerSession {
   SteadyTime obtained{};   ///< when the current access token was asked for
   SteadyTime expires_at{};
   SteadyTime refresh_at{}; ///< refresh point of the current token (RefreshPolicy)
-  SteadyTime last_used{};  ///< created or last read: for idle eviction and "in use"
+  SteadyTime last_used{};  ///< created or last read: for idle eviction
+  SteadyTime last_read{};  ///< last GET (epoch when never): "in use" when after `obtained`
   bool refreshing = false; ///< a refresh is in flight (single flight per session)
   unsigned failures = 0;   ///< refreshes failed in a row (backoff)
 };
@@ -73,7 +74,7 @@ public:
   /// so a stranger cannot tell another uid's session from no session at all. Does not
   /// count as use.
   [[nodiscard]] CustomerSession* find(const SessionKey& key, uid_t owner, std::string_view credential);
-  /// find() that counts as use: moves the session to the front, last_used = now.
+  /// find() that counts as use: moves the session to the front, last_used = last_read = now.
   [[nodiscard]] CustomerSession* use(const SessionKey& key, uid_t owner, std::string_view credential, SteadyTime now);
   /// Lookup by key alone, for the I/O flow finishing a refresh it started.
   [[nodiscard]] CustomerSession* get(const SessionKey& key);

@@ -1,6 +1,6 @@
 #pragma once
-// Session handles: 256 bits from OpenSSL's CSPRNG, base64url without padding (43
-// characters, safe in a URL path segment).
+// Session handles: "cs_" and 256 bits from OpenSSL's CSPRNG, base64url without padding
+// (46 characters, safe in a URL path segment and on a command line).
 #include <optional>
 #include <string>
 

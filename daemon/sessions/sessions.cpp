@@ -399,6 +399,7 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
     CustomerSession next = from_grant(name, s->owner, grant, sent);
     if (!next.refresh_token) next.refresh_token = std::move(kept); // no rotation: the old one still works
     next.last_used = s->last_used;
+    next.last_read = s->last_read;
     *s = std::move(next);
     ++view_.refreshes["ok"];
   }
