@@ -11,6 +11,7 @@ import sys
 import unittest
 
 from cltoken_harness import DaemonTestCase, fake_harness, wait_for
+from validate import validate
 
 NOBODY = 65534
 SC = fake_harness.SALES_CHANNEL_CREDENTIAL
@@ -63,12 +64,15 @@ class Logins(CustomerSessionCase):
         self.assertEqual(doc["credential"], SC)
         self.assertEqual(doc["kind"], "sales_channel")
         self.assertNotIn("refresh_token", doc)
+        validate(doc, "session-created")
         self.assertEqual(self.fake.check(doc["access_token"])[0], 200)
         path = f"{SESSIONS}/{doc['session']}"
         got = d.get(path)
         self.assertEqual(got.status, 200, got)
         self.assertEqual(got.json()["access_token"], doc["access_token"])
         self.assertNotIn("refresh_token", got.json())
+        validate(got.json(), "token")
+        validate(d.get("/v1/status").json(), "status")
         self.assertEqual(self.status_customers(d)["sessions"], 1)
         # The handle never reaches the log, nor the token.
         log = d.read_log()
@@ -79,6 +83,7 @@ class Logins(CustomerSessionCase):
         ended = self.request(d, "DELETE", path)
         self.assertEqual(ended.status, 200, ended)
         self.assertEqual(ended.json(), {"ended": True})
+        validate(ended.json(), "session-ended")
         status, body = self.fake.check(doc["access_token"])
         self.assertEqual(status, 401, body)
         self.assertEqual(body["errors"][0]["code"], "INVALID_TOKEN")
@@ -91,6 +96,7 @@ class Logins(CustomerSessionCase):
         r = self.login(d, password="wrong horse")
         self.assertEqual(r.status, 401, r)
         self.assertEqual(r.json()["error"]["code"], "invalid_credentials")
+        validate(r.json(), "error")
         self.assertEqual(self.grants("password"), before + 1)
         # Still one after the daemon had every chance to retry: a later login is answered
         # after anything it might have queued.
@@ -132,6 +138,40 @@ class Logins(CustomerSessionCase):
         bad = self.request(d, "POST", SESSIONS, {"access_token": "not-a-jwt"})
         self.assertEqual(bad.status, 400)
         self.assertEqual(self.request(d, "POST", SESSIONS, {"username": USER}).status, 400)
+
+    def test_assertion_grant_needs_a_credential_with_a_secret(self):
+        self.fake.add_client("sc-confidential", "sales_channel", client_secret="sc-confidential-secret",
+                             scope=fake_harness.SALES_CHANNEL_SCOPE)
+        secret_file = os.path.join(self.workdir, "confidential.secret")
+        with open(secret_file, "w") as f:
+            f.write("sc-confidential-secret\n")
+        os.chmod(secret_file, 0o600)
+        credentials = '''
+[credentials.storefront-eu]
+kind = "sales_channel"
+client_id = "{sc_id}"
+scope = "{sc_scope}"
+allow = ["*"]
+
+[credentials.confidential]
+kind = "sales_channel"
+client_id = "sc-confidential"
+client_secret_file = "%s"
+allow = ["*"]
+''' % secret_file
+        d = self.daemon(credentials=credentials, upstream={"max_requests_per_minute": 100})
+        # What js-auth's createAssertion() makes, as the fake reads it (signature unchecked).
+        payload = {"https://commercelayer.io/claims": {"owner": {"type": "Customer", "id": fake_harness.CUSTOMER_ID}}}
+        assertion = json.dumps(payload)
+        r = self.request(d, "POST", "/v1/customers/confidential/sessions", {"assertion": assertion})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["owner_id"], fake_harness.CUSTOMER_ID)
+        # A public sales channel has no secret to sign the grant with.
+        r = self.request(d, "POST", SESSIONS, {"assertion": assertion})
+        self.assertEqual(r.status, 400, r)
+        payload["https://commercelayer.io/claims"]["owner"]["id"] = "cust-nobody"
+        r = self.request(d, "POST", "/v1/customers/confidential/sessions", {"assertion": json.dumps(payload)})
+        self.assertEqual(r.status, 401, r)
 
     def test_integration_credential_has_no_sessions_and_405_says_allow(self):
         d = self.daemon()
