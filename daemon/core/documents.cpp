@@ -82,7 +82,7 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
            {"budget_per_minute", s.budget_per_minute},
            {"rate_limited_until", optional_time(s.rate_limited_until, now, wall_now)}}},
          {"credentials", std::move(creds)}};
-  if (s.customers) {
+  if (s.customers && s.customers->in_use()) {
     const auto& c = *s.customers;
     json jc{{"sessions", c.sessions},           {"max_sessions", c.max_sessions}, {"evicted_lru", c.evicted_lru},
             {"evicted_idle", c.evicted_idle},   {"ended", c.ended},               {"expired", c.expired}};

@@ -51,6 +51,16 @@ struct CustomersView {
   std::map<std::string, std::uint64_t> logins{{"ok", 0}, {"invalid_credentials", 0}, {"rate_limited", 0}, {"failed", 0}};
   /// by outcome: ok, expired, failed
   std::map<std::string, std::uint64_t> refreshes{{"ok", 0}, {"expired", 0}, {"failed", 0}};
+
+  /// Sessions held, or a login tried, since the start. The status document leaves
+  /// `customers` out until then (status.schema.json: absent when not in use), so a daemon
+  /// without customers shows nothing about them; /metrics always has the families.
+  [[nodiscard]] bool in_use() const {
+    if (sessions > 0) return true;
+    for (const auto& [outcome, n] : logins)
+      if (n > 0) return true;
+    return false;
+  }
 };
 
 struct StatusView {

@@ -248,6 +248,8 @@ TEST_CASE("status and metrics show customer counts, never a token") {
   v.budget_per_minute = 25;
   v.started_steady = clock.now();
   CustomersView c;
+  v.customers = c;
+  CHECK(status_document(v, clock.now(), clock.wall_now()).find("customers") == std::string::npos); // not in use yet
   c.sessions = 7;
   c.evicted_lru = 2;
   c.logins["ok"] = 3;
