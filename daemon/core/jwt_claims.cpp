@@ -46,6 +46,8 @@ std::optional<JwtClaims> read_jwt_claims(std::string_view token) {
     if (auto id = o->find("id"); id != o->end() && id->is_string()) c.owner_id = id->get<std::string>();
     if (auto t = o->find("type"); t != o->end() && t->is_string()) c.owner_type = t->get<std::string>();
   }
+  if (auto app = j.find("application"); app != j.end() && app->is_object())
+    if (auto id = app->find("client_id"); id != app->end() && id->is_string()) c.client_id = id->get<std::string>();
   if (auto s = j.find("scope"); s != j.end() && s->is_string()) c.scope = s->get<std::string>();
   return c;
 }

@@ -141,6 +141,9 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
     auto claims = read_jwt_claims(req.access_token->reveal());
     if (!claims) co_return error_response(400, "bad_request", "access_token is not a Commerce Layer access token (a JWT)");
     if (claims->owner_id.empty()) co_return error_response(400, "bad_request", "access_token is not a customer token (it has no owner)");
+    // Another application's token could never be refreshed with this credential.
+    if (!claims->client_id.empty() && claims->client_id != cred.client_id)
+      co_return error_response(400, "bad_request", "access_token was issued to another application than this credential's");
     const auto wall_exp = WallTime(std::chrono::duration_cast<WallTime::duration>(Seconds(claims->exp)));
     const auto left = std::chrono::duration_cast<SteadyClock::duration>(wall_exp - clock_.wall_now());
     if (left > SteadyClock::duration::zero() || !req.refresh_token) {

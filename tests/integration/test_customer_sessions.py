@@ -137,6 +137,12 @@ class Logins(CustomerSessionCase):
         self.assertNotEqual(got.json()["access_token"], other["access_token"])
         bad = self.request(d, "POST", SESSIONS, {"access_token": "not-a-jwt"})
         self.assertEqual(bad.status, 400)
+        # Another application's customer token: this credential could never refresh it.
+        self.fake.add_client("sc-other", "sales_channel", scope=fake_harness.SALES_CHANNEL_SCOPE)
+        status, foreign = self.fake.token(grant_type="password", client_id="sc-other", username=USER, password=PASSWORD)
+        self.assertEqual(status, 200, foreign)
+        bad = self.request(d, "POST", SESSIONS, {"access_token": foreign["access_token"]})
+        self.assertEqual(bad.status, 400, bad)
         self.assertEqual(self.request(d, "POST", SESSIONS, {"username": USER}).status, 400)
 
     def test_assertion_grant_needs_a_credential_with_a_secret(self):

@@ -186,13 +186,15 @@ TEST_CASE("session requests come in exactly four forms") {
 }
 
 TEST_CASE("JWT claims: exp, owner and scope, without trusting more") {
-  const std::string payload = R"({"exp":1795003600,"scope":"market:code:europe","owner":{"id":"cust-1","type":"Customer"}})";
+  const std::string payload =
+      R"({"exp":1795003600,"scope":"market:code:europe","owner":{"id":"cust-1","type":"Customer"},"application":{"client_id":"sc-1"}})";
   auto c = read_jwt_claims(b64url(R"({"alg":"RS512"})") + "." + b64url(payload) + ".c2ln");
   REQUIRE(c);
   CHECK(c->exp == 1795003600);
   CHECK(c->owner_id == "cust-1");
   CHECK(c->owner_type == "Customer");
   CHECK(c->scope == "market:code:europe");
+  CHECK(c->client_id == "sc-1");
   for (std::size_t pad = 0; pad < 3; ++pad) { // every payload length decodes
     std::string p = R"({"exp":1})" + std::string(pad, ' ');
     auto d = read_jwt_claims("h." + b64url(p) + ".s");
