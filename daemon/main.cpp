@@ -81,6 +81,7 @@ struct Daemon {
   std::vector<std::unique_ptr<AuthClient>> retired; // replaced clients may still have a request in flight
   std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
   std::unique_ptr<Broker> broker;
+  std::unique_ptr<Sessions> sessions; ///< customer sessions; after the broker, whose budget they share
   std::unique_ptr<Handler> handler;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<systemd::Heartbeat> heartbeat;
@@ -108,6 +109,7 @@ struct Daemon {
         proxy.target = upstream.get();
       }
       broker->apply(next);
+      sessions->apply(next);
       handler->set_admin(next.server.admin);
       listener->update(next.server);
       heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
@@ -174,6 +176,7 @@ struct Daemon {
     const SteadyTime deadline = clock.now() + shutdown_grace;
     co_await drain(deadline - last_answers);
     broker->stop(); // clients still waiting for the auth server get their 503 now
+    sessions->stop();
     co_await drain(deadline);
     if (listener->connections() > 0)
       spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
@@ -226,7 +229,9 @@ int main(int argc, char** argv) {
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), config, d.clock, d.random);
     d.broker->set_store(*d.store);
+    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.metered, *d.broker, d.random, config);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, config.server.admin, [&d] { return d.reload(); });
+    d.handler->set_sessions(*d.sessions);
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
       // or restart; server.socket, socket_mode and socket_group do not apply.
@@ -245,6 +250,7 @@ int main(int argc, char** argv) {
   }
   d.listener->start();
   d.broker->start();
+  d.sessions->start();
   // Ready as soon as the socket accepts, not when the first tokens arrive: clients can
   // connect (and wait for their token) while the auth server is slow or down.
   d.heartbeat->ready();

@@ -252,6 +252,29 @@ void Broker::pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, cons
   spdlog::warn("credential {}: {}; all upstream requests paused for {} ms", name, f.message, pause.count());
 }
 
+bool Broker::take_upstream_slot() {
+  const SteadyTime now = clock_.now();
+  if (!budget_.available(now)) return false;
+  budget_.start(now);
+  return true;
+}
+
+void Broker::release_upstream_slot() {
+  budget_.finish(clock_.now());
+  poke(); // the scheduler may be waiting for this slot
+}
+
+unsigned Broker::upstream_slots_left() {
+  const SteadyTime now = clock_.now();
+  return budget_.paused_until(now) ? 0 : budget_.remaining(now);
+}
+
+SteadyTime Broker::next_upstream_slot() { return budget_.next_slot(clock_.now()); }
+
+void Broker::upstream_rate_limited(const UpstreamFailure& f, const std::string& what) {
+  pause_for_rate_limit(f, clock_.now(), what);
+}
+
 asio::awaitable<bool> Broker::wait_change(Entry& e, SteadyTime deadline) {
   asio::steady_timer t(executor_, deadline);
   e.waiters.push_back(&t);

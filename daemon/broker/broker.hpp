@@ -68,6 +68,19 @@ public:
   };
   [[nodiscard]] Progress progress() const;
 
+  // The shared upstream budget, for other flows that call the auth server (customer
+  // sessions, issue 8): one budget for the whole host, whoever asks.
+  /// Takes a slot when one is free now; false when over budget or paused after a 429.
+  bool take_upstream_slot();
+  /// Gives back a slot taken with take_upstream_slot() (its window runs from now).
+  void release_upstream_slot();
+  /// Slots free now (0 while paused after a 429).
+  [[nodiscard]] unsigned upstream_slots_left();
+  /// When a slot is expected to be free (now when available).
+  [[nodiscard]] SteadyTime next_upstream_slot();
+  /// A 429 from the auth server, seen by another flow: pauses every upstream request.
+  void upstream_rate_limited(const UpstreamFailure& f, const std::string& what);
+
   struct Entry;
 
 private:

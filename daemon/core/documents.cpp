@@ -60,6 +60,23 @@ const Secret& TokenDocumentCache::render(const std::string& credential, Credenti
   return document_;
 }
 
+std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now, const std::string* handle) {
+  json j;
+  if (handle != nullptr) j["session"] = *handle;
+  j["credential"] = s.credential;
+  j["kind"] = to_string(CredentialKind::sales_channel);
+  j["access_token"] = s.access_token.reveal();
+  j["token_type"] = s.token_type;
+  j["scope"] = s.scope.empty() ? json(nullptr) : json(s.scope);
+  j["expires_at"] = rfc3339(wall_of(s.expires_at, now, wall_now));
+  j["expires_in"] = std::max(0L, seconds_until(s.expires_at, now));
+  if (handle != nullptr) j["owner_id"] = s.owner_id;
+  std::string out = j.dump();
+  wipe(j["access_token"].get_ref<std::string&>());
+  if (handle != nullptr) wipe(j["session"].get_ref<std::string&>());
+  return out;
+}
+
 std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now) {
   json creds = json::array();
   for (const auto& c : s.credentials) {
@@ -85,6 +102,14 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
            {"budget_per_minute", s.budget_per_minute},
            {"rate_limited_until", optional_time(s.rate_limited_until, now, wall_now)}}},
          {"credentials", std::move(creds)}};
+  if (s.customers && s.customers->in_use()) {
+    const auto& c = *s.customers;
+    json jc{{"sessions", c.sessions},           {"max_sessions", c.max_sessions}, {"evicted_lru", c.evicted_lru},
+            {"evicted_idle", c.evicted_idle},   {"ended", c.ended},               {"expired", c.expired}};
+    for (const auto& [outcome, n] : c.logins) jc["logins_" + outcome] = n;
+    for (const auto& [outcome, n] : c.refreshes) jc["refreshes_" + outcome] = n;
+    j["customers"] = std::move(jc);
+  }
   return j.dump();
 }
 

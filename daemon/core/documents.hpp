@@ -1,6 +1,8 @@
 #pragma once
 // The JSON documents of the socket API (proto/schemas/*.schema.json), rendered from plain
 // snapshots. This is the only place that decides their shape.
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
 #include "core/secret.hpp"
+#include "core/session_table.hpp"
 
 namespace cltoken {
 
@@ -59,6 +62,30 @@ struct CredentialView {
   CredentialCounters counters;
 };
 
+/// Customer-session counts (issue 8): numbers only, never a handle, token or owner.
+struct CustomersView {
+  std::size_t sessions = 0;
+  std::size_t max_sessions = 0;
+  std::uint64_t evicted_lru = 0;  ///< dropped to stay within max_sessions
+  std::uint64_t evicted_idle = 0; ///< dropped after idle_timeout_s unused
+  std::uint64_t ended = 0;        ///< ended by their owner (DELETE)
+  std::uint64_t expired = 0;      ///< ended because the auth server refused the refresh token
+  /// by outcome: ok, invalid_credentials, rate_limited, failed
+  std::map<std::string, std::uint64_t> logins{{"ok", 0}, {"invalid_credentials", 0}, {"rate_limited", 0}, {"failed", 0}};
+  /// by outcome: ok, expired, failed
+  std::map<std::string, std::uint64_t> refreshes{{"ok", 0}, {"expired", 0}, {"failed", 0}};
+
+  /// Sessions held, or a login tried, since the start. The status document leaves
+  /// `customers` out until then (status.schema.json: absent when not in use), so a daemon
+  /// without customers shows nothing about them; /metrics always has the families.
+  [[nodiscard]] bool in_use() const {
+    if (sessions > 0) return true;
+    for (const auto& [outcome, n] : logins)
+      if (n > 0) return true;
+    return false;
+  }
+};
+
 struct StatusView {
   std::string version;
   WallTime started_at;
@@ -68,7 +95,13 @@ struct StatusView {
   unsigned budget_per_minute = 0;
   std::optional<SteadyTime> rate_limited_until;
   std::vector<CredentialView> credentials;
+  std::optional<CustomersView> customers; ///< absent when the daemon holds no session machinery
 };
+
+/// A customer session's token document: the fields of token_document(); with a handle
+/// (creation) also "session" first and "owner_id" last (session-created.schema.json).
+std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now,
+                                    const std::string* handle = nullptr);
 
 std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now);
 

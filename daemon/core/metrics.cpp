@@ -149,6 +149,27 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
     x.put("cl_tokend_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", escape_label_value(key.first), key.second, n);
 
   x.histogram("request_duration_seconds", "Time from a complete request on the socket to its answer.", request_duration_);
+
+  if (s.customers) { // counts only: never a session handle, token or customer (issue 8)
+    const auto& c = *s.customers;
+    x.family("customer_sessions", "gauge", "Customer sessions held.");
+    x.put("cl_tokend_customer_sessions {}\n", c.sessions);
+    x.family("customer_sessions_max", "gauge", "The most customer sessions held ([customers] max_sessions).");
+    x.put("cl_tokend_customer_sessions_max {}\n", c.max_sessions);
+    x.family("customer_session_evictions_total", "counter",
+             "Customer sessions dropped by the daemon: lru (over max_sessions) or idle (unused for idle_timeout_s).");
+    x.put("cl_tokend_customer_session_evictions_total{{reason=\"lru\"}} {}\n", c.evicted_lru);
+    x.put("cl_tokend_customer_session_evictions_total{{reason=\"idle\"}} {}\n", c.evicted_idle);
+    x.family("customer_sessions_ended_total", "counter",
+             "Customer sessions ended: logout (by their owner) or expired (the auth server refused the refresh token).");
+    x.put("cl_tokend_customer_sessions_ended_total{{reason=\"logout\"}} {}\n", c.ended);
+    x.put("cl_tokend_customer_sessions_ended_total{{reason=\"expired\"}} {}\n", c.expired);
+    x.family("customer_logins_total", "counter", "Customer session creations, by outcome.");
+    for (const auto& [outcome, n] : c.logins) x.put("cl_tokend_customer_logins_total{{outcome=\"{}\"}} {}\n", outcome, n);
+    x.family("customer_refreshes_total", "counter", "Customer token refreshes sent to the auth server, by outcome.");
+    for (const auto& [outcome, n] : c.refreshes)
+      x.put("cl_tokend_customer_refreshes_total{{outcome=\"{}\"}} {}\n", outcome, n);
+  }
   return out;
 }
 

@@ -16,6 +16,9 @@ const char* Route::name() const {
   case RouteKind::health: return "health";
   case RouteKind::metrics: return "metrics";
   case RouteKind::reload: return "reload";
+  case RouteKind::create_session: return "session_create";
+  case RouteKind::get_session: return "session_token";
+  case RouteKind::end_session: return "session_end";
   case RouteKind::not_found: return "not_found";
   case RouteKind::method_not_allowed: return "method_not_allowed";
   case RouteKind::bad_request: return "bad_request";
@@ -71,11 +74,39 @@ Route not_allowed(const char* allow) {
   return r;
 }
 
+/// A session handle as new_session_handle() makes them: base64url, no padding.
+bool valid_handle(std::string_view s) {
+  if (s.empty() || s.size() > 256) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return true;
+}
+
 Route bad(std::string error) {
   Route r;
   r.kind = RouteKind::bad_request;
   r.error = std::move(error);
   return r;
+}
+
+/// The only query parameter of a token read: min_ttl, whole seconds. An error sentence or nullopt.
+std::optional<std::string> parse_min_ttl(std::string_view query, Route& r) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    auto key = pair.substr(0, eq);
+    auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (key != "min_ttl") return "unknown query parameter (this endpoint takes only min_ttl)";
+    long v = -1;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc{} || p != value.data() + value.size() || value.empty() || v < 0 || v > 86400)
+      return "min_ttl must be whole seconds between 0 and 86400";
+    r.min_ttl = Seconds(v);
+  }
+  return std::nullopt;
 }
 
 } // namespace
@@ -116,22 +147,7 @@ Route route(std::string_view method, std::string_view target) {
       if (seg.size() == 3) {
         if (!get) return not_allowed("GET");
         r.kind = RouteKind::get_token;
-        // The only parameter: min_ttl, whole seconds.
-        while (!query.empty()) {
-          auto amp = query.find('&');
-          auto pair = query.substr(0, amp);
-          query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-          if (pair.empty()) continue;
-          auto eq = pair.find('=');
-          auto key = pair.substr(0, eq);
-          auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-          if (key != "min_ttl") return bad("unknown query parameter (this endpoint takes only min_ttl)");
-          long v = -1;
-          auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-          if (ec != std::errc{} || p != value.data() + value.size() || value.empty() || v < 0 || v > 86400)
-            return bad("min_ttl must be whole seconds between 0 and 86400");
-          r.min_ttl = Seconds(v);
-        }
+        if (auto error = parse_min_ttl(query, r)) return bad(*error);
         return r;
       }
       if (seg[3] == "invalidate") {
@@ -144,6 +160,35 @@ Route route(std::string_view method, std::string_view target) {
         r.kind = RouteKind::revoke_token;
         return no_query(r);
       }
+    }
+    if (seg[1] == "customers" && (seg.size() == 4 || seg.size() == 5) && seg[3] == "sessions") {
+      Route r;
+      if (!valid_segment(seg[2])) {
+        r.kind = RouteKind::not_found;
+        r.error = "no credential by that name";
+        return r;
+      }
+      r.credential = std::string(seg[2]);
+      if (seg.size() == 4) {
+        if (!post) return not_allowed("POST");
+        r.kind = RouteKind::create_session;
+        return no_query(r);
+      }
+      const bool del = method == "DELETE";
+      if (!get && !del) return not_allowed("GET, DELETE");
+      if (!valid_handle(seg[4])) {
+        r.kind = RouteKind::not_found;
+        r.error = "no such session";
+        return r;
+      }
+      r.session = std::string(seg[4]);
+      if (del) {
+        r.kind = RouteKind::end_session;
+        return no_query(r);
+      }
+      r.kind = RouteKind::get_session;
+      if (auto error = parse_min_ttl(query, r)) return bad(*error);
+      return r;
     }
   }
   Route r;

@@ -14,6 +14,7 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::optional<long> retry_after; ///< seconds, sent as Retry-After
+  std::string allow;               ///< for 405: the Allow header (methods of the path)
 };
 
 enum class RouteKind {
@@ -24,6 +25,9 @@ enum class RouteKind {
   health,
   metrics,
   reload,
+  create_session, ///< POST /v1/customers/{name}/sessions
+  get_session,    ///< GET /v1/customers/{name}/sessions/{session}
+  end_session,    ///< DELETE /v1/customers/{name}/sessions/{session}
   not_found,
   method_not_allowed,
   bad_request,
@@ -31,8 +35,9 @@ enum class RouteKind {
 
 struct Route {
   RouteKind kind = RouteKind::not_found;
-  std::string credential;          ///< for token routes
-  std::optional<Seconds> min_ttl;  ///< ?min_ttl=S on GET token
+  std::string credential;          ///< for token and session routes
+  std::string session;             ///< the session handle (a secret of sorts: never log it)
+  std::optional<Seconds> min_ttl;  ///< ?min_ttl=S on GET token or session
   std::string error;               ///< for bad_request / not_found: what was wrong
   std::string allow;               ///< for method_not_allowed: the Allow header
   [[nodiscard]] const char* name() const; ///< stable label for metrics

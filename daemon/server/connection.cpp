@@ -30,7 +30,7 @@ http::response<http::string_body> to_http(Response&& r, bool keep_alive, bool he
   res.set(http::field::content_type, r.content_type);
   res.set(http::field::cache_control, "no-store"); // tokens must not be cached by anything in between
   if (r.retry_after) res.set(http::field::retry_after, std::to_string(*r.retry_after));
-  if (r.status == 405) res.set(http::field::allow, r.body.find("POST") != std::string::npos ? "POST" : "GET");
+  if (r.status == 405) res.set(http::field::allow, r.allow.empty() ? (r.body.find("POST") != std::string::npos ? "POST" : "GET") : r.allow);
   res.keep_alive(keep_alive);
   res.body() = std::move(r.body);
   res.prepare_payload();

@@ -40,10 +40,16 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   switch (route.kind) {
   case RouteKind::bad_request: co_return error_response(400, "bad_request", route.error);
   case RouteKind::not_found: co_return error_response(404, "not_found", route.error);
-  case RouteKind::method_not_allowed:
-    co_return error_response(405, "method_not_allowed", "use " + route.allow + " for this endpoint");
-  case RouteKind::status:
-    co_return json_response(status_document(broker_.status_view(), clock_.now(), clock_.wall_now()));
+  case RouteKind::method_not_allowed: {
+    Response r = error_response(405, "method_not_allowed", "use " + route.allow + " for this endpoint");
+    r.allow = route.allow;
+    co_return r;
+  }
+  case RouteKind::status: {
+    auto view = broker_.status_view();
+    if (sessions_ != nullptr) view.customers = sessions_->view();
+    co_return json_response(status_document(view, clock_.now(), clock_.wall_now()));
+  }
   case RouteKind::health: {
     auto missing = broker_.not_ready();
     co_return json_response(health_document(missing.empty(), missing), missing.empty() ? 200 : 503);
@@ -52,6 +58,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     auto view = broker_.status_view();
+    if (sessions_ != nullptr) view.customers = sessions_->view();
     r.body = metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute));
     co_return r;
   }
@@ -67,6 +74,9 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::get_token:
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token: break;
+  case RouteKind::create_session:
+  case RouteKind::get_session:
+  case RouteKind::end_session: co_return co_await dispatch_session(route, request, peer, deadline);
   }
 
   // Admin first: a peer that may not revoke learns nothing from this route.
@@ -93,6 +103,31 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   Secret reported(body["access_token"].get<std::string>());
   wipe(body["access_token"].get_ref<std::string&>());
   co_return co_await broker_.invalidate(route.credential, std::move(reported), deadline);
+}
+
+asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,
+                                                    SteadyTime deadline) {
+  // Sales channels only: under an integration credential (or none) there are no sessions.
+  const CredentialConfig* found = broker_.credential(route.credential);
+  if (found == nullptr || found->kind != CredentialKind::sales_channel || sessions_ == nullptr) {
+    wipe(request.body);
+    co_return error_response(404, "unknown_credential", "no such sales-channel credential");
+  }
+  if (!allowed(found->allow, peer)) {
+    wipe(request.body);
+    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
+    co_return error_response(403, "forbidden", "this peer may not use this credential");
+  }
+  CredentialConfig cred = *found; // a reload may replace the config while this request waits
+  // Past the allow list, sessions belong to the uid that created them: anyone else is told
+  // the session does not exist (Sessions answers 404 for both).
+  std::string handle = route.session;
+  switch (route.kind) {
+  case RouteKind::create_session: co_return co_await sessions_->create(std::move(cred), peer.uid, std::move(request.body), deadline);
+  case RouteKind::get_session:
+    co_return co_await sessions_->read(cred.name, peer.uid, std::move(handle), route.min_ttl, deadline);
+  default: co_return co_await sessions_->end(std::move(cred), peer.uid, std::move(handle), deadline);
+  }
 }
 
 } // namespace cltoken

@@ -12,6 +12,7 @@
 #include "core/metrics.hpp"
 #include "core/principal.hpp"
 #include "core/router.hpp"
+#include "sessions/sessions.hpp"
 
 namespace cltoken {
 
@@ -31,6 +32,8 @@ public:
   boost::asio::awaitable<Response> handle(Request request, PeerIdentity peer, SteadyTime deadline);
 
   void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
+  /// Customer sessions (issue 8); without them the session routes answer 404.
+  void set_sessions(Sessions& sessions) { sessions_ = &sessions; }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
 
@@ -39,12 +42,15 @@ private:
   void log_denial(const PeerIdentity& peer, const std::string& what);
   /// `name` when it is a configured credential, else "(unknown)": safe to log.
   [[nodiscard]] std::string known_name(const std::string& name) const;
+  boost::asio::awaitable<Response> dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,
+                                                    SteadyTime deadline);
 
   Broker& broker_;
   Metrics& metrics_;
   const Clock& clock_;
   std::vector<Principal> admin_;
   ReloadFn reload_;
+  Sessions* sessions_ = nullptr;
   LogThrottle denials_;
 };
 

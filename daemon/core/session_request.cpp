@@ -1,0 +1,63 @@
+#include "core/session_request.hpp"
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace cltoken {
+
+namespace {
+
+constexpr const char* forms =
+    "body must be one of {\"username\",\"password\"}, {\"refresh_token\"}, {\"access_token\",\"refresh_token\"?} "
+    "or {\"assertion\"}, each a non-empty string";
+
+/// Wipes every string in a parsed document: it may hold a password or a token.
+void wipe_json(nlohmann::json& j) {
+  if (j.is_string()) wipe(j.get_ref<std::string&>());
+  else if (j.is_structured())
+    for (auto& v : j) wipe_json(v);
+}
+
+} // namespace
+
+std::variant<SessionRequest, std::string> parse_session_request(std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  wipe(body);
+  std::variant<SessionRequest, std::string> out = std::string(forms);
+  if (!j.is_discarded() && j.is_object()) {
+    std::set<std::string> keys;
+    bool strings = true;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      keys.insert(it.key());
+      if (!it.value().is_string() || it.value().get_ref<const std::string&>().empty()) strings = false;
+    }
+    auto take = [&](const char* k) { return Secret(j[k].get<std::string>()); };
+    SessionRequest r;
+    bool ok = strings;
+    if (!strings) {
+      // a non-string value: nothing to take out
+    } else if (keys == std::set<std::string>{"username", "password"}) {
+      r.grant = SessionRequest::Grant::password;
+      r.username = j["username"].get<std::string>();
+      r.password = take("password");
+    } else if (keys == std::set<std::string>{"refresh_token"}) {
+      r.grant = SessionRequest::Grant::refresh_token;
+      r.refresh_token = take("refresh_token");
+    } else if (keys == std::set<std::string>{"access_token"} || keys == std::set<std::string>{"access_token", "refresh_token"}) {
+      r.grant = SessionRequest::Grant::adopt;
+      r.access_token = take("access_token");
+      if (keys.contains("refresh_token")) r.refresh_token = take("refresh_token");
+    } else if (keys == std::set<std::string>{"assertion"}) {
+      r.grant = SessionRequest::Grant::assertion;
+      r.assertion = take("assertion");
+    } else {
+      ok = false;
+    }
+    if (ok) out = std::move(r);
+  }
+  if (!j.is_discarded()) wipe_json(j);
+  return out;
+}
+
+} // namespace cltoken

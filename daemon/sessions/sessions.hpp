@@ -1,0 +1,86 @@
+#pragma once
+// Customer sessions with real I/O (issue 8, docs/customer-sessions.md): login, read with
+// refresh, logout, and a sweep that evicts idle sessions and refreshes the ones in use.
+// The decisions are core/session_table.hpp's; this class only sequences upstream calls
+// (through the Broker's shared budget) and the clients waiting for them.
+// Single-threaded: everything runs on the io_context's one thread, like the Broker.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/random.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/documents.hpp"
+#include "core/refresh_policy.hpp"
+#include "core/router.hpp"
+#include "core/session_login_limiter.hpp"
+#include "core/session_table.hpp"
+#include "upstream/upstream.hpp"
+
+namespace cltoken {
+
+class Sessions {
+public:
+  Sessions(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Broker& broker, Random& random,
+           const Config& config);
+  Sessions(const Sessions&) = delete;
+  Sessions& operator=(const Sessions&) = delete;
+
+  /// Starts the sweep (idle eviction, refresh of sessions in use).
+  void start();
+  void stop();
+  /// New limits and policy; sessions of credentials that are gone, no longer sales
+  /// channels, or whose identity changed are dropped (their tokens would not fit).
+  void apply(const Config& config);
+
+  /// POST /v1/customers/{name}/sessions. The caller checked that the credential is a
+  /// sales channel and that the peer is in its allow list. Wipes `body`.
+  boost::asio::awaitable<Response> create(CredentialConfig credential, uid_t owner, std::string body, SteadyTime deadline);
+  /// GET .../sessions/{handle}. Wipes `handle`.
+  boost::asio::awaitable<Response> read(std::string credential, uid_t owner, std::string handle,
+                                        std::optional<Seconds> min_ttl, SteadyTime deadline);
+  /// DELETE .../sessions/{handle}. Wipes `handle`.
+  boost::asio::awaitable<Response> end(CredentialConfig credential, uid_t owner, std::string handle, SteadyTime deadline);
+
+  [[nodiscard]] CustomersView view() const;
+
+private:
+  enum class Outcome { ok, expired, failed, gone };
+  /// Refreshes one session (single flight: a second caller waits for the first).
+  boost::asio::awaitable<Outcome> refresh(SessionKey key, SteadyTime deadline);
+  boost::asio::awaitable<void> sweep();
+  void spawn_refresh(const SessionKey& key);
+  /// The client credentials of a session's credential, as configured now.
+  [[nodiscard]] const CredentialConfig* credential(const std::string& name) const;
+  boost::asio::awaitable<bool> wait_refresh(const SessionKey& key, SteadyTime deadline);
+  void notify(const SessionKey& key);
+  /// A session from a grant, with its refresh point; `sent` is when the request went out.
+  CustomerSession from_grant(const std::string& credential, uid_t owner, TokenGrant& grant, SteadyTime sent);
+  void note_evictions(std::size_t n) { view_.evicted_lru += n; }
+
+  boost::asio::any_io_executor executor_;
+  const Clock& clock_;
+  Upstream& upstream_;
+  Broker& broker_;
+  Random& random_;
+  RefreshPolicy policy_;
+  Seconds min_ttl_;
+  std::string auth_url_; ///< a new auth server invalidates every session
+  std::map<std::string, CredentialConfig, std::less<>> credentials_;
+  SessionTable table_;
+  LoginLimiter limiter_;
+  CustomersView view_;
+  std::map<SessionKey, std::vector<boost::asio::steady_timer*>> waiters_;
+  boost::asio::steady_timer tick_;
+  bool running_ = false;
+};
+
+} // namespace cltoken
