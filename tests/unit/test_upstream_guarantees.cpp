@@ -55,15 +55,22 @@ TEST_CASE("cold start: 60 credentials under 25 a minute; waiting clients are ser
 
   REQUIRE(vb.sent().size() == 60);
   CHECK(vb.max_in_window() == 25);
-  // 25 go at once, 25 a window after the first answers, 10 a window after theirs.
+  // The budget's 25 go in two waves, as many as may be in flight at once (16) and the other
+  // 9 as the first answers come; each wave's slots come back a window after its answers;
+  // the last 10 fit in the third window's first wave.
+  static_assert(max_fetches_in_flight == 16, "the waves below assume 16 fetches in flight at most");
   std::map<SteadyTime, int> per_instant;
   for (const auto& s : vb.sent()) ++per_instant[s.at];
-  CHECK(per_instant == std::map<SteadyTime, int>{{t0, 25}, {t0 + 60300ms, 25}, {t0 + 120600ms, 10}});
+  CHECK(per_instant == std::map<SteadyTime, int>{{t0, 16},
+                                                 {t0 + 300ms, 9},
+                                                 {t0 + 60300ms, 16},
+                                                 {t0 + 60600ms, 9},
+                                                 {t0 + 120600ms, 10}});
   REQUIRE(served_at.size() == 60);
   for (const auto& s : vb.sent()) {
     CHECK(vb.sent_for(s.cred) == 1);
-    if (s.at == t0) {
-      // Served the moment the token existed; the starving ones were in the first batch.
+    if (s.at < t0 + 1s) {
+      // Served the moment the token existed; the starving ones were in the first waves.
       CHECK(served_at[s.cred] == s.at + 300ms);
     } else {
       // Told to come back at their turn: Retry-After is whole seconds, so at most a second late.

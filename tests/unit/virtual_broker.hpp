@@ -166,7 +166,10 @@ private:
       if (c.state.token()) f.expires_at = c.state.token()->expires_at;
       due.push_back(f);
     }
-    FetchPlan plan = plan_fetches(std::move(due), budget_, now);
+    // As Broker::schedule: no more than max_fetches_in_flight at once; the held ones start
+    // when a fetch ends (the next pass after finish_fetches).
+    const std::size_t free_slots = max_fetches_in_flight - std::min(max_fetches_in_flight, in_flight_.size());
+    FetchPlan plan = plan_fetches(std::move(due), budget_, now, free_slots);
     for (std::size_t id : plan.start) {
       creds_[id].state.fetch_started(now);
       // (plan_fetches started it in the budget; finish_fetches finishes it.)
