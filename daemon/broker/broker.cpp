@@ -415,8 +415,14 @@ asio::awaitable<Response> Broker::revoke(std::string name, SteadyTime deadline) 
 }
 
 StatusView Broker::status_view() {
-  const SteadyTime now = clock_.now();
   StatusView s;
+  status_view(s);
+  return s;
+}
+
+void Broker::status_view(StatusView& s) {
+  const SteadyTime now = clock_.now();
+  s.credentials.clear(); // keeps its capacity
   s.version = CLTOKEN_VERSION;
   s.started_at = started_at_;
   s.started_steady = started_steady_;
@@ -442,7 +448,6 @@ StatusView Broker::status_view() {
     v.counters = e->state.counters();
     s.credentials.push_back(std::move(v));
   }
-  return s;
 }
 
 Broker::Progress Broker::progress() const {

@@ -20,7 +20,8 @@ Heartbeat::Heartbeat(asio::any_io_executor executor, const Clock& clock, Broker&
 std::string Heartbeat::status_line() {
   std::string note = note_;
   if (stall_) note = "refresh loop stuck: " + *stall_ + (note.empty() ? "" : "; " + note);
-  return systemd::status_line(broker_.status_view(), clock_.now(), note);
+  broker_.status_view(view_);
+  return systemd::status_line(view_, clock_.now(), note);
 }
 
 void Heartbeat::ready() {

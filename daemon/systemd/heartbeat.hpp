@@ -43,6 +43,7 @@ private:
   boost::asio::steady_timer timer_;
   std::string note_;
   std::string last_status_;
+  StatusView view_; ///< reused every beat: building it anew was most of the idle CPU (docs/performance.md)
   std::optional<std::string> stall_;
   bool stopped_ = false;
 };
