@@ -282,11 +282,22 @@ asio::awaitable<Response> Sessions::read(std::string credential, uid_t owner, st
 }
 
 asio::awaitable<Response> Sessions::end(CredentialConfig cred, uid_t owner, std::string handle, SteadyTime deadline) {
-  (void)deadline; // the upstream client's own deadlines bound each revoke
   const SessionKey key = session_key(handle);
   wipe(handle);
   CustomerSession* s = table_.find(key, owner, cred.name);
   if (s == nullptr) co_return not_found();
+  if (s->refreshing) {
+    // Revoking the tokens held now would leave the ones the refresh brings alive upstream
+    // (a refresh token lasts two weeks): end the session with those instead.
+    co_await wait_refresh(key, deadline);
+    s = table_.find(key, owner, cred.name);
+    if (s == nullptr) co_return not_found(); // the refresh ended it (refused refresh token)
+    if (s->refreshing) {
+      Response r = error_response(503, "upstream_unavailable", "a refresh of this session is still under way; the session is kept");
+      r.retry_after = 1;
+      co_return r;
+    }
+  }
   // Copies: the session may go (evicted, a second logout) while the revokes are under way.
   Secret access = s->access_token;
   std::optional<Secret> refresh = s->refresh_token;

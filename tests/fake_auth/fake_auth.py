@@ -421,7 +421,7 @@ class AuthState:
         self.stats: dict[str, Any] = {
             "token_requests_total": 0, "token_requests": {}, "by_grant": {}, "by_status": {},
             "rejected_429": 0, "revoked": 0, "revoke_requests_total": 0,
-            "check_requests_total": 0, "requests": []}
+            "check_requests_total": 0, "slow_waiting": 0, "requests": []}
 
     def record_token_request(self, client_id: str | None, grant: str | None,
                              status: int | None, mode: str) -> None:
@@ -933,8 +933,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         mode = mb.mode if mb else "normal"
         if mode == "slow":
-            # Interruptible, so stopping the server does not wait for a slow answer.
-            self.server.stopping.wait(mb.delay_ms / 1000.0)
+            # Counted while held, so a test can act while a request is surely in flight.
+            with state.lock:
+                state.stats["slow_waiting"] += 1
+            try:
+                # Interruptible, so stopping the server does not wait for a slow answer.
+                self.server.stopping.wait(mb.delay_ms / 1000.0)
+            finally:
+                with state.lock:
+                    state.stats["slow_waiting"] = max(0, state.stats["slow_waiting"] - 1)
         elif mode in ("429", "500", "errors_object"):
             status = {"429": 429, "500": mb.status, "errors_object": 401}[mode]
             with state.lock:

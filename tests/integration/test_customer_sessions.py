@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import threading
 import unittest
 
 from cltoken_harness import DaemonTestCase, fake_harness, wait_for
@@ -248,6 +249,40 @@ class Refresh(CustomerSessionCase):
                  "two refreshes of the guest token", interval=0.2)
         self.assertEqual(self.grants("refresh_token"), before, "idle sessions were refreshed")
         self.assertEqual(self.status_customers(d)["sessions"], 1000)
+
+
+    def test_logout_during_a_refresh_revokes_what_the_refresh_brought(self):
+        d = self.daemon(upstream={"max_requests_per_minute": 100})
+        doc = self.login(d).json()
+        path = f"{SESSIONS}/{doc['session']}"
+        # The refresh a read is about to start is held 2 s at the auth server.
+        self.fake.control(mode="slow", delay_ms=2000, count=1)
+        read = {}
+
+        def reader():
+            c = d.client()
+            try:
+                read["r"] = c.request("GET", f"{path}?min_ttl=3600")
+            finally:
+                c.close()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            wait_for(lambda: self.fake.stats()["slow_waiting"] == 1, 10, "the refresh held at the auth server")
+            ended = self.request(d, "DELETE", path)
+        finally:
+            t.join(15)
+        self.assertEqual(ended.status, 200, ended)
+        r = read["r"]
+        self.assertEqual(r.status, 200, r)
+        fresh = r.json()["access_token"]
+        self.assertNotEqual(fresh, doc["access_token"])
+        # The logout waited for the refresh and revoked what it brought: the session's
+        # current token is dead upstream. (The one the refresh replaced stays valid until it
+        # expires, as after any refresh: clients may still be using it.)
+        self.assertEqual(self.fake.check(fresh)[0], 401)
+        self.assertEqual(d.get(path).status, 404)
 
 
 class Ownership(CustomerSessionCase):
