@@ -67,6 +67,19 @@ bool valid_segment(std::string_view s) {
   return true;
 }
 
+/// A route naming credential `segment`: not_found when the name could never be configured,
+/// else with the name set (never empty) for the caller to give it a kind.
+Route for_credential(std::string_view segment) {
+  Route r;
+  if (!valid_segment(segment)) {
+    r.kind = RouteKind::not_found;
+    r.error = "no credential by that name";
+    return r;
+  }
+  r.credential = std::string(segment);
+  return r;
+}
+
 Route not_allowed(const char* allow) {
   Route r;
   r.kind = RouteKind::method_not_allowed;
@@ -137,13 +150,8 @@ Route route(std::string_view method, std::string_view target) {
     if (seg.size() == 2 && seg[1] == "health") return simple(RouteKind::health, get, "GET");
     if (seg.size() == 2 && seg[1] == "reload") return simple(RouteKind::reload, post, "POST");
     if (seg[1] == "tokens" && (seg.size() == 3 || seg.size() == 4)) {
-      Route r;
-      if (!valid_segment(seg[2])) {
-        r.kind = RouteKind::not_found;
-        r.error = "no credential by that name";
-        return r;
-      }
-      r.credential = std::string(seg[2]);
+      Route r = for_credential(seg[2]);
+      if (r.credential.empty()) return r; // not_found
       if (seg.size() == 3) {
         if (!get) return not_allowed("GET");
         r.kind = RouteKind::get_token;
@@ -162,13 +170,8 @@ Route route(std::string_view method, std::string_view target) {
       }
     }
     if (seg[1] == "customers" && (seg.size() == 4 || seg.size() == 5) && seg[3] == "sessions") {
-      Route r;
-      if (!valid_segment(seg[2])) {
-        r.kind = RouteKind::not_found;
-        r.error = "no credential by that name";
-        return r;
-      }
-      r.credential = std::string(seg[2]);
+      Route r = for_credential(seg[2]);
+      if (r.credential.empty()) return r; // not_found
       if (seg.size() == 4) {
         if (!post) return not_allowed("POST");
         r.kind = RouteKind::create_session;

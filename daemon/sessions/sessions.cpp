@@ -52,6 +52,12 @@ bool customer_refused(const UpstreamFailure& f) {
   return f.kind == FailureKind::rejected && (f.code == "invalid_grant" || f.code == "invalid_request");
 }
 
+/// An exception out of the upstream client is a failure like any other: the session
+/// flows answer it the same way, and it never escapes to the connection.
+UpstreamFailure internal_failure(const std::exception& e) {
+  return UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
+}
+
 } // namespace
 
 Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Broker& broker, Random& random,
@@ -126,6 +132,17 @@ CustomerSession Sessions::from_grant(const std::string& credential, uid_t owner,
   s.expires_at = sent + grant.expires_in;
   s.refresh_at = policy_.refresh_at(sent, grant.expires_in, random_.symmetric());
   return s;
+}
+
+asio::awaitable<UpstreamResult> Sessions::request_token(const TokenRequest& tr) {
+  UpstreamResult result;
+  try {
+    result = co_await upstream_.request_token(tr);
+  } catch (const std::exception& e) {
+    result = internal_failure(e);
+  }
+  broker_.release_upstream_slot();
+  co_return result;
 }
 
 asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, std::string body, SteadyTime deadline) {
@@ -203,13 +220,7 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
       break;
     }
     const SteadyTime sent = clock_.now();
-    UpstreamResult result;
-    try {
-      result = co_await upstream_.request_token(tr);
-    } catch (const std::exception& e) {
-      result = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
-    }
-    broker_.release_upstream_slot();
+    UpstreamResult result = co_await request_token(tr);
     if (auto* f = std::get_if<UpstreamFailure>(&result)) {
       // Once, at once: a wrong password is not retried (issue 8).
       if (customer_refused(*f)) {
@@ -313,7 +324,7 @@ asio::awaitable<Response> Sessions::end(CredentialConfig cred, uid_t owner, std:
     // but an auth server that keeps them apart must not be left with a live refresh token.
     if (!failure && refresh) failure = co_await upstream_.revoke(cred.client_id, cred.client_secret, *refresh);
   } catch (const std::exception& e) {
-    failure = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
+    failure = internal_failure(e);
   }
   broker_.release_upstream_slot();
   if (failure) {
@@ -379,13 +390,7 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
   const std::string name = s->credential;
   s->refreshing = true;
   const SteadyTime sent = clock_.now();
-  UpstreamResult result;
-  try {
-    result = co_await upstream_.request_token(tr);
-  } catch (const std::exception& e) {
-    result = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
-  }
-  broker_.release_upstream_slot();
+  UpstreamResult result = co_await request_token(tr);
   Outcome outcome = Outcome::ok;
   s = table_.get(key); // it may have been ended or evicted meanwhile
   if (s == nullptr) {

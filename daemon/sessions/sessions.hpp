@@ -56,6 +56,9 @@ private:
   enum class Outcome { ok, expired, failed, gone };
   /// Refreshes one session (single flight: a second caller waits for the first).
   boost::asio::awaitable<Outcome> refresh(SessionKey key, SteadyTime deadline);
+  /// One token request on an upstream budget slot the caller took; releases the slot when
+  /// the answer is in, and turns an exception into a failure.
+  boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request);
   boost::asio::awaitable<void> sweep();
   void spawn_refresh(const SessionKey& key);
   /// The client credentials of a session's credential, as configured now.
