@@ -6,6 +6,7 @@
 #
 #   tests/fuzz/run.sh                 every harness, FUZZ_SECONDS (default 25) each
 #   FUZZ_SECONDS=300 tests/fuzz/run.sh request
+#   FUZZ_BUILD_ONLY=1 tests/fuzz/run.sh     build the harnesses, run nothing
 #
 # Needs: clang-14 and libfuzzer-14-dev (Debian 12). BUILD defaults to build-fuzz.
 set -euo pipefail
@@ -28,6 +29,8 @@ cmake -S "$SOURCE" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DCLTOKEN_FUZZ=ON > "$BUILD/configure.log" 2>&1 ||
   { cat "$BUILD/configure.log" >&2; exit 2; }
 nice ninja -C "$BUILD" -j"$JOBS" $(printf 'fuzz_%s ' "${NAMES[@]}")
+# FUZZ_BUILD_ONLY=1: build the harnesses and stop (.ci/run builds them while tests run).
+if [ -n "${FUZZ_BUILD_ONLY:-}" ]; then exit 0; fi
 
 # Leaks at exit are not findings (the harnesses keep one-off state); everything else is.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:symbolize=1}
