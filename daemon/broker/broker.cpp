@@ -286,8 +286,7 @@ asio::awaitable<bool> Broker::wait_change(Entry& e, SteadyTime deadline) {
 }
 
 Response Broker::token_response(const Entry& e) {
-  auto& doc = e.document.render(e.config.name, e.config.kind, *e.state.token(), clock_.now(), clock_.wall_now());
-  return json_response(std::string(doc.reveal()));
+  return json_response(e.document.render(e.config.name, e.config.kind, *e.state.token(), clock_.now(), clock_.wall_now()));
 }
 
 Response Broker::unavailable(const Entry& e, SteadyTime now) {

@@ -41,23 +41,47 @@ std::string token_document(const std::string& credential, CredentialKind kind, c
   return out;
 }
 
-const Secret& TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
-                                         SteadyTime now, WallTime wall_now) {
-  // The key holds exactly what the document is made of besides the name, which is the
-  // cache owner's own: the token (by expiry and value), the kind, and the two times as
+namespace {
+/// Whether JSON carries these bytes as they are: printable ASCII but for '"' and '\\'.
+/// A JWT (base64url and dots) always is.
+bool json_verbatim(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+}
+} // namespace
+
+std::string TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
+                                       SteadyTime now, WallTime wall_now) {
+  const std::string_view value = token.access_token.reveal();
+  if (!json_verbatim(value)) return token_document(credential, kind, token, now, wall_now);
+  // The key holds exactly what the two parts are made of besides the name, which is the
+  // cache owner's own: the kind, the token's type and scope, and the two times as
   // rendered, to the second.
-  const Key key{kind, token.expires_at, std::max(0L, seconds_until(token.expires_at, now)),
-                static_cast<long long>(
-                    std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count())};
-  const bool same = key_ && key_->kind == key.kind && key_->expires_at == key.expires_at &&
-                    key_->expires_in == key.expires_in && key_->expires_at_wall_s == key.expires_at_wall_s &&
-                    token_.reveal() == token.access_token.reveal(); // ours on both sides: no timing to hide
-  if (!same) {
-    document_ = Secret(token_document(credential, kind, token, now, wall_now));
-    token_ = token.access_token;
-    key_ = key;
+  Key key{kind,
+          token.expires_at,
+          std::max(0L, seconds_until(token.expires_at, now)),
+          static_cast<long long>(
+              std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count()),
+          token.token_type,
+          token.scope};
+  if (!key_ || !(*key_ == key)) {
+    // Rendered around an empty token: its two quotes are where the parts meet. The
+    // marker cannot occur earlier: the only string before it, the name, is escaped, so
+    // any quote in it comes with a backslash.
+    CachedToken blank;
+    blank.token_type = token.token_type;
+    blank.scope = token.scope;
+    blank.expires_at = token.expires_at;
+    const std::string whole = token_document(credential, kind, blank, now, wall_now);
+    constexpr std::string_view marker = R"("access_token":"")";
+    const auto at = whole.find(marker);
+    head_.assign(whole, 0, at + marker.size() - 1);
+    tail_.assign(whole, at + marker.size() - 1);
+    key_ = std::move(key);
   }
-  return document_;
+  std::string out;
+  out.reserve(head_.size() + value.size() + tail_.size());
+  out.append(head_).append(value).append(tail_);
+  return out;
 }
 
 std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now, const std::string* handle) {

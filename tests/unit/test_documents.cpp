@@ -37,7 +37,7 @@ TEST_CASE("the token document cache answers what token_document would, at every 
   t.expires_at = clock.now() + 7200s;
   TokenDocumentCache cache;
   auto fresh = [&] { return token_document("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()); };
-  auto cached = [&] { return std::string(cache.render("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()).reveal()); };
+  auto cached = [&] { return cache.render("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()); };
   CHECK(cached() == fresh());
   // Within a second nothing changes; across one, expires_in does.
   clock.advance(300ms);
@@ -51,12 +51,49 @@ TEST_CASE("the token document cache answers what token_document would, at every 
   t.expires_at += 3600s;
   CHECK(cached() == fresh());
   // Kind is part of the document.
-  CHECK(json::parse(std::string(cache.render("backoffice", CredentialKind::sales_channel, t, clock.now(), clock.wall_now()).reveal()))["kind"] ==
+  CHECK(json::parse(cache.render("backoffice", CredentialKind::sales_channel, t, clock.now(), clock.wall_now()))["kind"] ==
         "sales_channel");
   // An expired token says 0, and stays right as time passes.
   clock.advance(20000s);
   CHECK(cached() == fresh());
   CHECK(json::parse(cached())["expires_in"] == 0);
+  // Another scope or token type with the same expiry is another document too.
+  t.scope = "market:id:xYz";
+  CHECK(cached() == fresh());
+  CHECK(json::parse(cached())["scope"] == "market:id:xYz");
+  t.token_type = "Bearer";
+  CHECK(cached() == fresh());
+}
+
+TEST_CASE("the token document cache escapes a token JSON cannot carry as it is") {
+  test::FakeClock clock;
+  CachedToken t;
+  t.expires_at = clock.now() + 60s;
+  TokenDocumentCache cache;
+  for (const std::string& odd : {std::string("quo\"te"), std::string("back\\slash"), std::string("tab\there"),
+                                std::string("caf\xc3\xa9"), std::string("plain.jwt-like_value")}) {
+    t.access_token = Secret(odd);
+    const std::string doc = cache.render("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now());
+    CHECK(doc == token_document("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()));
+    CHECK(json::parse(doc)["access_token"] == odd);
+  }
+}
+
+TEST_CASE("a credential name that looks like the document does not move the token") {
+  // The cache splits the document where the token goes; a name holding that very text
+  // (escaped in the document) must not be taken for it.
+  test::FakeClock clock;
+  CachedToken t;
+  t.access_token = Secret("eyJ.a");
+  t.expires_at = clock.now() + 60s;
+  TokenDocumentCache cache;
+  const std::string name = R"(x","access_token":"","y)";
+  for (int i = 0; i < 2; ++i) { // rendering the parts, then reusing them with another token
+    const std::string doc = cache.render(name, CredentialKind::integration, t, clock.now(), clock.wall_now());
+    CHECK(doc == token_document(name, CredentialKind::integration, t, clock.now(), clock.wall_now()));
+    CHECK(json::parse(doc)["credential"] == name);
+    t.access_token = Secret("eyJ.b");
+  }
 }
 
 TEST_CASE("status and metrics never contain a token") {
