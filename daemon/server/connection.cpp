@@ -3,7 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
-#include <array>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -67,73 +67,102 @@ asio::awaitable<void> send_final(Stream& stream, Response response, const Server
   co_await http::async_write(stream, res, use_tuple);
 }
 
+/// One request, from its first bytes (already in `buffer`) to its answer written. Its own
+/// coroutine so that the parser, the request and the answer live in a frame that exists
+/// only while a request does: the frame of run_connection is what each idle keep-alive
+/// connection keeps (1,000 idle connections: docs/performance.md). Returns whether the
+/// connection may serve another request.
+asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer,
+                                    const ServerConfig& config, Handler& handler, const Clock& clock,
+                                    ConnectionControl& control) {
+  // A request has started: it holds one of its uid's slots until the answer is written.
+  auto slot = control.slots.acquire(peer.uid);
+  if (!slot) {
+    auto v = control.refusals.admit(clock.now());
+    if (v.suppressed > 0) spdlog::warn("{} further refused requests were not logged", v.suppressed);
+    if (v.log)
+      spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
+                   peer.uid, peer.pid, control.slots.limit());
+    Response r = error_response(429, "rate_limited",
+                                "too many requests in progress for this user; wait for an answer before sending more");
+    r.retry_after = 1;
+    co_await send_final(stream, std::move(r), config);
+    co_return false;
+  }
+  const SteadyTime deadline = clock.now() + config.request_timeout;
+  stream.expires_after(config.request_timeout);
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+  parser.body_limit(config.max_body_bytes);
+  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+  if (rec) {
+    if (auto answer = read_failure(rec, config)) co_await send_final(stream, std::move(*answer), config);
+    co_return false;
+  }
+  auto& req = parser.get();
+  const bool keep_alive = req.keep_alive() && !control.stopping;
+  const bool head = req.method() == http::verb::head;
+  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+  Response response = co_await handler.handle(std::move(request), peer, deadline);
+  auto res = to_http(std::move(response), keep_alive, head);
+  stream.expires_after(config.request_timeout);
+  auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+  wipe(res.body()); // may hold a token
+  wipe_spare(buffer); // the request read may have carried one (invalidate)
+  if (buffer.size() == 0) buffer.shrink_to_fit(); // idle from here: hold no buffer
+  co_return !wec && keep_alive;
+}
+
+/// Reads what has already arrived of the next request into `buffer`, without waiting;
+/// would_block when nothing has. The buffer is given room only for the read and holds
+/// nothing again when nothing came, so a connection that waits holds no buffer.
+void read_arrived(Stream& stream, beast::flat_buffer& buffer, beast::error_code& ec) {
+  constexpr std::size_t first_read = 512; // a whole GET in one read; the parser asks for more if needed
+  const std::size_t n = stream.socket().receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
+  buffer.commit(n);
+  if (buffer.size() == 0) buffer.shrink_to_fit();
+}
+
 } // namespace
 
 asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket, PeerIdentity peer, const ServerConfig& config,
                                      Handler& handler, const Clock& clock, ConnectionControl& control) {
+  // Non-blocking, so read_arrived() returns at once when the next request is not there yet.
+  boost::system::error_code nb;
+  socket.non_blocking(true, nb);
   Stream stream(std::move(socket));
   // The buffer's maximum bounds what one connection can make the daemon hold, whatever
   // the peer sends: a header or body over its limit fails the parse, never grows memory.
   // It allocates nothing up front and grows as a request needs; between requests it holds
-  // nothing, so an idle keep-alive connection costs its coroutine and socket only
-  // (1,000 idle connections: docs/performance.md).
+  // nothing.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
-  // The first bytes of a request land here while the buffer is empty: a small read into
-  // the coroutine's own frame, not a buffer allocated for a peer that may say nothing.
-  std::array<char, 512> first_bytes;
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
-    // Waiting for a request to start: the idle timeout. A byte arriving starts the request clock.
     if (buffer.size() == 0) {
-      stream.expires_after(config.idle_timeout);
-      // A stop closes idle keep-alive connections, but not a new one whose first request
-      // is still on its way: that client just connected and would lose its request (the
-      // shutdown grace bounds the wait).
-      const std::uint64_t id = control.next_id++;
-      if (!first) control.idle.emplace(id, [&stream] { stream.cancel(); });
-      auto [ec, n] = co_await stream.async_read_some(asio::buffer(first_bytes), use_tuple);
-      control.idle.erase(id);
-      if (ec) break; // idle timeout, peer gone, or shutdown: close quietly
-      buffer.commit(asio::buffer_copy(buffer.prepare(n), asio::buffer(first_bytes.data(), n)));
-      OPENSSL_cleanse(first_bytes.data(), n); // may hold a token (invalidate)
+      // A busy keep-alive client has usually sent its next request already: read it now.
+      // Otherwise wait, holding no buffer and no timer, only an entry in control.idle
+      // (whose one timer closes the connection after idle_timeout_ms; a stop closes it at
+      // once, unless it is new: its client just connected and its first request may be on
+      // its way, and the shutdown grace bounds that wait).
+      beast::error_code ec;
+      read_arrived(stream, buffer, ec);
+      while (ec == asio::error::would_block) { // again after a wakeup with nothing to read
+        const auto id = control.idle.add(clock.now(), first, [&stream] {
+          boost::system::error_code ignored;
+          stream.socket().cancel(ignored);
+        });
+        std::tie(ec) = co_await stream.socket().async_wait(asio::socket_base::wait_read, use_tuple);
+        control.idle.remove(id);
+        if (!ec) read_arrived(stream, buffer, ec);
+      }
+      if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
     }
-    // A request has started: it holds one of its uid's slots until the answer is written.
-    auto slot = control.slots.acquire(peer.uid);
-    if (!slot) {
-      auto v = control.refusals.admit(clock.now());
-      if (v.suppressed > 0) spdlog::warn("{} further refused requests were not logged", v.suppressed);
-      if (v.log)
-        spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
-                     peer.uid, peer.pid, control.slots.limit());
-      Response r = error_response(429, "rate_limited",
-                                  "too many requests in progress for this user; wait for an answer before sending more");
-      r.retry_after = 1;
-      co_await send_final(stream, std::move(r), config);
-      break;
-    }
-    const SteadyTime deadline = clock.now() + config.request_timeout;
-    stream.expires_after(config.request_timeout);
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
-    parser.body_limit(config.max_body_bytes);
-    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-    if (rec) {
-      if (auto answer = read_failure(rec, config)) co_await send_final(stream, std::move(*answer), config);
-      break;
-    }
-    auto& req = parser.get();
-    const bool keep_alive = req.keep_alive() && !control.stopping;
-    const bool head = req.method() == http::verb::head;
-    Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
-    Response response = co_await handler.handle(std::move(request), peer, deadline);
-    auto res = to_http(std::move(response), keep_alive, head);
-    stream.expires_after(config.request_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
-    wipe(res.body()); // may hold a token
-    wipe_spare(buffer); // the request read may have carried one (invalidate)
-    if (buffer.size() == 0) buffer.shrink_to_fit(); // idle from here: hold no buffer
-    if (wec || !keep_alive) break;
+    if (!co_await serve_request(stream, buffer, peer, config, handler, clock, control)) break;
   }
+  // A request that ended the connection (refused, too large, timed out) may still be in
+  // the buffer, and a login carries a password: wipe it before it is freed.
+  buffer.consume(buffer.size());
+  wipe_spare(buffer);
   beast::error_code ignored;
   stream.socket().shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
 }

@@ -1,16 +1,16 @@
 #pragma once
-// One client connection: HTTP/1.1 with keep-alive over the Unix socket. Every read and
-// write has a deadline: idle_timeout_ms while waiting for a request to start,
-// request_timeout_ms for the rest; header and body sizes are capped, and so is the number
-// of requests one uid may have in progress (max_requests_per_peer).
+// One client connection: HTTP/1.1 with keep-alive over the Unix socket. Every wait has a
+// deadline: idle_timeout_ms while waiting for a request to start (one timer for all idle
+// connections, in the listener), request_timeout_ms for the rest; header and body sizes
+// are capped, and so is the number of requests one uid may have in progress
+// (max_requests_per_peer).
 #include <cstdint>
-#include <functional>
-#include <map>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "core/config.hpp"
+#include "core/idle_connections.hpp"
 #include "core/log_throttle.hpp"
 #include "core/request_slots.hpp"
 #include "server/handler.hpp"
@@ -18,18 +18,17 @@
 namespace cltoken {
 
 /// Shared by the listener and its connections, so that a stop can end idle keep-alive
-/// connections at once while busy ones finish their request.
+/// connections at once while busy ones finish their request, and one timer can end
+/// those idle for longer than idle_timeout_ms.
 struct ConnectionControl {
   bool stopping = false;
-  std::uint64_t next_id = 0;
-  std::map<std::uint64_t, std::function<void()>> idle; ///< cancels an idle wait
-  RequestSlots slots;                                  ///< requests in progress per uid
-  LogThrottle refusals;                                ///< log lines about refused requests
+  IdleConnections idle; ///< connections waiting for a request
+  RequestSlots slots;   ///< requests in progress per uid
+  LogThrottle refusals; ///< log lines about refused requests
 
   void stop() {
     stopping = true;
-    auto waiting = std::move(idle);
-    for (auto& [id, cancel] : waiting) cancel();
+    for (auto& close : idle.take_served()) close();
   }
 };
 

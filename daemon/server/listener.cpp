@@ -104,7 +104,7 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 } // namespace
 
 Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, Handler& handler, const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor) {
   prepare_path(config.socket);
   // Create it with no access for anyone, then open it up to socket_mode: there is no
   // moment when the socket is reachable with looser permissions than configured.
@@ -128,7 +128,7 @@ Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, H
 
 Listener::Listener(asio::any_io_executor executor, int listening_fd, const ServerConfig& config, Handler& handler,
                    const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor) {
   boost::system::error_code ec;
   acceptor_.assign(stream_protocol(), listening_fd, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot adopt the listening socket from systemd: {}", ec.message()));
@@ -137,6 +137,7 @@ Listener::Listener(asio::any_io_executor executor, int listening_fd, const Serve
 
 void Listener::apply_limits() {
   control_.slots.set_limit(config_.max_requests_per_peer);
+  idle_timer_.cancel(); // idle_timeout_ms may have changed: the timer sets itself again
   ensure_fd_room(config_.max_connections);
 }
 
@@ -158,9 +159,26 @@ Listener::~Listener() {
 }
 
 void Listener::start() {
-  asio::co_spawn(executor_, accept_loop(), [](std::exception_ptr p) {
+  auto rethrow = [](std::exception_ptr p) {
     if (p) std::rethrow_exception(p);
-  });
+  };
+  asio::co_spawn(executor_, accept_loop(), rethrow);
+  asio::co_spawn(executor_, idle_timer(), rethrow);
+}
+
+asio::awaitable<void> Listener::idle_timer() {
+  constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+  auto alive = alive_;
+  for (;;) {
+    // Waits for the oldest idle connection's timeout or, with none idle, one timeout from
+    // now: a connection that starts waiting later times out later than that, so a new
+    // idle connection never needs to wake the timer (which would cost a timer syscall
+    // per request on a busy daemon). A reload that changes the timeout cancels the wait.
+    idle_timer_.expires_at(control_.idle.next_expiry(config_.idle_timeout).value_or(clock_.now() + config_.idle_timeout));
+    co_await idle_timer_.async_wait(use_tuple);
+    if (!*alive) co_return; // the listener is gone; its timer with it
+    for (auto& close : control_.idle.take_expired(clock_.now(), config_.idle_timeout)) close();
+  }
 }
 
 void Listener::stop() {

@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/config.hpp"
 #include "core/log_throttle.hpp"
@@ -44,6 +45,9 @@ public:
 
 private:
   boost::asio::awaitable<void> accept_loop();
+  /// Closes connections idle for longer than idle_timeout_ms: one timer, set for the
+  /// oldest idle connection, for all of them.
+  boost::asio::awaitable<void> idle_timer();
   void apply_limits();
 
   boost::asio::any_io_executor executor_;
@@ -55,6 +59,7 @@ private:
   std::optional<std::pair<dev_t, ino_t>> socket_file_; ///< the socket file we created
   LogThrottle accept_log_;
   ConnectionControl control_;
+  boost::asio::steady_timer idle_timer_;
   std::size_t connections_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -309,5 +309,73 @@ class PerPeerCap(DaemonTestCase):
         return 0
 
 
+class IdleTimeout(DaemonTestCase):
+    """server.idle_timeout_ms: a connection waiting for a request, new or kept alive, is
+    closed once it has waited that long, whatever else comes and goes (one timer serves
+    every idle connection, so its re-arming is what this checks)."""
+
+    TIMEOUT = 0.4
+
+    def _open(self, d, *, served: bool) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(d.socket)
+        if served:
+            s.sendall(b"GET /v1/tokens/backoffice HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "closed before answering")
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:40])
+        return s
+
+    def _seconds_until_closed(self, s: socket.socket) -> float:
+        """How long until the daemon closes it (recv returns EOF), saying nothing."""
+        t0 = time.monotonic()
+        self.assertEqual(s.recv(1024), b"", "the daemon answered an idle connection")
+        s.close()
+        return time.monotonic() - t0
+
+    def test_idle_connections_are_closed_after_the_timeout_and_not_before(self):
+        d = self.daemon(credentials=CREDENTIALS, server={"idle_timeout_ms": int(self.TIMEOUT * 1000),
+                                                         "request_timeout_ms": 10000})
+        d.wait_ready()
+        # A connection that never says anything, and one idle after an answer.
+        for served in (False, True):
+            waited = self._seconds_until_closed(self._open(d, served=served))
+            self.assertGreaterEqual(waited, self.TIMEOUT - 0.05, f"served={served}")
+            self.assertLess(waited, self.TIMEOUT + 2.0, f"served={served}")
+        # Nobody idle for a while, then a newcomer: still closed on its own time.
+        wait_for(lambda: self._connections(d) <= 1, 10, "the idle connections to go")
+        waited = self._seconds_until_closed(self._open(d, served=True))
+        self.assertGreaterEqual(waited, self.TIMEOUT - 0.05)
+        self.assertLess(waited, self.TIMEOUT + 2.0)
+        # Staggered idle connections each get their own deadline, not the first one's.
+        socks = []
+        for _ in range(5):
+            socks.append((time.monotonic(), self._open(d, served=True)))
+            time.sleep(self.TIMEOUT / 4)  # pacing: clients arriving over time, not a wait for a condition
+        for opened, s in socks:
+            self.assertEqual(s.recv(1024), b"")
+            lived = time.monotonic() - opened
+            s.close()
+            self.assertGreaterEqual(lived, self.TIMEOUT - 0.05)
+        # A client that keeps asking is never idle long enough to be closed.
+        c = d.client()
+        until = time.monotonic() + 4 * self.TIMEOUT
+        while time.monotonic() < until:
+            self.assertEqual(c.get("/v1/tokens/backoffice").status, 200)
+            time.sleep(self.TIMEOUT / 4)  # pacing: the client's own request rate
+        c.close()
+
+    @staticmethod
+    def _connections(d) -> int:
+        for line in d.get("/metrics").body.decode().splitlines():
+            if line.startswith("cl_tokend_connections "):
+                return int(float(line.split()[1]))
+        return 0
+
+
 if __name__ == "__main__":
     unittest.main()
