@@ -221,28 +221,30 @@ int main(int argc, char** argv) {
   setup_logging(config.log.level, config.log.format);
 
   asio::io_context ctx(1);
-  Daemon d(ctx, config, log_level);
+  // The daemon keeps the one copy of the config (and of its secrets); what follows reads it there.
+  Daemon d(ctx, std::move(config), log_level);
+  const Config& cfg = d.config;
   try {
-    d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), config.upstream, d.clock);
+    d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock);
     d.proxy.target = d.upstream.get();
-    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, config);
+    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, cfg);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
-    d.store = make_store(ctx.get_executor(), config, d.clock, d.random);
+    d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.broker->set_store(*d.store);
-    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.metered, *d.broker, d.random, config);
-    d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, config.server.admin, [&d] { return d.reload(); });
+    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.metered, *d.broker, d.random, cfg);
+    d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
       // or restart; server.socket, socket_mode and socket_group do not apply.
-      d.listener = std::make_unique<Listener>(ctx.get_executor(), *fd, config.server, *d.handler, d.clock);
+      d.listener = std::make_unique<Listener>(ctx.get_executor(), *fd, cfg.server, *d.handler, d.clock);
       spdlog::info("listening on the socket passed by systemd");
     } else {
-      d.listener = std::make_unique<Listener>(ctx.get_executor(), config.server, *d.handler, d.clock);
-      spdlog::info("listening on {}", config.server.socket);
+      d.listener = std::make_unique<Listener>(ctx.get_executor(), cfg.server, *d.handler, d.clock);
+      spdlog::info("listening on {}", cfg.server.socket);
     }
     d.heartbeat = std::make_unique<systemd::Heartbeat>(ctx.get_executor(), d.clock, *d.broker,
-                                                       systemd::fetch_bound(config.upstream));
+                                                       systemd::fetch_bound(cfg.upstream));
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
     std::fprintf(stderr, "cl-tokend: %s\n", e.what());
@@ -254,8 +256,8 @@ int main(int argc, char** argv) {
   // Ready as soon as the socket accepts, not when the first tokens arrive: clients can
   // connect (and wait for their token) while the auth server is slow or down.
   d.heartbeat->ready();
-  spdlog::info("cl-tokend {} ready: {} credentials, upstream {}", CLTOKEN_VERSION, config.credentials.size(),
-               config.upstream.auth_url.text);
+  spdlog::info("cl-tokend {} ready: {} credentials, upstream {}", CLTOKEN_VERSION, cfg.credentials.size(),
+               cfg.upstream.auth_url.text);
   auto rethrow = [](std::exception_ptr p) {
     if (p) std::rethrow_exception(p);
   };
