@@ -34,7 +34,8 @@ struct Broker::Entry {
 
 namespace {
 RefreshPolicy policy_of(const Config& c) {
-  return RefreshPolicy{c.refresh.at, c.refresh.jitter, c.refresh.backoff_initial, c.refresh.backoff_max, c.refresh.min_ttl};
+  return RefreshPolicy{c.refresh.at,          c.refresh.jitter,  c.refresh.backoff_initial,
+                       c.refresh.backoff_max, c.refresh.min_ttl, c.refresh.reissue_window};
 }
 long to_seconds_ceil(SteadyClock::duration d) {
   auto s = std::chrono::ceil<Seconds>(d).count();
@@ -220,6 +221,11 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
                    lifetime, std::chrono::ceil<Seconds>(t.refresh_at - now).count());
       spdlog::debug("credential {}: new token {}", e->config.name, t.access_token.fingerprint());
       save_token(e);
+    } else if (outcome == CredentialState::Outcome::not_yet) {
+      spdlog::info("credential {}: the auth server returned the current token ({} s left; it issues a new one only in "
+                   "the last {} s); next try in {} s",
+                   e->config.name, lifetime, policy_.reissue_window.count(),
+                   std::chrono::ceil<Seconds>(e->state.token()->refresh_at - now).count());
     } else {
       spdlog::warn("credential {}: refresh gave no gain ({}); keeping the current token", e->config.name,
                    e->state.last_error());
