@@ -88,6 +88,15 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   const SteadyTime expires_at = sent_at + grant.expires_in - expiry_margin;
   const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
   const bool same_as_current = token_ && token_->access_token.equals(grant.access_token);
+  if (same_as_invalidated && revoke_if_handed_back_) {
+    // The auth server still vouches for the token a client saw the API refuse, and would
+    // hand it back until its reissue window opens: refusing it would leave every client
+    // without a token until then. Revoked, it is never handed back; once only.
+    revoke_if_handed_back_ = false;
+    ++counters_.outcomes[CredentialCounters::no_gain_outcome];
+    in_flight_ = true;
+    return Outcome::revoke_reported;
+  }
   if (same_as_current && !same_as_invalidated) {
     if (auto opens = policy_.reissue_from(sent_at, grant.expires_in)) {
       // "Not yet": the upstream keeps issuing this token until it has reissue_window left,
@@ -137,6 +146,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   demand_ = false;
   on_demand_only_ = false;
   invalidated_.reset();
+  revoke_if_handed_back_ = false;
   failures_ = 0;
   rejected_ = false;
   retry_at_ = {};
@@ -157,6 +167,7 @@ bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   token_ = std::move(t);
   had_token_ = true;
   invalidated_.reset();
+  revoke_if_handed_back_ = false;
   // Demand was for a token this one may satisfy: waiting clients ask again and say so.
   demand_ = false;
   on_demand_only_ = false; // holding a token again, it is refreshed on schedule
@@ -173,6 +184,7 @@ void CredentialState::fetch_failed(const UpstreamFailure& f, SteadyTime now, dou
   ++failures_;
   ++counters_.upstream_failures;
   ++counters_.outcomes[static_cast<std::size_t>(f.kind) + 1];
+  revoke_if_handed_back_ = false;
   last_error_ = f.message;
   rejected_ = f.kind == FailureKind::rejected;
   if (rejected_) {
@@ -195,9 +207,25 @@ SteadyTime CredentialState::retry_before_expiry(SteadyTime now, Millis delay) co
   return std::max(last_chance, now + std::min<SteadyClock::duration>(delay, Seconds(1)));
 }
 
+void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& failure, SteadyTime now, double backoff_u) {
+  in_flight_ = false;
+  ++counters_.upstream_requests; // the revoke went to the auth server too
+  if (!failure) {
+    demand_ = true;
+    retry_at_ = {};
+    return;
+  }
+  ++failures_;
+  ++counters_.upstream_failures;
+  last_error_ = "auth server returned the token that was just reported invalid, and revoking it failed: " + failure->message;
+  retry_at_ = now + std::max<Millis>(policy_.backoff(failures_, backoff_u),
+                                     failure->retry_after ? Millis(*failure->retry_after) : Millis(0));
+}
+
 bool CredentialState::invalidate(std::string_view reported) {
   if (!token_ || !token_->access_token.equals(reported)) return false;
   invalidated_ = token_->access_token;
+  revoke_if_handed_back_ = true;
   token_.reset();
   demand_ = true;
   // A token the API refused is news: retry at once even if a backoff was running.
@@ -207,6 +235,7 @@ bool CredentialState::invalidate(std::string_view reported) {
 
 void CredentialState::drop() {
   if (token_) invalidated_ = token_->access_token;
+  revoke_if_handed_back_ = false; // revoked already
   token_.reset();
   had_token_ = false;
   on_demand_only_ = true;

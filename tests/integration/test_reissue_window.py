@@ -19,6 +19,7 @@ import time
 import unittest
 
 from cltoken_harness import CL_TOKEND, DaemonTestCase, fake_harness, wait_for
+from resilience import in_parallel
 
 LIFETIME = 16
 WINDOW = 5
@@ -151,6 +152,39 @@ class ReissueWindow(DaemonTestCase):
         r = subprocess.run([CL_TOKEND, "--check", "-c", d.config_path], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("warning:", r.stdout)
+
+
+class InvalidateALiveToken(DaemonTestCase):
+    """A client reports the current token refused although the auth server still vouches for
+    it (a glitch, a buggy or hostile client): the auth server hands it back until its window
+    opens, which would leave every client without a token for up to 1 h 45 min. The daemon
+    revokes it once and gets a new one: one request more, and everyone is served."""
+
+    def test_a_token_handed_back_after_a_report_is_revoked_and_replaced(self):
+        d = self.daemon()
+        d.wait_ready()
+        old = d.get("/v1/tokens/backoffice").json()["access_token"]
+        before = self.token_requests(fake_harness.INTEGRATION_CLIENT_ID)
+        self.fake.control(mode="slow", delay_ms=500, count=1)  # the reports arrive during the fetch
+
+        def report(_: int):
+            return d.post("/v1/tokens/backoffice/invalidate", {"access_token": old})
+        answers = in_parallel(20, report)
+        self.assertEqual({a.status for a in answers}, {200}, [a for a in answers if a.status != 200][:2])
+        new = {a.json()["access_token"] for a in answers}
+        self.assertEqual(len(new), 1)
+        new_token = new.pop()
+        self.assertNotEqual(new_token, old)
+        self.assertEqual(self.fake.check(new_token)[0], 200)
+        self.assertEqual(self.fake.check(old)[0], 401)   # revoked at the auth server
+        stats = self.fake.stats()
+        # The token request that got the old one back, the revoke, the one that got a new one.
+        self.assertEqual(self.token_requests(fake_harness.INTEGRATION_CLIENT_ID) - before, 2, stats)
+        self.assertEqual(stats["revoked"], 1)
+        self.assertEqual(d.get("/v1/tokens/backoffice").json()["access_token"], new_token)
+        status = d.get("/v1/status").json()["credentials"][0]
+        self.assertEqual(status["state"], "fresh", status)
+        self.assertIn("revoking it so that the next request brings a new one", d.read_log())
 
 
 if __name__ == "__main__":
