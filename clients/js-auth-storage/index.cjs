@@ -152,7 +152,15 @@ function createClTokendStorage (options = {}) {
         for (const c of res.doc.credentials) {
           const configuration = { clientId: c.client_id, scope: jsAuthScope(c.scope) }
           const key = await getKey(configuration, 'guest')
-          if (!byKey.has(key)) byKey.set(key, c)
+          const seen = byKey.get(key)
+          if (seen === undefined) {
+            byKey.set(key, c)
+          } else if (seen !== null && (seen.client_id !== c.client_id || jsAuthScope(seen.scope) !== configuration.scope)) {
+            // Two identities under one key (a getKey that leaves something out): serving
+            // either could hand js-auth another application's token, so neither is served.
+            byKey.set(key, null)
+            logOnce(`ambiguous:${key}`, `two credentials give the key ${key}: the storage serves neither`)
+          }
           customerKeys.add(await getKey(configuration, 'customer'))
         }
         known = { at: Date.now(), byKey, customerKeys }
