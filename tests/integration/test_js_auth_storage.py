@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -290,6 +291,30 @@ class JsAuthStorage(unittest.TestCase):
     def test_js_auth_7(self) -> None:
         self.run_version("7")
         self.edge_run("7")
+
+    def test_a_socket_the_process_may_not_open_is_an_error(self) -> None:
+        """Permission denied is a deployment error (the service's user is not in the socket's
+        group): thrown, not hidden behind js-auth's own requests. Run as nobody, since root
+        opens any socket."""
+        locked = os.path.join(self.workdir, "locked")
+        os.mkdir(locked, 0o700)
+        path = os.path.join(locked, "s.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.listen()
+        script = ("import { createClTokendStorage } from 'cl-tokend-js-auth-storage'\n"
+                  "const storage = createClTokendStorage({ socketPath: process.argv[1], logger: null })\n"
+                  "try { await storage.getItem('cl_guest-it-market:all'); console.log('RESULT null') }\n"
+                  "catch (e) { console.log('RESULT ' + JSON.stringify({ name: e.name, code: e.code, message: e.message })) }\n"
+                  "await storage.dispose()\n")
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "node", "--input-type=module", "-e", script, path],
+                           cwd=NODE_DIR, env=self.env, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        result = json.loads(r.stdout.split("RESULT ", 1)[1])
+        self.assertEqual((result["name"], result["code"]), ("ClTokendError", "EACCES"), result)
+        self.assertIn("permission denied", result["message"])
 
     def test_the_storage_readme_example_runs_as_shown(self) -> None:
         """clients/js-auth-storage/README.md's example, installed from the npm pack tarball,
