@@ -280,6 +280,8 @@ class JsAuthStorage(unittest.TestCase):
         self.assertEqual(r["customer"]["refused"]["code"], "ECUSTOMER", r["customer"])
         self.assert_same(r["customer"]["after"], self.daemon_tokens()[1], "the guest token after, the daemon's")
         self.assertEqual(r["customer"]["ownerType"], "guest")
+        print(f"js-auth {self.versions[major]}, storage alone: getAuthorization() takes "
+              f"{r['timing']['microsecondsEach']:.0f} us ({r['timing']['calls']} calls, one process)", flush=True)
         for warning in r["unknown"]["warnings"] + r["down"]["warnings"] + [r["customer"]["refused"]["message"]]:
             self.assertNotIn(other_secret, warning)
             self.assertNotIn(customer["access_token"], warning)

@@ -4,6 +4,7 @@
 //   down      no daemon on the socket: js-auth works on its own
 //   customer  the storage alone for a sales channel: the guest token is the daemon's, and
 //             setCustomer() is refused rather than shared with every visitor
+//   timing    what a getAuthorization() costs with the storage (a socket round trip)
 // Prints "RESULT {json}".
 import './loopback.mjs'
 import { createClTokendStorage } from 'cl-tokend-js-auth-storage'
@@ -48,6 +49,16 @@ function recorder () {
   }
   const after = await salesChannel.getAuthorization()
   result.customer = { guest: guest.accessToken, refused, after: after.accessToken, ownerType: after.ownerType }
+  await storage.dispose()
+}
+{
+  const storage = createClTokendStorage({ socketPath: P.socket, logger: null })
+  const integration = makeIntegration({ ...P.integration, domain }, { storage })
+  await integration.getAuthorization()
+  const calls = 500
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < calls; i++) await integration.getAuthorization()
+  result.timing = { calls, microsecondsEach: Number(process.hrtime.bigint() - start) / 1000 / calls }
   await storage.dispose()
 }
 console.log('RESULT ' + JSON.stringify(result))
