@@ -67,7 +67,18 @@ function createClTokendStorage (options = {}) {
     }
   }
 
-  function call (method, path, body) {
+  async function call (method, path, body) {
+    try {
+      return await exchange(method, path, body)
+    } catch (error) {
+      // The daemon closes idle connections; one it closed just as this request went out
+      // on it is not a daemon gone away. Every call is safe to repeat once.
+      if (!error.reusedSocket) throw error
+      return await exchange(method, path, body)
+    }
+  }
+
+  function exchange (method, path, body) {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body)
       const headers = { host: 'localhost', accept: 'application/json' }
@@ -100,7 +111,10 @@ function createClTokendStorage (options = {}) {
         req.destroy(error)
       }, timeoutMs)
       timer.unref?.()
-      req.on('error', fail)
+      req.on('error', (error) => {
+        if (req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) error.reusedSocket = true
+        fail(error)
+      })
       req.end(payload)
     })
   }

@@ -48,4 +48,3 @@ export declare class ClTokendError extends Error {
 }
 
 export declare function createClTokendStorage(options?: ClTokendStorageOptions): ClTokendStorage
-export default createClTokendStorage

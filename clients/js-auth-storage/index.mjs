@@ -2,4 +2,3 @@
 import storage from './index.cjs'
 
 export const { createClTokendStorage, ClTokendError } = storage
-export default storage.createClTokendStorage

@@ -14,7 +14,7 @@ import cjs from '../index.cjs'
 const IAT = 1795640584
 const jwt = (n) => ['eyJhbGciOiJSUzUxMiJ9', Buffer.from(JSON.stringify({ iat: IAT, n })).toString('base64url'), 'c2ln'].join('.')
 
-/** A stand-in daemon: `routes` maps "METHOD /path" to (req, body) => [status, doc, headers] or 'hang'. */
+/** A stand-in daemon: `routes` maps "METHOD /path" to (req, body) => [status, doc, headers], 'hang' or 'reset'. */
 async function daemon (routes) {
   const dir = mkdtempSync(join(tmpdir(), 'cltok-js-'))
   const socketPath = join(dir, 's.sock')
@@ -28,6 +28,7 @@ async function daemon (routes) {
       const route = routes[`${req.method} ${req.url.split('?')[0]}`]
       const answer = route ? route(req, body) : [404, { error: { code: 'not_found', message: 'no such endpoint' } }]
       if (answer === 'hang') { held.push(res); return }
+      if (answer === 'reset') { req.socket.destroy(); return }
       const [status, doc, headers = {}] = answer
       res.writeHead(status, { 'content-type': 'application/json', ...headers })
       res.end(JSON.stringify(doc))
@@ -209,6 +210,27 @@ test('no valid token, or a peer the credential does not allow: a clear error', a
       return true
     })
     await assert.rejects(storage.getItem('cl_guest-it-gone-market:all'), { code: 'EFORBIDDEN' })
+  } finally {
+    await storage.dispose()
+    await d.close()
+  }
+})
+
+test('a kept-alive connection the daemon closed as a request went out is not a daemon gone', async () => {
+  // The second request on each connection finds it closed, as when the daemon's idle
+  // timeout ends it at that moment; on a fresh connection the request is answered.
+  const d = await daemon({
+    'GET /v1/credentials': credentials({ name: 'eu', kind: 'sales_channel', client_id: 'sc', scope: 'market:code:eu' }),
+    'GET /v1/tokens/eu': (req) => {
+      req.socket.requests = (req.socket.requests ?? 0) + 1
+      return req.socket.requests > 1 ? 'reset' : token(1)()
+    }
+  })
+  const logger = recorder()
+  const storage = createClTokendStorage({ socketPath: d.socketPath, logger })
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await storage.getItem('cl_guest-sc-market:code:eu')).accessToken, jwt(1))
+    assert.deepEqual(logger.lines, [])
   } finally {
     await storage.dispose()
     await d.close()
