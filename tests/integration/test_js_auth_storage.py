@@ -39,6 +39,14 @@ OFFLINE = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", 
            "EHOSTUNREACH", "network request", "request to https://registry")
 
 
+def offline_reason(stderr: str) -> str | None:
+    """npm's line saying the registry is out of reach, or None for any other failure."""
+    for line in stderr.splitlines():
+        if any(word in line for word in OFFLINE):
+            return "npm cannot reach its registry: " + line.strip()
+    return None
+
+
 def npm(*args: str, cwd: str) -> subprocess.CompletedProcess:
     return subprocess.run(["npm", *args, "--no-audit", "--no-fund"], cwd=cwd, capture_output=True,
                           text=True, timeout=NPM_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -49,11 +57,14 @@ def install() -> dict[str, str]:
     answers {major: version}. Raises SkipTest when the registry is out of reach."""
     if not shutil.which("node") or not shutil.which("npm"):
         raise AssertionError("node and npm are required (scripts/deps.sh installs Node.js)")
-    probe = subprocess.run(["npm", "view", "@commercelayer/js-auth@8", "version"], capture_output=True,
+    # A short probe first: npm's own retries would take minutes to say the registry is gone.
+    probe = subprocess.run(["npm", "view", "@commercelayer/js-auth@8", "version", "--fetch-retries=1",
+                            "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=3000",
+                            "--fetch-timeout=20000"], capture_output=True,
                            text=True, timeout=NPM_TIMEOUT_S, stdin=subprocess.DEVNULL)
     if probe.returncode != 0:
-        if any(word in probe.stderr for word in OFFLINE):
-            raise unittest.SkipTest("npm cannot reach its registry: " + probe.stderr.strip().splitlines()[-1])
+        if reason := offline_reason(probe.stderr):
+            raise unittest.SkipTest(reason)
         raise AssertionError(f"npm view failed:\n{probe.stderr}")
     shutil.rmtree(NODE_DIR, ignore_errors=True)
     os.makedirs(NODE_DIR)
@@ -71,8 +82,8 @@ def install() -> dict[str, str]:
                 "js-auth-8@npm:@commercelayer/js-auth@^8",
                 "js-auth-7@npm:@commercelayer/js-auth@^7", cwd=NODE_DIR)
     if added.returncode != 0:
-        if any(word in added.stderr for word in OFFLINE):
-            raise unittest.SkipTest("npm cannot reach its registry: " + added.stderr.strip().splitlines()[-1])
+        if reason := offline_reason(added.stderr):
+            raise unittest.SkipTest(reason)
         raise AssertionError(f"npm install failed:\n{added.stderr}")
     versions = {}
     for major, alias in LIBRARIES.items():
