@@ -213,6 +213,7 @@ function createClTokendStorage (options = {}) {
       if (where.kind === 'customer') return null // never here: see setItem
       if (where.kind !== 'daemon') return notHeld(where, key)
       const { name } = where.credential
+      if (Date.now() < downUntil) return fallback.get(key) ?? null // it did not answer a moment ago
       let res
       try {
         res = await call('GET', `/v1/tokens/${encodeURIComponent(name)}?min_ttl=${minTtl}`)
@@ -241,7 +242,12 @@ function createClTokendStorage (options = {}) {
 
     async setItem (key, value) {
       const where = await lookup(key)
-      if (where.kind === 'daemon') return // the daemon owns that token
+      if (where.kind === 'daemon') {
+        // The daemon owns that token; while it does not answer, keep js-auth's own so
+        // that js-auth does not fetch again at every call meanwhile.
+        if (Date.now() < downUntil) fallback.set(key, value)
+        return
+      }
       if (where.kind === 'customer') {
         // The default key names no customer: one process-wide copy would hand one
         // customer's token to every visitor.

@@ -172,6 +172,30 @@ test('no daemon on the socket: null, one warning, and js-auth\'s own token kept'
   }
 })
 
+test('a daemon that stops answering after the list: null by the deadline, then js-auth\'s own token without waiting', async () => {
+  const d = await daemon({
+    'GET /v1/credentials': credentials({ name: 'eu', kind: 'sales_channel', client_id: 'sc', scope: 'market:code:eu' }),
+    'GET /v1/tokens/eu': () => 'hang'
+  })
+  const logger = recorder()
+  const storage = createClTokendStorage({ socketPath: d.socketPath, timeoutMs: 200, logger })
+  try {
+    const start = Date.now()
+    assert.equal(await storage.getItem('cl_guest-sc-market:code:eu'), null)
+    assert.ok(Date.now() - start >= 190)
+    // js-auth's own token, kept while the daemon does not answer: js-auth does not fetch
+    // again at every call meanwhile.
+    await storage.setItem('cl_guest-sc-market:code:eu', { accessToken: 'own', scope: 'market:code:eu' })
+    const again = Date.now()
+    assert.equal((await storage.getItem('cl_guest-sc-market:code:eu')).accessToken, 'own')
+    assert.ok(Date.now() - again < 150)
+    assert.equal(d.seen.filter((r) => r.url.startsWith('/v1/tokens/')).length, 1)
+  } finally {
+    await storage.dispose()
+    await d.close()
+  }
+})
+
 test('a daemon that does not answer: null by the deadline, never a hang', async () => {
   const d = await daemon({ 'GET /v1/credentials': () => 'hang' })
   const logger = recorder()
