@@ -12,6 +12,7 @@ CLTOKEN_PACKAGES=(
   redis-server redis-tools  # tests/integration/test_store_redis.py runs its own redis-server
   nginx-light             # bench/run.py measures cl-tokend next to nginx (docs/performance.md)
   python3 python3-cryptography python3-jsonschema python3-yaml
+  golang-go               # the README's Go client snippet (tests/integration/test_readme.py)
 )
 
 cltoken_missing_packages() {

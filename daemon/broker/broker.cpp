@@ -90,6 +90,13 @@ const CredentialConfig* Broker::credential(std::string_view name) const {
   return e ? &e->config : nullptr;
 }
 
+std::vector<const CredentialConfig*> Broker::credentials() const {
+  std::vector<const CredentialConfig*> out;
+  out.reserve(entries_.size());
+  for (const auto& [name, e] : entries_) out.push_back(&e->config);
+  return out;
+}
+
 void Broker::apply(const Config& config) {
   // The auth server is part of every credential's identity: a new one invalidates all tokens.
   const bool same_server = auth_url_ == config.upstream.auth_url.text;

@@ -55,6 +55,8 @@ public:
   boost::asio::awaitable<Response> revoke(std::string name, SteadyTime deadline);
 
   [[nodiscard]] const CredentialConfig* credential(std::string_view name) const;
+  /// Every configured credential, in name order; valid until the next apply().
+  [[nodiscard]] std::vector<const CredentialConfig*> credentials() const;
   [[nodiscard]] StatusView status_view();
   /// The same, into a view the caller keeps: its credential list's storage is reused, so
   /// a once-a-second reader (the systemd heartbeat) allocates nothing for 1,000 credentials.

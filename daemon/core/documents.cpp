@@ -137,6 +137,17 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
   return j.dump();
 }
 
+std::string credentials_document(const std::vector<const CredentialConfig*>& credentials) {
+  json list = json::array();
+  for (const CredentialConfig* c : credentials) {
+    list.push_back({{"name", c->name},
+                    {"kind", to_string(c->kind)},
+                    {"client_id", c->client_id},
+                    {"scope", c->scope.empty() ? json(nullptr) : json(c->scope)}});
+  }
+  return json{{"credentials", std::move(list)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string health_document(bool ready, const std::vector<std::string>& not_ready) {
   json j{{"live", true}, {"ready", ready}};
   if (!not_ready.empty()) j["credentials_not_ready"] = not_ready;

@@ -114,6 +114,11 @@ std::string customer_token_document(const CustomerSession& s, SteadyTime now, Wa
 
 std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now);
 
+/// {"credentials":[{"name","kind","client_id","scope"}]}: the credentials a peer may use,
+/// for clients that find theirs by client id and scope (js-auth's storage keys). scope is
+/// null when the credential names none.
+std::string credentials_document(const std::vector<const CredentialConfig*>& credentials);
+
 /// {"live":true,"ready":bool,"credentials_not_ready":[...]}
 std::string health_document(bool ready, const std::vector<std::string>& not_ready);
 

@@ -19,6 +19,8 @@ const char* Route::name() const {
   case RouteKind::create_session: return "session_create";
   case RouteKind::get_session: return "session_token";
   case RouteKind::end_session: return "session_end";
+  case RouteKind::credentials: return "credentials";
+  case RouteKind::oauth_token: return "oauth_token";
   case RouteKind::not_found: return "not_found";
   case RouteKind::method_not_allowed: return "method_not_allowed";
   case RouteKind::bad_request: return "bad_request";
@@ -145,10 +147,12 @@ Route route(std::string_view method, std::string_view target) {
   };
 
   if (seg.size() == 1 && seg[0] == "metrics") return simple(RouteKind::metrics, get, "GET");
+  if (seg.size() == 2 && seg[0] == "oauth" && seg[1] == "token") return simple(RouteKind::oauth_token, post, "POST");
   if (seg.size() >= 2 && seg[0] == "v1") {
     if (seg.size() == 2 && seg[1] == "status") return simple(RouteKind::status, get, "GET");
     if (seg.size() == 2 && seg[1] == "health") return simple(RouteKind::health, get, "GET");
     if (seg.size() == 2 && seg[1] == "reload") return simple(RouteKind::reload, post, "POST");
+    if (seg.size() == 2 && seg[1] == "credentials") return simple(RouteKind::credentials, get, "GET");
     if (seg[1] == "tokens" && (seg.size() == 3 || seg.size() == 4)) {
       Route r = for_credential(seg[2]);
       if (r.credential.empty()) return r; // not_found

@@ -28,6 +28,8 @@ enum class RouteKind {
   create_session, ///< POST /v1/customers/{name}/sessions
   get_session,    ///< GET /v1/customers/{name}/sessions/{session}
   end_session,    ///< DELETE /v1/customers/{name}/sessions/{session}
+  credentials,    ///< GET /v1/credentials: the ones this peer may use
+  oauth_token,    ///< POST /oauth/token: Commerce Layer's own token request
   not_found,
   method_not_allowed,
   bad_request,

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/wipe_json.hpp"
+
 namespace cltoken {
 
 namespace {
@@ -11,13 +13,6 @@ namespace {
 constexpr const char* forms =
     "body must be one of {\"username\",\"password\"}, {\"refresh_token\"}, {\"access_token\",\"refresh_token\"?} "
     "or {\"assertion\"}, each a non-empty string";
-
-/// Wipes every string in a parsed document: it may hold a password or a token.
-void wipe_json(nlohmann::json& j) {
-  if (j.is_string()) wipe(j.get_ref<std::string&>());
-  else if (j.is_structured())
-    for (auto& v : j) wipe_json(v);
-}
 
 } // namespace
 

@@ -3,9 +3,22 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/oauth_endpoint.hpp"
+
 namespace cltoken {
 
 namespace asio = boost::asio;
+
+namespace {
+
+Response oauth_response(const OAuthError& e) {
+  Response r;
+  r.status = e.status;
+  r.body = oauth_error_document(e);
+  return r;
+}
+
+} // namespace
 
 Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vector<Principal> admin, ReloadFn reload)
     : broker_(broker), metrics_(metrics), clock_(clock), admin_(std::move(admin)), reload_(std::move(reload)) {}
@@ -71,6 +84,13 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     if (!error.empty()) co_return error_response(400, "bad_request", "config not reloaded: " + error);
     co_return json_response(R"({"reloaded":true})");
   }
+  case RouteKind::credentials: {
+    std::vector<const CredentialConfig*> mine;
+    for (const CredentialConfig* c : broker_.credentials())
+      if (allowed(c->allow, peer)) mine.push_back(c);
+    co_return json_response(credentials_document(mine));
+  }
+  case RouteKind::oauth_token: co_return co_await dispatch_oauth(request, peer, deadline);
   case RouteKind::get_token:
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token: break;
@@ -103,6 +123,42 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   Secret reported(body["access_token"].get<std::string>());
   wipe(body["access_token"].get_ref<std::string&>());
   co_return co_await broker_.invalidate(route.credential, std::move(reported), deadline);
+}
+
+asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerIdentity& peer, SteadyTime deadline) {
+  auto parsed = parse_oauth_token_request(request.body);
+  if (const auto* refused = std::get_if<OAuthError>(&parsed)) co_return oauth_response(*refused);
+  const auto& req = std::get<OAuthTokenRequest>(parsed);
+  bool named = false, permitted = false;
+  std::string name; // copied: a reload may replace the config while the request waits
+  for (const CredentialConfig* c : broker_.credentials()) {
+    if (!names_credential(req, *c)) continue;
+    named = true;
+    // The allow list before the secret, so that a peer that may not use the credential
+    // cannot use the socket to try secrets faster than the auth server would let it.
+    if (!allowed(c->allow, peer)) continue;
+    permitted = true;
+    if (secret_accepted(req, *c)) {
+      name = c->name;
+      break;
+    }
+  }
+  if (named && !permitted) {
+    log_denial(peer, "oauth_token (client id of a configured credential)");
+    co_return oauth_response({403, "forbidden", "this peer may not use this credential"});
+  }
+  if (name.empty()) {
+    if (named) log_denial(peer, "oauth_token: wrong or missing client secret");
+    co_return oauth_response(invalid_client());
+  }
+  Response r = co_await broker_.get_token(name, std::nullopt, deadline);
+  if (r.status == 200) {
+    if (auto doc = oauth_token_document(r.body, clock_.wall_now())) co_return json_response(std::move(*doc));
+    co_return oauth_response({500, "server_error", "cl-tokend could not answer"});
+  }
+  Response refused = oauth_response(oauth_error_from(r.status, r.body));
+  refused.retry_after = r.retry_after;
+  co_return refused;
 }
 
 asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,

@@ -42,6 +42,8 @@ private:
   void log_denial(const PeerIdentity& peer, const std::string& what);
   /// `name` when it is a configured credential, else "(unknown)": safe to log.
   [[nodiscard]] std::string known_name(const std::string& name) const;
+  /// POST /oauth/token: Commerce Layer's request and documents, served from the cache.
+  boost::asio::awaitable<Response> dispatch_oauth(Request& request, const PeerIdentity& peer, SteadyTime deadline);
   boost::asio::awaitable<Response> dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,
                                                     SteadyTime deadline);
 

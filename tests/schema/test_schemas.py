@@ -36,6 +36,7 @@ DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 DOCUMENT_SCHEMAS = [
     "token", "status", "health", "error", "invalidate-request", "revoke-response",
     "reload-response", "session-create-request", "session-created", "session-ended",
+    "credentials", "oauth-token-request", "oauth-token", "oauth-error",
 ]
 
 # (method, path) of every endpoint in the contract, and who may call it.
@@ -50,6 +51,8 @@ ENDPOINTS = {
     ("post", "/v1/customers/{name}/sessions"): "allow",
     ("get", "/v1/customers/{name}/sessions/{session}"): "session-owner",
     ("delete", "/v1/customers/{name}/sessions/{session}"): "session-owner",
+    ("get", "/v1/credentials"): "allow",
+    ("post", "/oauth/token"): "allow",
 }
 
 # Response codes the contract names per endpoint; the spec may list more.
@@ -64,6 +67,8 @@ CONTRACT_CODES = {
     ("post", "/v1/customers/{name}/sessions"): {"201", "401", "429"},
     ("get", "/v1/customers/{name}/sessions/{session}"): {"200", "404", "410"},
     ("delete", "/v1/customers/{name}/sessions/{session}"): {"200"},
+    ("get", "/v1/credentials"): {"200"},
+    ("post", "/oauth/token"): {"200", "400", "401", "403", "503"},
 }
 
 

@@ -73,3 +73,15 @@ TEST_CASE("credential names outside the allowed characters never route to a cred
   CHECK(r.kind == RouteKind::get_token);
   CHECK(r.credential == "backoffice");
 }
+
+TEST_CASE("Commerce Layer's token path and the credentials list route") {
+  CHECK(route("POST", "/oauth/token").kind == RouteKind::oauth_token);
+  CHECK(route("GET", "/oauth/token").kind == RouteKind::method_not_allowed);
+  CHECK(route("GET", "/oauth/token").allow == "POST");
+  CHECK(route("POST", "/oauth/token?grant_type=x").kind == RouteKind::bad_request);
+  CHECK(route("POST", "/oauth/revoke").kind == RouteKind::not_found);
+  CHECK(route("GET", "/v1/credentials").kind == RouteKind::credentials);
+  CHECK(route("POST", "/v1/credentials").kind == RouteKind::method_not_allowed);
+  CHECK(std::string(route("POST", "/oauth/token").name()) == "oauth_token");
+  CHECK(std::string(route("GET", "/v1/credentials").name()) == "credentials");
+}
