@@ -1,8 +1,9 @@
 #include "core/session_request.hpp"
 
 #include <set>
+#include <string>
 
-#include <nlohmann/json.hpp>
+#include "core/client_json.hpp"
 
 namespace cltoken {
 
@@ -12,17 +13,10 @@ constexpr const char* forms =
     "body must be one of {\"username\",\"password\"}, {\"refresh_token\"}, {\"access_token\",\"refresh_token\"?} "
     "or {\"assertion\"}, each a non-empty string";
 
-/// Wipes every string in a parsed document: it may hold a password or a token.
-void wipe_json(nlohmann::json& j) {
-  if (j.is_string()) wipe(j.get_ref<std::string&>());
-  else if (j.is_structured())
-    for (auto& v : j) wipe_json(v);
-}
-
 } // namespace
 
 std::variant<SessionRequest, std::string> parse_session_request(std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = parse_client_json(body);
   wipe(body);
   std::variant<SessionRequest, std::string> out = std::string(forms);
   if (!j.is_discarded() && j.is_object()) {

@@ -1,7 +1,8 @@
 #include "server/handler.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "core/invalidate_request.hpp"
 
 namespace cltoken {
 
@@ -96,13 +97,9 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);
 
   // invalidate: {"access_token":"..."}
-  auto body = nlohmann::json::parse(request.body, nullptr, false);
-  wipe(request.body);
-  if (body.is_discarded() || !body.is_object() || !body.contains("access_token") || !body["access_token"].is_string())
-    co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
-  Secret reported(body["access_token"].get<std::string>());
-  wipe(body["access_token"].get_ref<std::string&>());
-  co_return co_await broker_.invalidate(route.credential, std::move(reported), deadline);
+  auto reported = parse_invalidate_request(request.body);
+  if (!reported) co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
+  co_return co_await broker_.invalidate(route.credential, std::move(*reported), deadline);
 }
 
 asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,

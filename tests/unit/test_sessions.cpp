@@ -265,3 +265,8 @@ TEST_CASE("status and metrics show customer counts, never a token") {
   CHECK(metrics.find("cl_tokend_customer_session_evictions_total{reason=\"lru\"} 2\n") != std::string::npos);
   CHECK(metrics.find("cl_tokend_customer_logins_total{outcome=\"ok\"} 3\n") != std::string::npos);
 }
+
+TEST_CASE("an adopted token's payload nested 100,000 deep has no claims, and no recursion") {
+  const std::string payload = R"({"exp":1,"owner":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  CHECK_FALSE(read_jwt_claims("h." + b64url(payload) + ".s"));
+}
