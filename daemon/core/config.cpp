@@ -412,6 +412,13 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     std::string error;
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_connections_per_peer", 0, 1000000)) cfg.server.max_connections_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("admin_reserved_connections", 0, 1000000)) cfg.server.admin_reserved_connections = static_cast<std::size_t>(*v);
+    else cfg.server.admin_reserved_connections = std::min(cfg.server.admin_reserved_connections, cfg.server.max_connections / 4);
+    if (cfg.server.admin_reserved_connections >= cfg.server.max_connections)
+      r.fail(r.get("admin_reserved_connections") ? line_of(*r.get("admin_reserved_connections")) : r.line(),
+             fmt::format("server.admin_reserved_connections ({}) must be smaller than server.max_connections ({}), or no "
+                         "peer but an admin could connect", cfg.server.admin_reserved_connections, cfg.server.max_connections));
     if (auto v = r.integer("max_requests_per_peer", 0, 1000000)) cfg.server.max_requests_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("idle_timeout_ms", 100, 86400000)) cfg.server.idle_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 100, 600000)) cfg.server.request_timeout = Millis(*v);

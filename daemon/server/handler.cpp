@@ -12,10 +12,10 @@ Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vect
     : broker_(broker), metrics_(metrics), clock_(clock), admin_(std::move(admin)), reload_(std::move(reload)) {}
 
 void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
-  // Once per denial, but at most a burst a minute, so a client looping on 403 cannot
-  // flood the journal; the lines left out are counted.
-  auto v = denials_.admit(clock_.now());
-  if (v.suppressed > 0) spdlog::warn("{} further access denials were not logged", v.suppressed);
+  // Once per denial, but at most a burst a minute per uid, so a client looping on 403
+  // cannot flood the journal nor hide another uid's denials; the lines left out are counted.
+  auto v = denials_.admit(peer.uid, clock_.now());
+  if (v.suppressed > 0) spdlog::warn("{} further access denials of uid {} were not logged", v.suppressed, peer.uid);
   if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
 }
 

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/connection_admission.hpp"
 #include "server/connection.hpp"
 #include "server/peer.hpp"
 
@@ -206,27 +207,33 @@ asio::awaitable<void> Listener::accept_loop() {
       }
       continue;
     }
-    if (connections_ >= config_.max_connections) {
-      // Over the limit: close at once rather than queue, so the client knows immediately
-      // and the connections already open keep their service.
-      auto v = accept_log_.admit(clock_.now());
-      if (v.suppressed > 0) spdlog::warn("{} further refused connections were not logged", v.suppressed);
-      if (v.log) spdlog::warn("connection refused: {} connections open (server.max_connections)", connections_);
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
     std::error_code pec;
     PeerIdentity peer = read_peer_identity(socket.native_handle(), pec);
     if (pec) {
       spdlog::warn("cannot read peer credentials: {}", pec.message());
       continue;
     }
+    const ConnectionLimits limits{config_.max_connections, config_.max_connections_per_peer, config_.admin_reserved_connections};
+    const Admission admission =
+        admit_connection(limits, connections_, control_.connections.in_progress(peer.uid), allowed(config_.admin, peer));
+    if (admission != Admission::accept) {
+      // Over a limit: close at once rather than queue, so the client knows immediately
+      // and the connections already open keep their service.
+      auto v = control_.refusals.admit(peer.uid, clock_.now());
+      if (v.suppressed > 0) spdlog::warn("{} further refused connections of uid {} were not logged", v.suppressed, peer.uid);
+      if (v.log)
+        spdlog::warn("connection refused: uid={} pid={} holds {} of {} open connections ({})", peer.uid, peer.pid,
+                     control_.connections.in_progress(peer.uid), connections_, to_string(admission));
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    auto slot = control_.connections.acquire(peer.uid); // counting only: its limit is 0
     ++connections_;
     handler_.set_connections(connections_);
     auto alive = alive_;
     asio::co_spawn(executor_, run_connection(std::move(socket), peer, config_, handler_, clock_, control_),
-                   [this, alive](std::exception_ptr p) {
+                   [this, alive, slot = std::move(slot)](std::exception_ptr p) {
                      if (!*alive) return;
                      --connections_;
                      handler_.set_connections(connections_);

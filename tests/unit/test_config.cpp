@@ -269,6 +269,17 @@ TEST_CASE("server limits load with their ranges") {
   CHECK(s.load("").server.max_requests_per_peer == 0); // default: no per-peer cap
   CHECK(s.error("[server]\nmax_requests_per_peer = -1\n") ==
         file + ":2: server.max_requests_per_peer must be between 0 and 1000000, not -1");
+  CHECK(s.load("").server.max_connections_per_peer == 64);
+  CHECK(s.load("").server.admin_reserved_connections == 8);
+  CHECK(s.load("[server]\nmax_connections = 8\n").server.admin_reserved_connections == 2); // default: at most a quarter
+  auto fair = s.load("[server]\nmax_connections = 32\nmax_connections_per_peer = 0\nadmin_reserved_connections = 31\n");
+  CHECK(fair.server.max_connections_per_peer == 0);
+  CHECK(fair.server.admin_reserved_connections == 31);
+  CHECK(s.error("[server]\nmax_connections = 32\nadmin_reserved_connections = 32\n") ==
+        file + ":3: server.admin_reserved_connections (32) must be smaller than server.max_connections (32), or no peer "
+               "but an admin could connect");
+  CHECK(s.error("[server]\nmax_connections_per_peer = -1\n") ==
+        file + ":2: server.max_connections_per_peer must be between 0 and 1000000, not -1");
   CHECK(s.error("[server]\nmax_header_bytes = 100\n") == file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
   CHECK(s.error("[server]\nsocket_mode = \"0066\"\n") ==
         file + ":2: server.socket_mode must let the owner read and write (0600 at least)");
