@@ -470,6 +470,10 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
   { // [customers]
     TableReader r(path, sub_table(path, root, "customers", empty), "customers");
     if (auto v = r.integer("max_sessions", 0, 10000000)) cfg.customers.max_sessions = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_sessions_per_peer", 0, 10000000)) cfg.customers.max_sessions_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_memory_mib", 0, 1048576)) cfg.customers.max_memory_mib = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("login_burst", 1, 1000000)) cfg.customers.login_burst = static_cast<unsigned>(*v);
+    if (auto v = r.integer("login_interval_ms", 1, 3600000)) cfg.customers.login_interval = Millis(*v);
     if (auto v = r.integer("idle_timeout_s", 60, 31536000)) cfg.customers.idle_timeout = Seconds(*v);
     r.reject_unknown();
   }

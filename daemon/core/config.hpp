@@ -95,6 +95,10 @@ struct CredentialConfig {
 
 struct CustomersConfig {
   std::size_t max_sessions = 100000;
+  std::size_t max_sessions_per_peer = 50000; ///< 0: only max_sessions
+  std::size_t max_memory_mib = 192;          ///< all sessions' bytes (session_bytes); 0: no bound
+  unsigned login_burst = 10;                 ///< new sessions per uid at once (logins and adopts) ...
+  Millis login_interval{2000};               ///< ... then one per interval
   Seconds idle_timeout{1209600};
 };
 

@@ -48,6 +48,11 @@ std::variant<SessionRequest, std::string> parse_session_request(std::string& bod
     } else {
       ok = false;
     }
+    const auto too_long = [](const std::optional<Secret>& t) { return t && t->reveal().size() > max_customer_token_bytes; };
+    if (ok && (too_long(r.access_token) || too_long(r.refresh_token))) {
+      out = "access_token and refresh_token may be at most " + std::to_string(max_customer_token_bytes) + " bytes";
+      ok = false;
+    }
     if (ok) out = std::move(r);
   }
   if (!j.is_discarded()) wipe_json(j);

@@ -255,6 +255,27 @@ TEST_CASE("secret sources are refused unless only the daemon can read and change
   }
 }
 
+TEST_CASE("customer session limits load with their ranges") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  const auto defaults = s.load("").customers;
+  CHECK(defaults.max_sessions == 100000);
+  CHECK(defaults.max_sessions_per_peer == 50000);
+  CHECK(defaults.max_memory_mib == 192);
+  CHECK(defaults.login_burst == 10);
+  CHECK(defaults.login_interval == Millis(2000));
+  const auto set = s.load("[customers]\nmax_sessions_per_peer = 10\nmax_memory_mib = 16\nlogin_burst = 1000\n"
+                          "login_interval_ms = 50\n")
+                       .customers;
+  CHECK(set.max_sessions_per_peer == 10);
+  CHECK(set.max_memory_mib == 16);
+  CHECK(set.login_burst == 1000);
+  CHECK(set.login_interval == Millis(50));
+  CHECK(s.error("[customers]\nlogin_burst = 0\n") == file + ":2: customers.login_burst must be between 1 and 1000000, not 0");
+  CHECK(s.error("[customers]\nlogin_interval_ms = 0\n") ==
+        file + ":2: customers.login_interval_ms must be between 1 and 3600000, not 0");
+}
+
 TEST_CASE("server limits load with their ranges") {
   Scratch s;
   const std::string file = (s.dir / "c.toml").string();
