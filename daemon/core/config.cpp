@@ -17,6 +17,8 @@
 #include <openssl/crypto.h>
 #include <toml++/toml.h>
 
+#include "core/path_trust.hpp"
+
 namespace cltoken {
 
 const char* to_string(CredentialKind k) {
@@ -248,12 +250,26 @@ Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, c
                         SecretFileRule rule = SecretFileRule::private_file) {
   // O_NONBLOCK: a FIFO (or a device) named by mistake or malice must not hang the load;
   // and a reload runs on the event loop, where a hang would stop every client.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  // O_NOFOLLOW: a symbolic link in its place is refused, never followed.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0 && errno == ELOOP)
+    r.fail(line, fmt::format("{}: {} is a symbolic link; name the file itself", key, path));
   if (fd < 0) r.fail(line, fmt::format("{}: cannot open {}: {}", key, path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     r.fail(line, fmt::format("{}: {} is not a regular file", key, path));
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    ::close(fd);
+    r.fail(line, fmt::format("{}: {} belongs to uid {}, not to the daemon (uid {}) or root; run: chown {} {}", key, path,
+                             st.st_uid, ::geteuid(), ::geteuid(), path));
+  }
+  // The folders above it must be the daemon's or root's too (core/path_trust.hpp), or
+  // another user could put a file of their choosing in its place.
+  if (auto why = check_path_trust(path, "secret file", /*check_file=*/false)) {
+    ::close(fd);
+    r.fail(line, fmt::format("{}: {}", key, *why));
   }
   const mode_t refused = rule == SecretFileRule::private_file ? 077 : 007;
   if ((st.st_mode & refused) != 0) {

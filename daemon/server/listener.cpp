@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/connection_admission.hpp"
+#include "core/path_trust.hpp"
 #include "server/connection.hpp"
 #include "server/peer.hpp"
 
@@ -44,9 +45,10 @@ bool socket_is_live(const std::string& path) {
   return rc == 0 || err != ECONNREFUSED;
 }
 
-/// The socket's folder must be one only the daemon (or root) can change: in a folder
-/// others may write to, another user could swap our socket for theirs between bind and
-/// chmod, or after, and collect the requests (and so nothing else protects the path).
+/// The socket's folder, and every folder above it, must be one only the daemon (or root)
+/// can change (core/path_trust.hpp): in a folder others may write to, another user could
+/// swap our socket for theirs between bind and chmod, or after, and collect the requests,
+/// passwords included (and so nothing else protects the path).
 void check_folder(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
@@ -54,14 +56,7 @@ void check_folder(const std::string& path) {
   if (::stat(folder.c_str(), &st) != 0)
     throw std::runtime_error(fmt::format("socket folder {}: {} (create it owned by the daemon's user, mode 0755; "
                                          "under systemd, RuntimeDirectory=cl-tokend)", folder, std::strerror(errno)));
-  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(fmt::format("socket folder {} is not a directory", folder));
-  if (st.st_uid != ::geteuid() && st.st_uid != 0)
-    throw std::runtime_error(fmt::format("socket folder {} belongs to uid {}, not to the daemon (uid {}) or root; "
-                                         "run: chown {} {}", folder, st.st_uid, ::geteuid(), ::geteuid(), folder));
-  if ((st.st_mode & 022) != 0)
-    throw std::runtime_error(fmt::format("socket folder {} can be written by group or others (mode {:04o}); run: chmod go-w {} "
-                                         "or use a folder of the daemon's own such as /run/cl-tokend",
-                                         folder, st.st_mode & 07777, folder));
+  if (auto why = check_path_trust(path, "socket", /*check_file=*/false)) throw std::runtime_error(*why);
 }
 
 void prepare_path(const std::string& path) {

@@ -112,6 +112,40 @@ class SecretSources(DaemonTestCase):
         self.assertEqual(out.returncode, 0, out)
         self.assertNotIn(fake_harness.INTEGRATION_CLIENT_SECRET, out.stdout)
 
+    def test_a_secret_file_of_another_user_a_link_or_under_an_open_folder_is_refused(self):
+        d = self.daemon(start=False)
+        prefix = rf"^cl-tokend: {d.config_path}:\d+: credentials.backoffice.client_secret_file: "
+        # Another user's file: they could change the secret the daemon presents.
+        os.chown(d.secret_file, NOBODY, NOBODY)
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertRegex(out.stderr, prefix + rf"{d.secret_file} belongs to uid {NOBODY}, not to the daemon \(uid 0\) "
+                                              rf"or root; run: chown 0 {d.secret_file}\n$")
+        os.chown(d.secret_file, 0, 0)
+        # A symbolic link is not followed, even to a private file.
+        real = d.secret_file + ".real"
+        os.rename(d.secret_file, real)
+        os.symlink(real, d.secret_file)
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertRegex(out.stderr, prefix + rf"{d.secret_file} is a symbolic link; name the file itself\n$")
+        os.unlink(d.secret_file)
+        # A folder another user can write, above the file (StrictModes): they could swap it.
+        shared = os.path.join(self.workdir, "open")
+        os.makedirs(os.path.join(shared, "private"))
+        os.chmod(shared, 0o777)
+        moved = os.path.join(shared, "private", "secret")
+        os.rename(real, moved)
+        with open(d.config_path) as f:
+            text = f.read()
+        with open(d.config_path, "w") as f:
+            f.write(text.replace(d.secret_file, moved))
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn(f"client_secret_file: folder {shared} (above the secret file) can be written by group or others (mode 0777); "
+                      f"run: chmod go-w {shared}", out.stderr)
+        self.assertNotIn(fake_harness.INTEGRATION_CLIENT_SECRET, out.stderr + out.stdout)
+
     def test_an_inline_secret_needs_a_private_config(self):
         creds = f"""
 [credentials.backoffice]
