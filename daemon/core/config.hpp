@@ -49,7 +49,7 @@ struct ServerConfig {
   std::string socket_group_name;
   std::vector<Principal> admin;
   std::size_t max_connections = 256;
-  std::size_t max_connections_per_peer = 64;   ///< open connections per uid; 0 = no cap
+  std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
   std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
   std::size_t max_requests_per_peer = 0; ///< requests in progress per uid; 0 = no cap
   Millis idle_timeout{30000};

@@ -18,7 +18,7 @@ enum class Admission {
 
 struct ConnectionLimits {
   std::size_t max_connections = 256;
-  std::size_t per_peer = 64;      ///< 0: no per-uid cap
+  std::size_t per_peer = 128;     ///< 0: no per-uid cap
   std::size_t admin_reserved = 8; ///< of max_connections, only admins may use these
 };
 

@@ -49,7 +49,7 @@ std::string io_failure_message(std::string_view socket_path, std::string_view de
 
 std::string untrusted_folder_message(std::string_view socket_path, std::string_view folder) {
     return "another user could have put the socket " + std::string(socket_path) + " there (" + std::string(folder) +
-           " is not root's or the socket owner's alone); refusing to send it anything (--daemon-uid to say who the "
+           " can be written by others); refusing to send it anything (--daemon-uid to say who the "
            "daemon is)";
 }
 

@@ -35,9 +35,8 @@ namespace cltoken::ctl {
 /// `expected_uid` or as root. Otherwise "the process listening on PATH runs as uid N, not
 /// as uid M or root; refusing to send it anything (--daemon-uid)": another user may have
 /// put a listener in the daemon's place, to collect the passwords and tokens sent to it.
-/// "another user could have put the socket PATH there (FOLDER is not root's or the
-/// socket owner's alone); refusing to send it anything (--daemon-uid to say who the
-/// daemon is)".
+/// "another user could have put the socket PATH there (FOLDER can be written by others);
+/// refusing to send it anything (--daemon-uid to say who the daemon is)".
 [[nodiscard]] std::string untrusted_folder_message(std::string_view socket_path, std::string_view folder);
 
 [[nodiscard]] std::optional<std::string> untrusted_daemon_message(std::string_view socket_path, unsigned peer_uid,

@@ -48,9 +48,12 @@ constexpr auto no_throw = net::as_tuple(net::use_awaitable);
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
 
-/// The first folder from / down to the socket's own that a user other than root and
-/// `owner` could change, as a sentence; nullopt when there is none.
-std::optional<std::string> open_folder_on_the_way(const std::string& socket_path, unsigned owner) {
+/// The first folder from / down to the socket's own that any user could write to (a
+/// sticky one such as /tmp only as the socket's own folder), as a sentence; nullopt when
+/// there is none. There another user could have replaced the socket, or a folder on its
+/// way, with their own. (Folders owned by the daemon's user, as /run/cl-tokend under
+/// systemd, are fine: only write permission for others is refused.)
+std::optional<std::string> open_folder_on_the_way(const std::string& socket_path) {
     std::string folder = socket_path.substr(0, socket_path.rfind('/'));
     std::unique_ptr<char, decltype(&std::free)> real(::realpath(folder.empty() ? "/" : folder.c_str(), nullptr), &std::free);
     if (!real) return std::nullopt; // connect worked: the folder is there; nothing better to say
@@ -62,8 +65,7 @@ std::optional<std::string> open_folder_on_the_way(const std::string& socket_path
         if (::lstat(step.c_str(), &st) != 0) return std::nullopt;
         const bool own_folder = end == std::string::npos;
         const bool others_write = (st.st_mode & 022) != 0 && (own_folder || (st.st_mode & S_ISVTX) == 0);
-        if ((st.st_uid != 0 && st.st_uid != owner) || others_write)
-            return untrusted_folder_message(socket_path, step);
+        if (others_write) return untrusted_folder_message(socket_path, step);
         if (steps == "/") break;
     }
     return std::nullopt;
@@ -117,12 +119,13 @@ net::awaitable<Response> exchange(const Request& request, const Endpoint& endpoi
         expected = *endpoint.daemon_uid;
     } else {
         // The file's owner says who the daemon is only when no other user could have put
-        // the file there: every folder on the way must be root's or that owner's, and
-        // written by nobody else (sticky folders such as /tmp allowed above its own).
+        // the file there: no folder on the way may be writable by others (sticky folders
+        // such as /tmp allowed above its own). In a folder of another user's, or below a
+        // sticky one, only --daemon-uid can say who the daemon is.
         struct stat st {};
         if (::lstat(path.c_str(), &st) != 0) fail(io_failure_message(path, std::error_code(errno, std::system_category()).message()));
         expected = st.st_uid;
-        if (auto why = open_folder_on_the_way(path, expected)) throw CtlError(ExitCode::unreachable, *why);
+        if (auto why = open_folder_on_the_way(path)) throw CtlError(ExitCode::unreachable, *why);
     }
     if (auto why = untrusted_daemon_message(path, peer.uid, expected)) throw CtlError(ExitCode::unreachable, *why);
 

@@ -381,7 +381,7 @@ class ConnectionFairness(DaemonTestCase):
     rest are closed as they come, and another uid and root are served throughout."""
 
     HOSTILE = 1000
-    PER_PEER = 64  # the default
+    PER_PEER = 128  # the default
 
     def test_a_connection_hoarder_locks_nobody_out(self):
         creds = CREDENTIALS.replace('allow = ["uid:0"]', f'allow = ["uid:0", "uid:{NEIGHBOUR_UID}"]', 1)

@@ -290,7 +290,7 @@ TEST_CASE("server limits load with their ranges") {
   CHECK(s.load("").server.max_requests_per_peer == 0); // default: no per-peer cap
   CHECK(s.error("[server]\nmax_requests_per_peer = -1\n") ==
         file + ":2: server.max_requests_per_peer must be between 0 and 1000000, not -1");
-  CHECK(s.load("").server.max_connections_per_peer == 64);
+  CHECK(s.load("").server.max_connections_per_peer == 128);
   CHECK(s.load("").server.admin_reserved_connections == 8);
   CHECK(s.load("[server]\nmax_connections = 8\n").server.admin_reserved_connections == 2); // default: at most a quarter
   auto fair = s.load("[server]\nmax_connections = 32\nmax_connections_per_peer = 0\nadmin_reserved_connections = 31\n");
