@@ -6,8 +6,8 @@
 //
 // Besides memory errors and stack overflow (ASan/UBSan), these are findings: an
 // exception out of the parser (the connection would lose its answer), a body
-// not wiped after parsing (it may hold a password), or an error sentence
-// quoting the body.
+// not wiped after parsing (it may hold a password), or an error sentence other
+// than the fixed ones (one that could quote the body).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,16 +20,26 @@
 
 using namespace cltoken;
 
+namespace {
+
+std::string error_for(std::string body) {
+  auto parsed = parse_session_request(body);
+  return std::get<std::string>(parsed);
+}
+
+} // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const bool session = data[0] % 2 == 0;
   std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
-  const std::string sent = body;
   if (session) {
+    // The error is one of the fixed sentences, whatever the body: it never quotes it.
+    static const std::string forms = error_for("{}");
+    static const std::string too_long = error_for(R"({"access_token":")" + std::string(5000, 'a') + R"("})");
     auto parsed = parse_session_request(body);
-    if (auto* error = std::get_if<std::string>(&parsed);
-        error != nullptr && sent.size() >= 8 && error->find(sent) != std::string::npos)
-      finding("the error quotes the body");
+    if (auto* error = std::get_if<std::string>(&parsed); error != nullptr && *error != forms && *error != too_long)
+      finding("an error sentence that depends on the body");
   } else {
     (void)parse_invalidate_request(body);
   }
