@@ -390,6 +390,9 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw ConfigError(path, 0, std::string("cannot read config: ") + std::strerror(errno));
   const bool config_private = (st.st_mode & 077) == 0;
+  // Whoever can change the config chooses the allow lists and where secrets come from: it
+  // and every folder above it must be the daemon's user's or root's alone.
+  if (auto why = check_path_trust(path, "config file", /*check_file=*/true)) throw ConfigError(path, 0, *why);
 
   toml::table root;
   try {

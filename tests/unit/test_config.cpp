@@ -255,6 +255,18 @@ TEST_CASE("secret sources are refused unless only the daemon can read and change
   }
 }
 
+TEST_CASE("a config file others could change is refused, as is one in a folder they can write") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  CHECK(s.error("", 0620) == file + ":0: config file " + file +
+                                 " can be written by group or others (mode 0620); run: chmod go-w " + file);
+  ::chmod(s.dir.c_str(), 0777);
+  CHECK(s.error("") == file + ":0: config file folder " + s.dir.string() +
+                           " can be written by group or others (mode 0777); run: chmod go-w " + s.dir.string());
+  ::chmod(s.dir.c_str(), 0700);
+  CHECK_NOTHROW(s.load(""));
+}
+
 TEST_CASE("customer session limits load with their ranges") {
   Scratch s;
   const std::string file = (s.dir / "c.toml").string();
