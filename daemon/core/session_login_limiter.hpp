@@ -2,7 +2,7 @@
 // Per-peer (uid) limit on new customer sessions (logins, and adopted tokens): a token
 // bucket per uid, so one local process cannot guess passwords at the speed of the socket,
 // spend the whole host's upstream budget on logins, nor flood the session table with
-// adopted tokens (issue 8). Plain arithmetic, no I/O.
+// adopted tokens. Plain arithmetic, no I/O.
 #include <map>
 #include <optional>
 
