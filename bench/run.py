@@ -170,7 +170,8 @@ def sales_channel_credentials(n: int) -> tuple[list[dict], str]:
 # Limits raised so the benchmark measures serving, not the per-peer guard or the idle timer:
 # every connection of the load generator has the same uid, and idle connections must stay
 # open while they are counted.
-BENCH_SERVER = {"max_connections": 4096, "max_requests_per_peer": 4096, "idle_timeout_ms": 300000}
+BENCH_SERVER = {"max_connections": 4096, "max_connections_per_peer": 0, "max_requests_per_peer": 4096,
+                "idle_timeout_ms": 300000}
 BENCH_UPSTREAM = {"max_requests_per_minute": 100000}
 
 

@@ -50,7 +50,8 @@ def main() -> int:
     try:
         fake.start()
         daemon = Daemon(workdir, fake, log_level="warn",
-                        extra=f"[customers]\nmax_sessions = {args.sessions + 10}\n")
+                        extra=f"[customers]\nmax_sessions = {args.sessions + 1000}\nmax_sessions_per_peer = 0\n"
+                              f"max_memory_mib = 0\nlogin_burst = {args.sessions + 1000}\n")
         daemon.start()
         daemon.wait_ready()
         status, login = fake.token(grant_type="password", client_id=fake_harness.SALES_CHANNEL_CLIENT_ID,

@@ -408,6 +408,7 @@ asio::awaitable<Response> Broker::invalidate(std::string name, Secret reported, 
   if (!e) co_return error_response(404, "unknown_credential", unknown_credential_message);
   if (e->state.invalidate(reported.reveal())) {
     spdlog::info("credential {}: token reported invalid by a client; fetching a new one", name);
+    forget_token(e); // a stored copy must not be served again after a restart
     poke();
   }
   co_return co_await serve(e, Seconds(0), deadline);
@@ -597,7 +598,7 @@ void Broker::forget_token(const std::shared_ptr<Entry>& e) {
     try {
       std::rethrow_exception(p);
     } catch (const std::exception& ex) {
-      spdlog::error("credential {}: removing the revoked token from the store failed: {}", name, ex.what());
+      spdlog::error("credential {}: removing the revoked or invalidated token from the store failed: {}", name, ex.what());
     }
   });
 }

@@ -18,6 +18,8 @@
 #include <openssl/crypto.h>
 #include <toml++/toml.h>
 
+#include "core/path_trust.hpp"
+
 namespace cltoken {
 
 const char* to_string(CredentialKind k) {
@@ -249,12 +251,26 @@ Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, c
                         SecretFileRule rule = SecretFileRule::private_file) {
   // O_NONBLOCK: a FIFO (or a device) named by mistake or malice must not hang the load;
   // and a reload runs on the event loop, where a hang would stop every client.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  // O_NOFOLLOW: a symbolic link in its place is refused, never followed.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0 && errno == ELOOP)
+    r.fail(line, fmt::format("{}: {} is a symbolic link; name the file itself", key, path));
   if (fd < 0) r.fail(line, fmt::format("{}: cannot open {}: {}", key, path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     r.fail(line, fmt::format("{}: {} is not a regular file", key, path));
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    ::close(fd);
+    r.fail(line, fmt::format("{}: {} belongs to uid {}, not to the daemon (uid {}) or root; run: chown {} {}", key, path,
+                             st.st_uid, ::geteuid(), ::geteuid(), path));
+  }
+  // The folders above it must be the daemon's or root's too (core/path_trust.hpp), or
+  // another user could put a file of their choosing in its place.
+  if (auto why = check_path_trust(path, "secret file", /*check_file=*/false)) {
+    ::close(fd);
+    r.fail(line, fmt::format("{}: {}", key, *why));
   }
   const mode_t refused = rule == SecretFileRule::private_file ? 077 : 007;
   if ((st.st_mode & refused) != 0) {
@@ -375,6 +391,9 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw ConfigError(path, 0, std::string("cannot read config: ") + std::strerror(errno));
   const bool config_private = (st.st_mode & 077) == 0;
+  // Whoever can change the config chooses the allow lists and where secrets come from: it
+  // and every folder above it must be the daemon's user's or root's alone.
+  if (auto why = check_path_trust(path, "config file", /*check_file=*/true)) throw ConfigError(path, 0, *why);
 
   toml::table root;
   try {
@@ -413,6 +432,13 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     std::string error;
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_connections_per_peer", 0, 1000000)) cfg.server.max_connections_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("admin_reserved_connections", 0, 1000000)) cfg.server.admin_reserved_connections = static_cast<std::size_t>(*v);
+    else cfg.server.admin_reserved_connections = std::min(cfg.server.admin_reserved_connections, cfg.server.max_connections / 4);
+    if (cfg.server.admin_reserved_connections >= cfg.server.max_connections)
+      r.fail(r.get("admin_reserved_connections") ? line_of(*r.get("admin_reserved_connections")) : r.line(),
+             fmt::format("server.admin_reserved_connections ({}) must be smaller than server.max_connections ({}), or no "
+                         "peer but an admin could connect", cfg.server.admin_reserved_connections, cfg.server.max_connections));
     if (auto v = r.integer("max_requests_per_peer", 0, 1000000)) cfg.server.max_requests_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("idle_timeout_ms", 100, 86400000)) cfg.server.idle_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 100, 600000)) cfg.server.request_timeout = Millis(*v);
@@ -472,6 +498,10 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
   { // [customers]
     TableReader r(path, sub_table(path, root, "customers", empty), "customers");
     if (auto v = r.integer("max_sessions", 0, 10000000)) cfg.customers.max_sessions = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_sessions_per_peer", 0, 10000000)) cfg.customers.max_sessions_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_memory_mib", 0, 1048576)) cfg.customers.max_memory_mib = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("login_burst", 1, 1000000)) cfg.customers.login_burst = static_cast<unsigned>(*v);
+    if (auto v = r.integer("login_interval_ms", 1, 3600000)) cfg.customers.login_interval = Millis(*v);
     if (auto v = r.integer("idle_timeout_s", 60, 31536000)) cfg.customers.idle_timeout = Seconds(*v);
     r.reject_unknown();
   }

@@ -49,6 +49,8 @@ struct ServerConfig {
   std::string socket_group_name;
   std::vector<Principal> admin;
   std::size_t max_connections = 256;
+  std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
+  std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
   std::size_t max_requests_per_peer = 0; ///< requests in progress per uid; 0 = no cap
   Millis idle_timeout{30000};
   Millis request_timeout{15000};   ///< whole request: read, wait for a token, write
@@ -96,6 +98,10 @@ struct CredentialConfig {
 
 struct CustomersConfig {
   std::size_t max_sessions = 100000;
+  std::size_t max_sessions_per_peer = 50000; ///< 0: only max_sessions
+  std::size_t max_memory_mib = 192;          ///< all sessions' bytes (session_bytes); 0: no bound
+  unsigned login_burst = 10;                 ///< new sessions per uid at once (logins and adopts) ...
+  Millis login_interval{2000};               ///< ... then one per interval
   Seconds idle_timeout{1209600};
 };
 

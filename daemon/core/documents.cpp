@@ -101,20 +101,22 @@ std::string customer_token_document(const CustomerSession& s, SteadyTime now, Wa
   return out;
 }
 
-std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now) {
+std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now, bool detailed) {
   json creds = json::array();
   for (const auto& c : s.credentials) {
     json jc{{"name", c.name},
             {"kind", to_string(c.kind)},
             {"state", to_string(c.state)},
             {"expires_at", optional_time(c.expires_at, now, wall_now)},
-            {"expires_in", c.expires_at ? json(seconds_until(*c.expires_at, now)) : json(nullptr)},
-            {"next_refresh_in", c.next_refresh ? json(std::max(0L, seconds_until(*c.next_refresh, now))) : json(nullptr)},
-            {"last_refresh_at", optional_time(c.last_refresh_at, now, wall_now)},
-            {"last_error", c.last_error.empty() ? json(nullptr) : json(c.last_error)},
-            {"served", c.counters.served},
-            {"upstream_requests", c.counters.upstream_requests},
-            {"upstream_failures", c.counters.upstream_failures}};
+            {"expires_in", c.expires_at ? json(seconds_until(*c.expires_at, now)) : json(nullptr)}};
+    if (detailed) {
+      jc["next_refresh_in"] = c.next_refresh ? json(std::max(0L, seconds_until(*c.next_refresh, now))) : json(nullptr);
+      jc["last_refresh_at"] = optional_time(c.last_refresh_at, now, wall_now);
+      jc["last_error"] = c.last_error.empty() ? json(nullptr) : json(c.last_error);
+      jc["served"] = c.counters.served;
+      jc["upstream_requests"] = c.counters.upstream_requests;
+      jc["upstream_failures"] = c.counters.upstream_failures;
+    }
     creds.push_back(std::move(jc));
   }
   json j{{"version", s.version},

@@ -112,7 +112,10 @@ struct StatusView {
 std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now,
                                     const std::string* handle = nullptr);
 
-std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now);
+/// `detailed`: for an admin peer. Others get each credential's name, kind, state and
+/// expiry only: how often a credential is served and refreshed, and its last upstream
+/// error, say what other services do and are not theirs to see.
+std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_now, bool detailed = true);
 
 /// {"credentials":[{"name","kind","client_id","scope"}]}: the credentials a peer may use,
 /// for clients that find theirs by client id and scope (js-auth's storage keys). scope is

@@ -2,8 +2,9 @@
 
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+
+#include "core/client_json.hpp"
 
 namespace cltoken {
 
@@ -38,7 +39,7 @@ std::optional<JwtClaims> read_jwt_claims(std::string_view token) {
   if (b == std::string_view::npos || token.find('.', b + 1) != std::string_view::npos) return std::nullopt;
   auto payload = base64url_decode(token.substr(a + 1, b - a - 1));
   if (!payload) return std::nullopt;
-  auto j = nlohmann::json::parse(*payload, nullptr, false);
+  auto j = parse_client_json(*payload); // an adopted token comes from a socket peer
   if (j.is_discarded() || !j.is_object() || !j.contains("exp") || !j["exp"].is_number()) return std::nullopt;
   JwtClaims c;
   c.exp = j["exp"].get<std::int64_t>();

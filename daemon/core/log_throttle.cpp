@@ -14,4 +14,12 @@ LogThrottle::Verdict LogThrottle::admit(SteadyTime now) {
   return v;
 }
 
+LogThrottle::Verdict PeerLogThrottle::admit(uid_t uid, SteadyTime now) {
+  if (peers_.size() > prune_above)
+    std::erase_if(peers_, [&](const auto& p) { return p.first != uid && now - p.second.last >= window_; });
+  auto it = peers_.try_emplace(uid, Peer{LogThrottle(burst_, window_), now}).first;
+  it->second.last = now;
+  return it->second.throttle.admit(now);
+}
+
 } // namespace cltoken

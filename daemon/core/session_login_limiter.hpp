@@ -1,7 +1,8 @@
 #pragma once
-// Per-peer (uid) limit on customer logins that go to the auth server: a token bucket per
-// uid, so one local process cannot guess passwords at the speed of the socket nor spend
-// the whole host's upstream budget on logins (issue 8). Plain arithmetic, no I/O.
+// Per-peer (uid) limit on new customer sessions (logins, and adopted tokens): a token
+// bucket per uid, so one local process cannot guess passwords at the speed of the socket,
+// spend the whole host's upstream budget on logins, nor flood the session table with
+// adopted tokens. Plain arithmetic, no I/O.
 #include <map>
 #include <optional>
 
@@ -15,6 +16,11 @@ class LoginLimiter {
 public:
   /// `burst` logins at once, then one every `interval`.
   LoginLimiter(unsigned burst, Millis interval) : burst_(burst), interval_(interval) {}
+  /// A new rate (config reload); buckets keep their state and refill at the new rate.
+  void set_rate(unsigned burst, Millis interval) {
+    burst_ = burst;
+    interval_ = interval;
+  }
 
   /// Takes one login for `uid` at `now`: nullopt when admitted, else how long until the
   /// next one would be (for Retry-After).

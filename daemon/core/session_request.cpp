@@ -1,8 +1,9 @@
 #include "core/session_request.hpp"
 
 #include <set>
+#include <string>
 
-#include <nlohmann/json.hpp>
+#include "core/client_json.hpp"
 
 #include "core/wipe_json.hpp"
 
@@ -17,7 +18,7 @@ constexpr const char* forms =
 } // namespace
 
 std::variant<SessionRequest, std::string> parse_session_request(std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = parse_client_json(body);
   wipe(body);
   std::variant<SessionRequest, std::string> out = std::string(forms);
   if (!j.is_discarded() && j.is_object()) {
@@ -47,6 +48,11 @@ std::variant<SessionRequest, std::string> parse_session_request(std::string& bod
       r.grant = SessionRequest::Grant::assertion;
       r.assertion = take("assertion");
     } else {
+      ok = false;
+    }
+    const auto too_long = [](const std::optional<Secret>& t) { return t && t->reveal().size() > max_customer_token_bytes; };
+    if (ok && (too_long(r.access_token) || too_long(r.refresh_token))) {
+      out = "access_token and refresh_token may be at most " + std::to_string(max_customer_token_bytes) + " bytes";
       ok = false;
     }
     if (ok) out = std::move(r);

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,10 +54,22 @@ enum class SessionRead {
   expired,           ///< expired and cannot be refreshed: the session is over (410)
 };
 
-/// The decision for a read at `now` asking for `min_ttl` left.
+/// The decision for a read at `now` asking for `min_ttl` left. A still valid token is
+/// refreshed for a read only when a new one would help, as for credentials: its lifetime
+/// exceeds min_ttl and the current one is not brand new (min_ttl longer than the token
+/// lives would otherwise cost an upstream request per read), and not while a failed
+/// refresh backs off.
 [[nodiscard]] SessionRead decide_read(const CustomerSession& s, SteadyTime now, Seconds min_ttl);
 
-/// Sessions by key, most recently used first.
+/// What a session is counted as against [customers] max_memory_mib: its tokens and
+/// strings plus a fixed overhead for the session and its table entries (measured:
+/// docs/customer-sessions.md).
+[[nodiscard]] std::size_t session_bytes(const CustomerSession& s);
+
+/// Sessions by key, most recently used first. Bounded in all (max_sessions, max_bytes)
+/// and per owner uid (max_per_peer), fairly: over a bound in all, the session evicted is
+/// the least recently used one of the uid holding the most bytes, so one uid flooding the
+/// table evicts its own sessions, never those of a uid holding fewer.
 class SessionTable {
 public:
   SessionTable(std::size_t max_sessions, Seconds idle_timeout) : max_(max_sessions), idle_(idle_timeout) {}
@@ -65,10 +78,19 @@ public:
     max_ = max_sessions;
     idle_ = idle_timeout;
   }
+  /// Per-uid session count and total bytes (session_bytes); 0: no such bound.
+  void set_peer_limits(std::size_t max_per_peer, std::size_t max_bytes) {
+    max_per_peer_ = max_per_peer;
+    max_bytes_ = max_bytes;
+  }
 
-  /// Adds a session (last_used = now). Evicts the least recently used sessions beyond
-  /// max_sessions; returns how many. With max_sessions 0 nothing is kept (returns 1).
+  /// Adds a session (last_used = now). Evicts beyond the bounds (its owner's own least
+  /// recently used sessions over max_per_peer first); returns how many. With
+  /// max_sessions 0 nothing is kept (returns 1).
   std::size_t insert(const SessionKey& key, CustomerSession session, SteadyTime now);
+  /// Counts a session's bytes again after its tokens changed (a refresh), and evicts over
+  /// max_bytes; returns how many were evicted.
+  std::size_t resize(const SessionKey& key);
 
   /// The session for `key` when `owner` created it on `credential`; nullptr otherwise,
   /// so a stranger cannot tell another uid's session from no session at all. Does not
@@ -81,8 +103,8 @@ public:
 
   bool erase(const SessionKey& key);
 
-  /// Drops the least recently used sessions beyond max_sessions (after the limit was
-  /// lowered); returns how many.
+  /// Drops sessions beyond the bounds (after a limit was lowered), fairly as above;
+  /// returns how many.
   std::size_t evict_over_max();
 
   /// Drops sessions unused for longer than idle_timeout; returns how many.
@@ -98,6 +120,8 @@ public:
 
   [[nodiscard]] std::size_t size() const { return map_.size(); }
   [[nodiscard]] std::size_t max_sessions() const { return max_; }
+  [[nodiscard]] std::size_t bytes() const { return bytes_; }
+  [[nodiscard]] std::size_t sessions_of(uid_t owner) const;
 
 private:
   struct KeyHash {
@@ -110,12 +134,28 @@ private:
   struct Slot {
     CustomerSession session;
     std::list<SessionKey>::iterator lru;
+    std::list<SessionKey>::iterator owner_lru;
+    std::size_t bytes = 0;
   };
+  struct Owner {
+    std::size_t bytes = 0;
+    std::list<SessionKey> lru; ///< this uid's sessions, most recently used first
+  };
+  using Map = std::unordered_map<SessionKey, Slot, KeyHash>;
+
+  /// Removes a session with its entries in both lists and its owner's counts.
+  void remove(Map::iterator it);
+  /// Removes the least recently used session of `owner`.
+  void evict_oldest_of(uid_t owner);
 
   std::size_t max_;
   Seconds idle_;
+  std::size_t max_per_peer_ = 0;
+  std::size_t max_bytes_ = 0;
+  std::size_t bytes_ = 0;
   std::list<SessionKey> lru_; ///< most recently used first
-  std::unordered_map<SessionKey, Slot, KeyHash> map_;
+  Map map_;
+  std::map<uid_t, Owner> owners_;
 };
 
 } // namespace cltoken

@@ -22,11 +22,13 @@ struct Bindings {
     std::string socket;
     std::string token;
     std::int64_t timeout_ms = 5000;
+    unsigned daemon_uid = 0;
     std::int64_t min_ttl = 0;
     double interval_s = 2.0;
     // Options whose absence means something (no --min-ttl: the daemon's default).
     CLI::Option* socket_option = nullptr;
     CLI::Option* token_option = nullptr;
+    CLI::Option* daemon_uid_option = nullptr;
     std::vector<CLI::Option*> min_ttl_options;
 };
 
@@ -56,6 +58,12 @@ void define(CLI::App& app, Bindings& b) {
         ->type_name("MS")
         ->check(quiet(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000})));
 
+    b.daemon_uid_option =
+        app.add_option("--daemon-uid", b.daemon_uid,
+                       "The uid cl-tokend runs as; nothing is sent to a listener running as anyone else but root "
+                       "(default: the socket file's owner)")
+            ->type_name("UID");
+
     auto choose = [&b](Command command) { return [&b, command] { b.invocation.command = command; }; };
     auto add_min_ttl = [&b](CLI::App* command) {
         b.min_ttl_options.push_back(command->add_option("--min-ttl", b.min_ttl, "Only a token valid for at least this long")
@@ -79,7 +87,9 @@ void define(CLI::App& app, Bindings& b) {
     auto* invalidate = app.add_subcommand("invalidate", "Report a token the API rejected; print the token to use now");
     invalidate->callback(choose(Command::invalidate));
     invalidate->add_option("NAME", b.invocation.name, "Credential name")->required();
-    b.token_option = invalidate->add_option("TOKEN", b.token, "The rejected token (default: read from stdin)");
+    // Accepted only to be refused with the reason: on the command line every local user
+    // can read it (/proc/PID/cmdline).
+    b.token_option = invalidate->add_option("TOKEN", b.token, "Not accepted: the token is read from stdin");
 
     auto* revoke = app.add_subcommand("revoke", "Revoke a credential's token upstream and drop it (admin)");
     revoke->callback(choose(Command::revoke));
@@ -109,7 +119,12 @@ void define(CLI::App& app, Bindings& b) {
 ParsedCommandLine finish(Bindings& b) {
     Invocation& invocation = b.invocation;
     if (b.socket_option->count() > 0) invocation.socket = b.socket;
-    if (b.token_option->count() > 0) invocation.token = b.token;
+    if (b.token_option->count() > 0) {
+        throw CtlError(ExitCode::usage, "invalidate reads the token from stdin only: on the command line every local user "
+                                        "can read it (/proc/PID/cmdline); run: printf '%s\\n' \"$TOKEN\" | cl-tokenctl "
+                                        "invalidate NAME");
+    }
+    if (b.daemon_uid_option->count() > 0) invocation.daemon_uid = b.daemon_uid;
     const bool has_min_ttl = std::any_of(b.min_ttl_options.begin(), b.min_ttl_options.end(),
                                          [](const CLI::Option* option) { return option->count() > 0; });
     if (has_min_ttl) invocation.min_ttl = b.min_ttl;

@@ -107,10 +107,9 @@ Outcome health(const Exchange& exchange, const Presentation& presentation) {
 
 Outcome invalidate(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
                    const ReadSecret& read_secret) {
-    std::optional<std::string> given = invocation.token;
-    if (!given) given = read_secret("Token: ");
+    const std::optional<std::string> given = read_secret("Token: ");
     const std::string rejected = trim(given.value_or(std::string()));
-    if (rejected.empty()) throw CtlError(ExitCode::usage, "no token to invalidate: give TOKEN or pipe it on stdin");
+    if (rejected.empty()) throw CtlError(ExitCode::usage, "no token to invalidate: pipe it on stdin");
     const std::string body = body_of(json{{"access_token", rejected}}, "the token");
     return token_outcome(exchange({"POST", token_path(invocation) + "/invalidate", body}), presentation);
 }

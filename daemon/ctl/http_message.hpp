@@ -29,6 +29,9 @@ struct Endpoint {
     std::string socket_path;
     std::chrono::milliseconds timeout{5000};
     std::size_t body_limit = std::size_t{8} * 1024 * 1024;
+    /// The uid the listening process must run as (besides root); nullopt: the socket
+    /// file's owner. Checked (SO_PEERCRED) before anything is sent.
+    std::optional<unsigned> daemon_uid{};
 };
 
 /// Sends one request and returns the answer, whatever its status; throws CtlError

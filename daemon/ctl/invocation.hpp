@@ -27,11 +27,11 @@ struct Invocation {
     std::optional<std::string> socket; ///< --socket; see resolve_socket_path().
     bool json = false;                 ///< --json: print the daemon's document.
     std::chrono::milliseconds timeout{5000};
+    std::optional<unsigned> daemon_uid; ///< --daemon-uid; nullopt: the socket file's owner.
 
     // Command arguments; each command reads only its own.
     std::string name;                 ///< Credential name.
     std::optional<std::int64_t> min_ttl;
-    std::optional<std::string> token; ///< invalidate TOKEN; nullopt: read it from stdin.
     std::string session;              ///< customer token/logout SESSION.
     std::string username;             ///< customer login --username.
     bool watch = false;               ///< status --watch.

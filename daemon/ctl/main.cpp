@@ -30,7 +30,10 @@ int run(int argc, const char* const* argv) {
     const Invocation& invocation = *parsed.invocation;
 
     const std::string env_name(socket_env_var);
-    const Endpoint endpoint{resolve_socket_path(invocation.socket, std::getenv(env_name.c_str())), invocation.timeout};
+    Endpoint endpoint;
+    endpoint.socket_path = resolve_socket_path(invocation.socket, std::getenv(env_name.c_str()));
+    endpoint.timeout = invocation.timeout;
+    endpoint.daemon_uid = invocation.daemon_uid;
     const Exchange exchange = [&endpoint](const Request& request) { return exchange_over_unix_socket(request, endpoint); };
 
     const bool tty = stdout_is_terminal();

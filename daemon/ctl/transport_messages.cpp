@@ -47,4 +47,17 @@ std::string io_failure_message(std::string_view socket_path, std::string_view de
     return "cannot talk to cl-tokend on " + std::string(socket_path) + ": " + std::string(detail);
 }
 
+std::string untrusted_folder_message(std::string_view socket_path, std::string_view folder) {
+    return "another user could have put the socket " + std::string(socket_path) + " there (" + std::string(folder) +
+           " can be written by others); refusing to send it anything (--daemon-uid to say who the "
+           "daemon is)";
+}
+
+std::optional<std::string> untrusted_daemon_message(std::string_view socket_path, unsigned peer_uid,
+                                                   unsigned expected_uid) {
+    if (peer_uid == expected_uid || peer_uid == 0) return std::nullopt;
+    return "the process listening on " + std::string(socket_path) + " runs as uid " + std::to_string(peer_uid) +
+           ", not as uid " + std::to_string(expected_uid) + " or root; refusing to send it anything (--daemon-uid)";
+}
+
 } // namespace cltoken::ctl

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -29,5 +30,16 @@ namespace cltoken::ctl {
 
 /// "cannot talk to cl-tokend on PATH: <detail>", for I/O errors after connecting.
 [[nodiscard]] std::string io_failure_message(std::string_view socket_path, std::string_view detail);
+
+/// nullopt when the process listening on the socket may be talked to: it runs as
+/// `expected_uid` or as root. Otherwise "the process listening on PATH runs as uid N, not
+/// as uid M or root; refusing to send it anything (--daemon-uid)": another user may have
+/// put a listener in the daemon's place, to collect the passwords and tokens sent to it.
+/// "another user could have put the socket PATH there (FOLDER can be written by others);
+/// refusing to send it anything (--daemon-uid to say who the daemon is)".
+[[nodiscard]] std::string untrusted_folder_message(std::string_view socket_path, std::string_view folder);
+
+[[nodiscard]] std::optional<std::string> untrusted_daemon_message(std::string_view socket_path, unsigned peer_uid,
+                                                                  unsigned expected_uid);
 
 } // namespace cltoken::ctl

@@ -2,11 +2,15 @@
 #include "unix_http_client.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <system_error>
 #include <utility>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -44,6 +48,29 @@ constexpr auto no_throw = net::as_tuple(net::use_awaitable);
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
 
+/// The first folder from / down to the socket's own that any user could write to (a
+/// sticky one such as /tmp only as the socket's own folder), as a sentence; nullopt when
+/// there is none. There another user could have replaced the socket, or a folder on its
+/// way, with their own. (Folders owned by the daemon's user, as /run/cl-tokend under
+/// systemd, are fine: only write permission for others is refused.)
+std::optional<std::string> open_folder_on_the_way(const std::string& socket_path) {
+    std::string folder = socket_path.substr(0, socket_path.rfind('/'));
+    std::unique_ptr<char, decltype(&std::free)> real(::realpath(folder.empty() ? "/" : folder.c_str(), nullptr), &std::free);
+    if (!real) return std::nullopt; // connect worked: the folder is there; nothing better to say
+    const std::string steps = real.get();
+    for (std::size_t end = 0; end != std::string::npos;) {
+        end = steps.find('/', end + 1);
+        const std::string step = end == 1 || steps == "/" ? "/" : steps.substr(0, end);
+        struct stat st {};
+        if (::lstat(step.c_str(), &st) != 0) return std::nullopt;
+        const bool own_folder = end == std::string::npos;
+        const bool others_write = (st.st_mode & 022) != 0 && (own_folder || (st.st_mode & S_ISVTX) == 0);
+        if (others_write) return untrusted_folder_message(socket_path, step);
+        if (steps == "/") break;
+    }
+    return std::nullopt;
+}
+
 http::request<http::string_body> to_beast(const Request& request) {
     http::request<http::string_body> message;
     message.method_string(request.method);
@@ -78,6 +105,29 @@ net::awaitable<Response> exchange(const Request& request, const Endpoint& endpoi
         if (is_timeout(ec)) fail(timeout_message(path, endpoint.timeout));
         fail(connect_failure_message(path, std::error_code(ec.value(), std::system_category())));
     }
+
+    // Who is listening, as the kernel says: a password or token goes only to the daemon.
+    // The socket file's owner by default: the daemon creates it (under socket activation
+    // systemd does, and the listener is then root's).
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(stream.socket().native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
+        fail(io_failure_message(path, std::error_code(errno, std::system_category()).message()));
+    }
+    unsigned expected = 0;
+    if (endpoint.daemon_uid) {
+        expected = *endpoint.daemon_uid;
+    } else {
+        // The file's owner says who the daemon is only when no other user could have put
+        // the file there: no folder on the way may be writable by others (sticky folders
+        // such as /tmp allowed above its own). In a folder of another user's, or below a
+        // sticky one, only --daemon-uid can say who the daemon is.
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0) fail(io_failure_message(path, std::error_code(errno, std::system_category()).message()));
+        expected = st.st_uid;
+        if (auto why = open_folder_on_the_way(path)) throw CtlError(ExitCode::unreachable, *why);
+    }
+    if (auto why = untrusted_daemon_message(path, peer.uid, expected)) throw CtlError(ExitCode::unreachable, *why);
 
     auto message = to_beast(request);
     if (auto [ec, written] = co_await http::async_write(stream, message, no_throw); ec) {

@@ -3,11 +3,13 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <memory>
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/basic_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -19,10 +21,36 @@ namespace cltoken {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using Stream = beast::basic_stream<asio::local::stream_protocol, asio::any_io_executor, beast::unlimited_rate_policy>;
+using Stream = asio::local::stream_protocol::socket;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
+
+/// The deadline of one request's reads and writes. When it passes, the socket's pending
+/// operations are cancelled but the socket stays open (beast::basic_stream's timeout
+/// closes it), so a slow sender still gets its 408. Lives in the frame of one request.
+class Deadline {
+public:
+  Deadline(Stream& stream, Millis after) : stream_(stream), timer_(stream.get_executor(), after) {
+    // The timer's handler may run after this frame is gone (it had already fired): it
+    // touches the socket only while this object lives.
+    timer_.async_wait([&stream = stream_, alive = std::weak_ptr<bool>(expired_)](const boost::system::error_code& ec) {
+      auto expired = alive.lock();
+      if (ec || !expired) return;
+      *expired = true;
+      boost::system::error_code ignored;
+      stream.cancel(ignored);
+    });
+  }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+  [[nodiscard]] bool expired() const { return *expired_; }
+
+private:
+  Stream& stream_;
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> expired_ = std::make_shared<bool>(false);
+};
 
 http::response<http::string_body> to_http(Response&& r, bool keep_alive, bool head) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
@@ -63,7 +91,7 @@ void wipe_spare(beast::flat_buffer& buffer) {
 /// Sends a last answer and closes; the write has the request deadline like any other.
 asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
   auto res = to_http(std::move(response), false, false);
-  stream.expires_after(config.request_timeout);
+  Deadline deadline(stream, config.request_timeout);
   co_await http::async_write(stream, res, use_tuple);
 }
 
@@ -78,8 +106,8 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
   // A request has started: it holds one of its uid's slots until the answer is written.
   auto slot = control.slots.acquire(peer.uid);
   if (!slot) {
-    auto v = control.refusals.admit(clock.now());
-    if (v.suppressed > 0) spdlog::warn("{} further refused requests were not logged", v.suppressed);
+    auto v = control.refusals.admit(peer.uid, clock.now());
+    if (v.suppressed > 0) spdlog::warn("{} further refused requests of uid {} were not logged", v.suppressed, peer.uid);
     if (v.log)
       spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
                    peer.uid, peer.pid, control.slots.limit());
@@ -90,11 +118,15 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
     co_return false;
   }
   const SteadyTime deadline = clock.now() + config.request_timeout;
-  stream.expires_after(config.request_timeout);
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
   parser.body_limit(config.max_body_bytes);
-  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+  beast::error_code rec;
+  {
+    Deadline read_deadline(stream, config.request_timeout);
+    std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (rec && read_deadline.expired()) rec = beast::error::timeout;
+  }
   if (rec) {
     if (auto answer = read_failure(rec, config)) co_await send_final(stream, std::move(*answer), config);
     co_return false;
@@ -105,7 +137,7 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
   Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
   Response response = co_await handler.handle(std::move(request), peer, deadline);
   auto res = to_http(std::move(response), keep_alive, head);
-  stream.expires_after(config.request_timeout);
+  Deadline write_deadline(stream, config.request_timeout);
   auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
   wipe(res.body()); // may hold a token
   wipe_spare(buffer); // the request read may have carried one (invalidate)
@@ -118,7 +150,7 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
 /// nothing again when nothing came, so a connection that waits holds no buffer.
 void read_arrived(Stream& stream, beast::flat_buffer& buffer, beast::error_code& ec) {
   constexpr std::size_t first_read = 512; // a whole GET in one read; the parser asks for more if needed
-  const std::size_t n = stream.socket().receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
+  const std::size_t n = stream.receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
   buffer.commit(n);
   if (buffer.size() == 0) buffer.shrink_to_fit();
 }
@@ -149,9 +181,9 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       while (ec == asio::error::would_block) { // again after a wakeup with nothing to read
         const auto id = control.idle.add(clock.now(), first, [&stream] {
           boost::system::error_code ignored;
-          stream.socket().cancel(ignored);
+          stream.cancel(ignored);
         });
-        std::tie(ec) = co_await stream.socket().async_wait(asio::socket_base::wait_read, use_tuple);
+        std::tie(ec) = co_await stream.async_wait(asio::socket_base::wait_read, use_tuple);
         control.idle.remove(id);
         if (!ec) read_arrived(stream, buffer, ec);
       }
@@ -164,7 +196,7 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   buffer.consume(buffer.size());
   wipe_spare(buffer);
   beast::error_code ignored;
-  stream.socket().shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
+  stream.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
 }
 
 } // namespace cltoken

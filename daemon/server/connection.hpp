@@ -24,7 +24,8 @@ struct ConnectionControl {
   bool stopping = false;
   IdleConnections idle; ///< connections waiting for a request
   RequestSlots slots;   ///< requests in progress per uid
-  LogThrottle refusals; ///< log lines about refused requests
+  RequestSlots connections; ///< open connections per uid (counted; the listener decides)
+  PeerLogThrottle refusals; ///< log lines about refused requests and connections, per uid
 
   void stop() {
     stopping = true;

@@ -1,8 +1,8 @@
 #include "server/handler.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/invalidate_request.hpp"
 #include "core/oauth_endpoint.hpp"
 
 namespace cltoken {
@@ -24,10 +24,10 @@ Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vect
     : broker_(broker), metrics_(metrics), clock_(clock), admin_(std::move(admin)), reload_(std::move(reload)) {}
 
 void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
-  // Once per denial, but at most a burst a minute, so a client looping on 403 cannot
-  // flood the journal; the lines left out are counted.
-  auto v = denials_.admit(clock_.now());
-  if (v.suppressed > 0) spdlog::warn("{} further access denials were not logged", v.suppressed);
+  // Once per denial, but at most a burst a minute per uid, so a client looping on 403
+  // cannot flood the journal nor hide another uid's denials; the lines left out are counted.
+  auto v = denials_.admit(peer.uid, clock_.now());
+  if (v.suppressed > 0) spdlog::warn("{} further access denials of uid {} were not logged", v.suppressed, peer.uid);
   if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
 }
 
@@ -61,7 +61,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::status: {
     auto view = broker_.status_view();
     if (sessions_ != nullptr) view.customers = sessions_->view();
-    co_return json_response(status_document(view, clock_.now(), clock_.wall_now()));
+    co_return json_response(status_document(view, clock_.now(), clock_.wall_now(), allowed(admin_, peer)));
   }
   case RouteKind::health: {
     auto missing = broker_.not_ready();
@@ -116,13 +116,9 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);
 
   // invalidate: {"access_token":"..."}
-  auto body = nlohmann::json::parse(request.body, nullptr, false);
-  wipe(request.body);
-  if (body.is_discarded() || !body.is_object() || !body.contains("access_token") || !body["access_token"].is_string())
-    co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
-  Secret reported(body["access_token"].get<std::string>());
-  wipe(body["access_token"].get_ref<std::string&>());
-  co_return co_await broker_.invalidate(route.credential, std::move(reported), deadline);
+  auto reported = parse_invalidate_request(request.body);
+  if (!reported) co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
+  co_return co_await broker_.invalidate(route.credential, std::move(*reported), deadline);
 }
 
 asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerIdentity& peer, SteadyTime deadline) {

@@ -53,7 +53,7 @@ private:
   std::vector<Principal> admin_;
   ReloadFn reload_;
   Sessions* sessions_ = nullptr;
-  LogThrottle denials_;
+  PeerLogThrottle denials_; ///< per uid: one peer's denials cannot hide another's
 };
 
 } // namespace cltoken

@@ -20,6 +20,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/connection_admission.hpp"
+#include "core/path_trust.hpp"
 #include "server/connection.hpp"
 #include "server/peer.hpp"
 
@@ -43,9 +45,10 @@ bool socket_is_live(const std::string& path) {
   return rc == 0 || err != ECONNREFUSED;
 }
 
-/// The socket's folder must be one only the daemon (or root) can change: in a folder
-/// others may write to, another user could swap our socket for theirs between bind and
-/// chmod, or after, and collect the requests (and so nothing else protects the path).
+/// The socket's folder, and every folder above it, must be one only the daemon (or root)
+/// can change (core/path_trust.hpp): in a folder others may write to, another user could
+/// swap our socket for theirs between bind and chmod, or after, and collect the requests,
+/// passwords included (and so nothing else protects the path).
 void check_folder(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
@@ -53,14 +56,7 @@ void check_folder(const std::string& path) {
   if (::stat(folder.c_str(), &st) != 0)
     throw std::runtime_error(fmt::format("socket folder {}: {} (create it owned by the daemon's user, mode 0755; "
                                          "under systemd, RuntimeDirectory=cl-tokend)", folder, std::strerror(errno)));
-  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(fmt::format("socket folder {} is not a directory", folder));
-  if (st.st_uid != ::geteuid() && st.st_uid != 0)
-    throw std::runtime_error(fmt::format("socket folder {} belongs to uid {}, not to the daemon (uid {}) or root; "
-                                         "run: chown {} {}", folder, st.st_uid, ::geteuid(), ::geteuid(), folder));
-  if ((st.st_mode & 022) != 0)
-    throw std::runtime_error(fmt::format("socket folder {} can be written by group or others (mode {:04o}); run: chmod go-w {} "
-                                         "or use a folder of the daemon's own such as /run/cl-tokend",
-                                         folder, st.st_mode & 07777, folder));
+  if (auto why = check_path_trust(path, "socket", /*check_file=*/false)) throw std::runtime_error(*why);
 }
 
 void prepare_path(const std::string& path) {
@@ -206,27 +202,33 @@ asio::awaitable<void> Listener::accept_loop() {
       }
       continue;
     }
-    if (connections_ >= config_.max_connections) {
-      // Over the limit: close at once rather than queue, so the client knows immediately
-      // and the connections already open keep their service.
-      auto v = accept_log_.admit(clock_.now());
-      if (v.suppressed > 0) spdlog::warn("{} further refused connections were not logged", v.suppressed);
-      if (v.log) spdlog::warn("connection refused: {} connections open (server.max_connections)", connections_);
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
     std::error_code pec;
     PeerIdentity peer = read_peer_identity(socket.native_handle(), pec);
     if (pec) {
       spdlog::warn("cannot read peer credentials: {}", pec.message());
       continue;
     }
+    const ConnectionLimits limits{config_.max_connections, config_.max_connections_per_peer, config_.admin_reserved_connections};
+    const Admission admission =
+        admit_connection(limits, connections_, control_.connections.in_progress(peer.uid), allowed(config_.admin, peer));
+    if (admission != Admission::accept) {
+      // Over a limit: close at once rather than queue, so the client knows immediately
+      // and the connections already open keep their service.
+      auto v = control_.refusals.admit(peer.uid, clock_.now());
+      if (v.suppressed > 0) spdlog::warn("{} further refused connections of uid {} were not logged", v.suppressed, peer.uid);
+      if (v.log)
+        spdlog::warn("connection refused: uid={} pid={} holds {} of {} open connections ({})", peer.uid, peer.pid,
+                     control_.connections.in_progress(peer.uid), connections_, to_string(admission));
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    auto slot = control_.connections.acquire(peer.uid); // counting only: its limit is 0
     ++connections_;
     handler_.set_connections(connections_);
     auto alive = alive_;
     asio::co_spawn(executor_, run_connection(std::move(socket), peer, config_, handler_, clock_, control_),
-                   [this, alive](std::exception_ptr p) {
+                   [this, alive, slot = std::move(slot)](std::exception_ptr p) {
                      if (!*alive) return;
                      --connections_;
                      handler_.set_connections(connections_);

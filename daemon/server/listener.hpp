@@ -1,6 +1,7 @@
 #pragma once
 // The Unix-socket listener: binds the configured path (or adopts systemd's listener),
-// accepts connections, enforces max_connections, and runs one Connection per client.
+// accepts connections, admits them by peer (core/connection_admission.hpp), and runs one
+// Connection per client.
 #include <sys/types.h>
 
 #include <functional>

@@ -21,9 +21,6 @@ namespace {
 
 /// How often the sweep looks for idle sessions and sessions in use whose refresh is due.
 constexpr Millis sweep_interval{1000};
-/// Per-uid login limit: a burst, then one login every interval (docs/customer-sessions.md).
-constexpr unsigned login_burst = 10;
-constexpr Millis login_interval{2000};
 
 // No reissue window: a refresh-token grant always issues a new token, so a customer
 // token is refreshed at refresh.at of its life whatever refresh.reissue_window_s says.
@@ -66,7 +63,8 @@ Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream&
                    const Config& config)
     : executor_(executor), clock_(clock), upstream_(upstream), broker_(broker), random_(random), policy_(policy_of(config)),
       min_ttl_(config.refresh.min_ttl), auth_url_(config.upstream.auth_url.text), table_(config.customers.max_sessions, config.customers.idle_timeout),
-      limiter_(login_burst, login_interval), tick_(executor) {
+      limiter_(config.customers.login_burst, config.customers.login_interval), tick_(executor) {
+  table_.set_peer_limits(config.customers.max_sessions_per_peer, config.customers.max_memory_mib << 20);
   for (const auto& c : config.credentials) credentials_.emplace(c.name, c);
 }
 
@@ -94,6 +92,8 @@ void Sessions::apply(const Config& config) {
   policy_ = policy_of(config);
   min_ttl_ = config.refresh.min_ttl;
   table_.set_limits(config.customers.max_sessions, config.customers.idle_timeout);
+  table_.set_peer_limits(config.customers.max_sessions_per_peer, config.customers.max_memory_mib << 20);
+  limiter_.set_rate(config.customers.login_burst, config.customers.login_interval);
   std::map<std::string, CredentialConfig, std::less<>> next;
   for (const auto& c : config.credentials) next.emplace(c.name, c);
   for (const auto& [name, old] : credentials_) {
@@ -154,6 +154,12 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
   SessionRequest req = std::move(std::get<SessionRequest>(parsed));
   const SteadyTime now = clock_.now();
 
+  // Every new session counts against its uid's login limit, adopted ones too: they cost
+  // no upstream request, but memory, and a flood of them would evict other sessions.
+  if (auto wait = limiter_.admit(owner, now)) {
+    ++view_.logins["rate_limited"];
+    co_return rate_limited(seconds_ceil(*wait), "too many customer logins from this peer; retry later");
+  }
   CustomerSession session;
   if (req.grant == SessionRequest::Grant::adopt) {
     // Adopting costs no upstream request: the token's own claims say when it expires.
@@ -190,10 +196,6 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
   if (req.grant != SessionRequest::Grant::adopt) {
     if (req.grant == SessionRequest::Grant::assertion && !cred.client_secret)
       co_return error_response(400, "bad_request", "the assertion grant needs a credential with a client secret");
-    if (auto wait = limiter_.admit(owner, now)) {
-      ++view_.logins["rate_limited"];
-      co_return rate_limited(seconds_ceil(*wait), "too many customer logins from this peer; retry later");
-    }
     // A login has a client waiting: it takes a slot when there is one, and is told when
     // to come back when there is none, rather than queueing behind the budget.
     if (!broker_.take_upstream_slot()) {
@@ -423,6 +425,7 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
     next.last_read = s->last_read;
     *s = std::move(next);
     ++view_.refreshes["ok"];
+    note_evictions(table_.resize(key)); // s may be gone from here
   }
   notify(key);
   co_return outcome;

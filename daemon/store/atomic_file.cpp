@@ -62,7 +62,8 @@ void replace_file_atomically(const std::string& path, std::string_view content) 
 
 std::optional<std::string> read_whole_file(const std::string& path, std::size_t max_size) {
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  // O_NOFOLLOW: a link in the file's place is refused (ELOOP), never followed.
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
   if (f.fd < 0) {
     if (errno == ENOENT) return std::nullopt;
     fail("cannot open", path);

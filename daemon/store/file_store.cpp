@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/path_trust.hpp"
 #include "core/sealed_token.hpp"
 #include "core/store_identity.hpp"
 #include "store/atomic_file.hpp"
@@ -14,6 +15,13 @@ constexpr std::size_t max_state_file = 16 * 1024 * 1024;
 } // namespace
 
 FileStore::FileStore(StoreConfig config, const Clock& clock) : config_(std::move(config)), clock_(clock) {
+  // Another user who can write the folder (or one above it) could roll the file back to a
+  // revoked token, or put a link in its place: such a file is neither read nor written.
+  if (auto why = check_path_trust(config_.path, "state file", /*check_file=*/true)) {
+    spdlog::error("state file refused, starting without stored tokens and not saving any: {}", *why);
+    trusted_ = false;
+    return;
+  }
   std::optional<std::string> text;
   try {
     text = read_whole_file(config_.path, max_state_file);
@@ -91,6 +99,7 @@ boost::asio::awaitable<void> FileStore::forget(StoreSubject s) {
 }
 
 void FileStore::write() {
+  if (!trusted_) return; // said at start
   const WallTime now = clock_.wall_now();
   std::vector<StateRecord> keep;
   for (auto it = records_.begin(); it != records_.end();) {

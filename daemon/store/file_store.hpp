@@ -2,8 +2,8 @@
 // store.backend = "file": one state file (store.path, under systemd's StateDirectory=)
 // holding each credential's last token, sealed (core/sealed_token.hpp), so that a restart
 // while tokens are valid costs no upstream request. Read once at start; rewritten
-// atomically after every accepted fetch. A file that cannot be read or opened is logged and
-// ignored: the daemon then fetches as if there were none, and the next save replaces it.
+// atomically after every accepted fetch, and at once when a token is revoked or reported
+// invalid. A file that cannot be read or opened is logged and ignored: the daemon then fetches as if there were none, and the next save replaces it.
 // The write happens on the event loop: a few KiB once per refresh, where a thread hop
 // would cost more than the fsync it hides.
 #include <map>
@@ -39,6 +39,7 @@ private:
   StoreConfig config_;
   const Clock& clock_;
   std::map<std::string, StateRecord> records_; ///< by credential name
+  bool trusted_ = true; ///< false: the path failed its checks (core/path_trust.hpp); never written
 };
 
 } // namespace cltoken

@@ -191,7 +191,7 @@ asio::awaitable<void> RedisStore::forget(StoreSubject s) {
   known_.erase(keys.token);
   std::vector<std::string> del{"DEL", keys.token};
   auto reply = co_await client_->call(std::move(del));
-  if (!reply) spdlog::warn("credential {}: could not remove the revoked token from redis (unreachable)", key->credential);
+  if (!reply) spdlog::warn("credential {}: could not remove the revoked or invalidated token from redis (unreachable)", key->credential);
 }
 
 asio::awaitable<void> RedisStore::republish() {

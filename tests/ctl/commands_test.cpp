@@ -116,9 +116,7 @@ TEST_CASE("a 200 without a usable token is a protocol error", "[commands]") {
 
 TEST_CASE("invalidate sends the rejected token and prints the one to use now", "[commands]") {
     CannedDaemon daemon{{200, token_document, std::nullopt}, {}};
-    auto invocation = command(Command::invalidate, "backoffice");
-    invocation.token = "eyJold";
-    const auto outcome = run_command(invocation, daemon.exchange(), {}, no_stdin);
+    const auto outcome = run_command(command(Command::invalidate, "backoffice"), daemon.exchange(), {}, stdin_with("eyJold\n"));
     CHECK(outcome.out == "eyJhbGciOiJSUzUxMiJ9.e30.c2ln\n");
     CHECK(daemon.seen[0].method == "POST");
     CHECK(daemon.seen[0].target == "/v1/tokens/backoffice/invalidate");

@@ -35,6 +35,16 @@ TEST_CASE("connect failures name the socket and hint at the likely cause", "[err
     CHECK(connect_failure_message("/s", errno_code(ENOTSOCK)) == "cannot connect to /s: Socket operation on non-socket");
 }
 
+TEST_CASE("only the daemon's uid or root is sent anything", "[errors]") {
+    CHECK_FALSE(untrusted_daemon_message("/s", 990, 990));
+    CHECK_FALSE(untrusted_daemon_message("/s", 0, 990));
+    CHECK(untrusted_daemon_message("/s", 65534, 990) ==
+          std::optional<std::string>("the process listening on /s runs as uid 65534, not as uid 990 or root; refusing to "
+                                     "send it anything (--daemon-uid)"));
+    CHECK(untrusted_folder_message("/srv/d/s", "/srv").find("(/srv can be written by others)") !=
+          std::string::npos);
+}
+
 TEST_CASE("transport failures name the socket", "[errors]") {
     CHECK(timeout_message("/s", std::chrono::milliseconds(300)) == "no answer from cl-tokend on /s within 300 ms (--timeout)");
     CHECK(closed_message("/s") == "cl-tokend on /s closed the connection before answering");

@@ -34,7 +34,7 @@ TEST_CASE("transport: a POST without a body still says Content-Length: 0", "[tra
 
 TEST_CASE("transport: a body over the limit is refused, not buffered", "[transport]") {
     FakeDaemon daemon(http_response(200, "{\"pad\":\"" + std::string(4096, 'x') + "\"}"));
-    Endpoint endpoint{daemon.socket_path(), 5000ms, 1024};
+    Endpoint endpoint{daemon.socket_path(), 5000ms, 1024, std::nullopt};
     try {
         (void)exchange_over_unix_socket({"GET", "/v1/status", std::nullopt}, endpoint);
         FAIL("expected CtlError");

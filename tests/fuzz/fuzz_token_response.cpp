@@ -10,15 +10,9 @@
 #include <string_view>
 
 #include "core/upstream_response.hpp"
+#include "finding.hpp"
 
 using namespace cltoken;
-
-namespace {
-[[noreturn]] void finding(const char* what) {
-  std::fprintf(stderr, "FINDING: %s\n", what);
-  std::abort();
-}
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;

@@ -7,6 +7,7 @@ request; evictions over max_sessions are counted."""
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import unittest
@@ -49,6 +50,14 @@ class CustomerSessionCase(DaemonTestCase):
         status, doc = self.fake.token(grant_type="password", client_id=SC_ID, username=USER, password=PASSWORD)
         self.assertEqual(status, 200, doc)
         return doc
+
+    def read_once_refresh_helps(self, client, path: str, first_token: str):
+        """Reads with a min_ttl a new token can meet (4 s of a 6 s token) until the answer is
+        not the first token: a read refreshes only once that helps (about 2 s in)."""
+        def read():
+            r = client.request("GET", f"{path}?min_ttl=4")
+            return r if r.status != 200 or r.json()["access_token"] != first_token else None
+        return wait_for(read, 15, "a read that refreshes", interval=0.1)
 
     def status_customers(self, d) -> dict:
         return d.get("/v1/status").json()["customers"]
@@ -133,8 +142,18 @@ class Logins(CustomerSessionCase):
         self.assertEqual(adopted.json()["access_token"], other["access_token"])
         self.assertEqual(adopted.json()["owner_id"], fake_harness.CUSTOMER_ID)
         self.assertEqual(self.fake.stats()["token_requests_total"], before, "adopting costs no upstream request")
+        # min_ttl longer than the token lives: no new token could meet it, so none is asked for.
+        before = self.grants("refresh_token")
         got = d.get(f"{SESSIONS}/{adopted.json()['session']}?min_ttl=3600")
-        self.assertEqual(got.status, 200, got) # refreshed on demand (the token lives 6 s)
+        self.assertEqual(got.status, 200, got)
+        self.assertEqual(got.json()["access_token"], other["access_token"])
+        self.assertEqual(self.grants("refresh_token"), before)
+        c = d.client()
+        try:
+            got = self.read_once_refresh_helps(c, f"{SESSIONS}/{adopted.json()['session']}", other["access_token"])
+        finally:
+            c.close()
+        self.assertEqual(got.status, 200, got)  # refreshed on demand (the token lives 6 s)
         self.assertNotEqual(got.json()["access_token"], other["access_token"])
         bad = self.request(d, "POST", SESSIONS, {"access_token": "not-a-jwt"})
         self.assertEqual(bad.status, 400)
@@ -224,13 +243,18 @@ class Refresh(CustomerSessionCase):
         status, _ = self.fake.token(grant_type="refresh_token", client_id=SC_ID,
                                     refresh_token=outside["refresh_token"])
         self.assertEqual(status, 200)
-        r = d.get(f"{SESSIONS}/{doc['session']}?min_ttl=3600")
+        c = d.client()
+        try:
+            r = self.read_once_refresh_helps(c, f"{SESSIONS}/{doc['session']}", outside["access_token"])
+        finally:
+            c.close()
         self.assertEqual(r.status, 410, r)
         self.assertEqual(r.json()["error"]["code"], "session_expired")
         self.assertEqual(d.get(f"{SESSIONS}/{doc['session']}").status, 404)
 
     def test_idle_sessions_cost_no_upstream_request(self):
-        d = self.daemon(upstream={"max_requests_per_minute": 100})
+        # Adopting counts against the per-uid login limit: raised for 1,000 adopts.
+        d = self.daemon(upstream={"max_requests_per_minute": 100}, extra="[customers]\nlogin_burst = 2000\n")
         outside = self.fake_login()
         c = d.client()
         try:
@@ -262,7 +286,7 @@ class Refresh(CustomerSessionCase):
         def reader():
             c = d.client()
             try:
-                read["r"] = c.request("GET", f"{path}?min_ttl=3600")
+                read["r"] = self.read_once_refresh_helps(c, path, doc["access_token"])
             finally:
                 c.close()
 
@@ -333,6 +357,54 @@ class Limits(CustomerSessionCase):
         self.assertIn("cl_tokend_customer_sessions 3", metrics)
         for h in handles:
             self.assertNotIn(h, metrics)
+
+    def test_a_session_flood_from_one_uid_evicts_only_its_own(self):
+        # As another uid: adopts JWT-shaped tokens with no valid signature, as fast as it
+        # can, then one the size of a 46 KB token.
+        flood = r"""
+import base64, json, socket, sys, time
+path, sessions, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def b64(d):
+    return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+def post(token):
+    body = json.dumps({"access_token": token}).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(b"POST " + sessions.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return data[9:12].decode()
+codes = {}
+for i in range(count):
+    claims = {"exp": int(time.time()) + 3600, "owner": {"id": f"forged-{i}", "type": "Customer"}}
+    code = post(b64({"alg": "none"}) + "." + b64(claims) + ".forged")
+    codes[code] = codes.get(code, 0) + 1
+big = b64({"exp": int(time.time()) + 3600, "owner": {"id": "x" * 34000, "type": "Customer"}})
+print(json.dumps({"codes": codes, "big": post(b64({"alg": "none"}) + "." + big + ".forged")}))
+"""
+        d = self.daemon(upstream={"max_requests_per_minute": 100},
+                        extra="[customers]\nmax_sessions = 50\nlogin_burst = 200\nlogin_interval_ms = 3600000\n",
+                        server={"max_body_bytes": 65536})
+        mine = self.login(d)
+        self.assertEqual(mine.status, 201, mine)
+        path = f"{SESSIONS}/{mine.json()['session']}"
+        p = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3",
+                            "-c", flood, d.socket, SESSIONS, "300"], capture_output=True, text=True, cwd="/", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        seen = json.loads(p.stdout)
+        sys.stderr.write(f"\nflood as uid {NOBODY}: {seen}\n")
+        # 200 adopted (the burst; no refill within the hour), then the login limit.
+        self.assertEqual(seen["codes"], {"201": 200, "429": 100}, seen)
+        self.assertEqual(seen["big"], "400")  # over the token size cap, refused before the limit
+        customers = self.status_customers(d)
+        self.assertEqual(customers["sessions"], 50)
+        self.assertEqual(customers["evicted_lru"], 151)
+        # The other uid's session, the least recently used of all, was never evicted.
+        self.assertEqual(d.get(path).status, 200)
 
 
 if __name__ == "__main__":

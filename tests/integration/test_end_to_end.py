@@ -27,7 +27,9 @@ class ColdBurst(DaemonTestCase):
     def test_200_clients_on_two_cold_credentials_cost_two_upstream_requests(self):
         # The fake answers slowly, so every client arrives while the first fetch is in flight.
         self.fake.control(mode="slow", delay_ms=1500)
-        d = self.daemon()
+        # 200 connections of one uid: over the default max_connections_per_peer (128),
+        # raised as for any service with that many processes.
+        d = self.daemon(server={"max_connections_per_peer": 200})
         results: list = [None] * 200
         barrier = threading.Barrier(200)
 

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import resource
+import select
 import socket
 import sys
 import time
@@ -92,6 +93,14 @@ def attack(mode: str, path: str, seconds: float) -> dict:
                     break
                 held.append(s)
             for s in list(held):
+                # Readable: the daemon ended it (the deadline's 408, or closed over the cap).
+                # Read that before sending more, which would fail once it has closed.
+                readable, _, _ = select.select([s], [], [], 0)
+                if readable:
+                    held.remove(s)
+                    read_answer(s)
+                    s.close()
+                    continue
                 try:
                     s.send(bytes([request[rng.randrange(len(request))]]))
                 except OSError:
@@ -155,7 +164,7 @@ def sanitized(pid: int) -> bool:
 
 class Hostile(DaemonTestCase):
     def test_attackers_never_disturb_a_good_client_or_cost_an_upstream_request(self):
-        server = {"max_connections": 128, "max_requests_per_peer": 16, "request_timeout_ms": 2000,
+        server = {"max_connections": 128, "max_connections_per_peer": 16, "max_requests_per_peer": 16, "request_timeout_ms": 2000,
                   "idle_timeout_ms": 2000, "max_header_bytes": 8192, "max_body_bytes": 65536}
         d = self.daemon(credentials=CREDENTIALS, server=server, log_level="info")
         d.wait_ready()
@@ -165,10 +174,13 @@ class Hostile(DaemonTestCase):
         memory_before = memory_kib(d.proc.pid)
 
         me = os.path.abspath(__file__)
-        attackers = [subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        # Each attacker is a uid of its own, so each has its own max_connections_per_peer:
+        # the flood cannot take the connections the traversal attacker needs to be
+        # refused (6 x 16 fit in max_connections minus the admins' reserve).
+        attackers = [subprocess.Popen(["setpriv", f"--reuid={NOBODY - i}", f"--regid={NOBODY - i}", "--clear-groups",
                                        OTHER_USER_PYTHON, me, "--attack", mode, d.socket, str(ATTACK_SECONDS)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
-                     for mode in ATTACK_MODES]
+                     for i, mode in enumerate(ATTACK_MODES)]
         answers = 0
         slowest = 0.0
         try:
@@ -212,6 +224,7 @@ class Hostile(DaemonTestCase):
         self.assertGreater(by_mode["traversal"]["statuses"].get("404", 0), 0, by_mode["traversal"])
         self.assertGreater(by_mode["traversal"]["statuses"].get("403", 0), 0, by_mode["traversal"])
         self.assertGreater(by_mode["flood"]["connections"], 1000, by_mode["flood"])
+        self.assertGreater(by_mode["slowloris"]["statuses"].get("408", 0), 0, by_mode["slowloris"])
 
         # Afterwards: every attacker connection is gone, the daemon serves new clients with
         # the same tokens, and its memory stayed bounded.
@@ -307,6 +320,125 @@ class PerPeerCap(DaemonTestCase):
             if line.startswith("cl_tokend_connections "):
                 return int(float(line.split()[1])) - 1
         return 0
+
+
+# As one uid: opens 1,000 connections and holds them; on a line from stdin, counts how many
+# the daemon has closed (readable at once, with nothing to read).
+HOARDER = r"""
+import json, resource, select, socket, sys
+path, count = sys.argv[1], int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+for _ in range(count):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    held.append(s)
+print(json.dumps({"opened": len(held)}), flush=True)
+sys.stdin.readline()
+poller = select.poll()
+for s in held:
+    poller.register(s, select.POLLIN)
+closed = {fd for fd, _ in poller.poll(0)}
+print(json.dumps({"open": sum(1 for s in held if s.fileno() not in closed)}), flush=True)
+sys.stdin.readline()
+"""
+
+# As another uid: asks for a token on a new connection each time; every answer must be a
+# 200 within the client's deadline.
+NEIGHBOUR = r"""
+import json, socket, sys, time
+path, count, deadline = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+statuses, slowest = {}, 0.0
+for _ in range(count):
+    t0 = time.monotonic()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(deadline)
+    try:
+        s.connect(path)
+        s.sendall(b"GET /v1/tokens/backoffice HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        code = data[9:12].decode(errors="replace") if data.startswith(b"HTTP/1.1 ") else "none"
+    except OSError as e:
+        code = type(e).__name__
+    s.close()
+    statuses[code] = statuses.get(code, 0) + 1
+    slowest = max(slowest, time.monotonic() - t0)
+print(json.dumps({"statuses": statuses, "slowest": slowest}), flush=True)
+"""
+
+HOARDER_UID = NOBODY
+NEIGHBOUR_UID = NOBODY - 1
+
+
+class ConnectionFairness(DaemonTestCase):
+    """One uid holding 1,000 idle connections keeps max_connections_per_peer of them; the
+    rest are closed as they come, and another uid and root are served throughout."""
+
+    HOSTILE = 1000
+    PER_PEER = 128  # the default
+
+    def test_a_connection_hoarder_locks_nobody_out(self):
+        creds = CREDENTIALS.replace('allow = ["uid:0"]', f'allow = ["uid:0", "uid:{NEIGHBOUR_UID}"]', 1)
+        d = self.daemon(credentials=creds, server={"idle_timeout_ms": 60000}, log_level="info")
+        d.wait_ready()
+        self.assertEqual(d.get("/v1/tokens/backoffice").status, 200)  # warm: the neighbour needs no upstream
+        hoarder = subprocess.Popen(["setpriv", f"--reuid={HOARDER_UID}", f"--regid={HOARDER_UID}", "--clear-groups",
+                                    OTHER_USER_PYTHON, "-c", HOARDER, d.socket, str(self.HOSTILE)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+        try:
+            self.assertEqual(json.loads(hoarder.stdout.readline()), {"opened": self.HOSTILE})
+            # The neighbour's connections queue behind the hoarder's 1,000 in the backlog:
+            # each answer proves those before it were accepted (and over the limit, closed).
+            neighbour = subprocess.run(["setpriv", f"--reuid={NEIGHBOUR_UID}", f"--regid={NEIGHBOUR_UID}",
+                                        "--clear-groups", OTHER_USER_PYTHON, "-c", NEIGHBOUR, d.socket, "50", "5"],
+                                       capture_output=True, text=True, cwd="/", timeout=120)
+            self.assertEqual(neighbour.returncode, 0, neighbour.stderr)
+            seen = json.loads(neighbour.stdout)
+            sys.stderr.write(f"\nneighbour uid {NEIGHBOUR_UID}: {seen}\n")
+            self.assertEqual(seen["statuses"], {"200": 50}, seen)
+            self.assertLess(seen["slowest"], 5.0)
+            # Root (an admin) too, on a fresh connection.
+            self.assertEqual(d.get("/v1/status").status, 200)
+            hoarder.stdin.write("\n")
+            hoarder.stdin.flush()
+            held = json.loads(hoarder.stdout.readline())["open"]
+            sys.stderr.write(f"hoarder uid {HOARDER_UID}: {held} of {self.HOSTILE} connections left open\n")
+            self.assertEqual(held, self.PER_PEER)
+        finally:
+            hoarder.stdin.close()
+            hoarder.wait(20)
+            hoarder.stdout.close()
+        self.assertIn(f"connection refused: uid={HOARDER_UID}", d.read_log())
+        self.assertIn("(server.max_connections_per_peer)", d.read_log())
+
+
+class SlowSender(DaemonTestCase):
+    """A request that does not arrive within request_timeout_ms gets its 408, not a
+    silent close."""
+
+    def test_a_slow_request_is_answered_408(self):
+        d = self.daemon(credentials=CREDENTIALS, server={"request_timeout_ms": 300})
+        d.wait_ready()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(d.socket)
+        s.sendall(b"GET /v1/tokens/backoffice HTTP/1.1\r\nHost: x\r\n")  # never finished
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:80])
+        self.assertIn(b'"code":"timeout"', data)
+        self.assertIn(b"Connection: close", data)
 
 
 class IdleTimeout(DaemonTestCase):

@@ -57,7 +57,11 @@ class Invalidation(DaemonTestCase):
         d.wait_ready()
         old = d.get("/v1/tokens/storefront-eu").json()["access_token"]
         self.reject(old)
+        # On the command line the token would be readable by every user: refused.
         r = d.ctl("invalidate", "storefront-eu", old)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertNotIn(old, r.stderr)
+        r = d.ctl("invalidate", "storefront-eu", input=old + "\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         new = r.stdout.strip()
         self.assertNotEqual(new, old)
@@ -70,7 +74,7 @@ class Invalidation(DaemonTestCase):
         self.assertEqual(r.stdout.strip(), new)
         self.assertEqual(self.token_requests(SC), before)
         self.reject(new)
-        j = d.ctl("--json", "invalidate", "storefront-eu", new)
+        j = d.ctl("--json", "invalidate", "storefront-eu", input=new + "\n")
         self.assertEqual(j.returncode, 0, j.stderr)
         doc = json.loads(j.stdout)
         validate(doc, "token")

@@ -242,6 +242,23 @@ print(json.dumps({"codes": sorted(set(codes)), "n": len(codes)}))
         denials = self.d.read_log().count("access denied")
         self.assertGreaterEqual(denials, 1)
         self.assertLessEqual(denials, 10)
+        # The stranger's flood used up its own lines only: another uid's denial is logged.
+        r = run_as(self.d.socket, NOBODY, NOBODY, None, "GET", "/v1/tokens/backoffice")
+        self.assertEqual(r["status"], 403)
+        self.assertIn(f"access denied: uid={NOBODY}", self.d.read_log())
+
+    def test_status_details_only_for_admins(self):
+        self.d.get("/v1/tokens/backoffice")
+        admin = self.d.get("/v1/status").json()["credentials"]
+        self.assertTrue(all("served" in c and "last_error" in c for c in admin))
+        other = json.loads(run_as(self.d.socket, NOBODY, NOBODY, None, "GET", "/v1/status")["body"])
+        validate(other, "status")
+        for c in other["credentials"]:
+            self.assertEqual(set(c), {"name", "kind", "state", "expires_at", "expires_in"})
+        # cl-tokenctl status still draws its table from the states.
+        table = self.d.ctl("status", user=NOBODY)
+        self.assertEqual(table.returncode, 0, table)
+        self.assertIn("backoffice", table.stdout)
 
     def test_cl_tokenctl_as_another_user(self):
         ok = self.d.ctl("token", "by-user", user=NOBODY)

@@ -10,7 +10,7 @@ import stat
 import subprocess
 import unittest
 
-from cltoken_harness import CL_TOKEND, DaemonTestCase, fake_harness, wait_for
+from cltoken_harness import CL_TOKENCTL, CL_TOKEND, DaemonTestCase, fake_harness, wait_for
 
 NOBODY = 65534
 USERS_GID = 100
@@ -112,6 +112,40 @@ class SecretSources(DaemonTestCase):
         self.assertEqual(out.returncode, 0, out)
         self.assertNotIn(fake_harness.INTEGRATION_CLIENT_SECRET, out.stdout)
 
+    def test_a_secret_file_of_another_user_a_link_or_under_an_open_folder_is_refused(self):
+        d = self.daemon(start=False)
+        prefix = rf"^cl-tokend: {d.config_path}:\d+: credentials.backoffice.client_secret_file: "
+        # Another user's file: they could change the secret the daemon presents.
+        os.chown(d.secret_file, NOBODY, NOBODY)
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertRegex(out.stderr, prefix + rf"{d.secret_file} belongs to uid {NOBODY}, not to the daemon \(uid 0\) "
+                                              rf"or root; run: chown 0 {d.secret_file}\n$")
+        os.chown(d.secret_file, 0, 0)
+        # A symbolic link is not followed, even to a private file.
+        real = d.secret_file + ".real"
+        os.rename(d.secret_file, real)
+        os.symlink(real, d.secret_file)
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertRegex(out.stderr, prefix + rf"{d.secret_file} is a symbolic link; name the file itself\n$")
+        os.unlink(d.secret_file)
+        # A folder another user can write, above the file (StrictModes): they could swap it.
+        shared = os.path.join(self.workdir, "open")
+        os.makedirs(os.path.join(shared, "private"))
+        os.chmod(shared, 0o777)
+        moved = os.path.join(shared, "private", "secret")
+        os.rename(real, moved)
+        with open(d.config_path) as f:
+            text = f.read()
+        with open(d.config_path, "w") as f:
+            f.write(text.replace(d.secret_file, moved))
+        out = self.check(d)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn(f"client_secret_file: folder {shared} (above the secret file) can be written by group or others (mode 0777); "
+                      f"run: chmod go-w {shared}", out.stderr)
+        self.assertNotIn(fake_harness.INTEGRATION_CLIENT_SECRET, out.stderr + out.stdout)
+
     def test_an_inline_secret_needs_a_private_config(self):
         creds = f"""
 [credentials.backoffice]
@@ -152,6 +186,69 @@ allow = ["*"]
         self.assertIn("secret=credential backoffice", subprocess.run(
             [CL_TOKEND, "--check", "-c", d.config_path], capture_output=True, text=True, timeout=30,
             env=dict(os.environ, CREDENTIALS_DIRECTORY=creds_dir)).stdout)
+
+
+# As another user: listens where the daemon's socket should be and prints whatever a
+# client sends it within a few seconds.
+IMPOSTOR = r"""
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o666)
+s.listen(8)
+print("listening", flush=True)
+s.settimeout(3)  # no connection for this long: the client is done
+got = b""
+try:
+    while True:
+        c, _ = s.accept()
+        c.settimeout(2)
+        try:
+            while chunk := c.recv(65536):
+                got += chunk
+        except OSError:
+            pass
+        c.close()
+except OSError:
+    pass
+print(repr(got), flush=True)
+"""
+
+
+class ImpostorListener(DaemonTestCase):
+    """cl-tokenctl sends a password or token only to a listener running as the daemon's
+    user (SO_PEERCRED), and trusts the socket file's owner only in folders no other user
+    could change."""
+
+    def test_a_listener_of_another_user_gets_no_password(self):
+        shared = os.path.join(self.workdir, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)  # like /tmp: anyone may create the socket here
+        path = os.path.join(shared, "cl-tokend.sock")
+        impostor = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                     "/usr/bin/python3", "-c", IMPOSTOR, path],
+                                    stdout=subprocess.PIPE, text=True, cwd="/")
+        try:
+            self.assertEqual(impostor.stdout.readline().strip(), "listening")
+            for extra, says in (([], "another user could have put the socket"),
+                                (["--daemon-uid", "0"], f"runs as uid {NOBODY}, not as uid 0 or root")):
+                out = subprocess.run([CL_TOKENCTL, "--socket", path, *extra, "customer", "login", "storefront-eu",
+                                      "--username", "ann@example.com"], input="correct horse\n", capture_output=True,
+                                     text=True, timeout=30)
+                self.assertEqual(out.returncode, 1, out)
+                self.assertIn(says, out.stderr)
+                out = subprocess.run([CL_TOKENCTL, "--socket", path, *extra, "invalidate", "backoffice"],
+                                     input="eyJ.secret-token.x\n", capture_output=True, text=True, timeout=30)
+                self.assertEqual(out.returncode, 1, out)
+            got = impostor.communicate(timeout=30)[0]
+        finally:
+            if impostor.poll() is None:
+                impostor.kill()
+                impostor.communicate()
+        self.assertNotIn("correct horse", got)
+        self.assertNotIn("secret-token", got)
+        self.assertEqual(got.strip(), "b''")
 
 
 class LeastPrivilege(DaemonTestCase):

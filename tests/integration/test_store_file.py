@@ -202,6 +202,48 @@ class Refused(FileStoreCase):
         self.assertEqual(self.fake.check(first["backoffice"])[0], 401)
         self.assertEqual(self.fake.check(second["backoffice"])[0], 200)
 
+    def test_an_invalidated_token_is_gone_from_the_state_file_at_once(self):
+        d = self.started()
+        first = self.tokens(d)
+        self.wait_saved()
+        # The auth server fails from here on: no new token will replace the reported one.
+        self.fake.control(mode="500", clients=[IT])
+        r = d.post("/v1/tokens/backoffice/invalidate", {"access_token": first["backoffice"]})
+        self.assertNotEqual(r.status, 200, r)
+        wait_for(lambda: [x["credential"] for x in self.read_state()["records"]] == ["storefront-eu"], 10,
+                 "the invalidated token gone from the state file")
+        # After a restart, still failing upstream: the reported token is not served again.
+        self.assertEqual(d.stop(), 0)
+        d.start()  # accepting; not ready, since backoffice cannot get a token
+        r = d.get("/v1/tokens/backoffice")
+        self.assertEqual(r.status, 503, r)
+        self.assertNotIn(first["backoffice"].encode(), r.body)
+
+    def test_a_state_file_others_could_replace_is_neither_read_nor_written(self):
+        d = self.started()
+        self.tokens(d)
+        self.wait_saved()
+        self.assertEqual(d.stop(), 0)
+        folder = os.path.dirname(self.state)
+        # A folder another user can write: they could roll the file back to a revoked token.
+        os.chmod(folder, 0o777)
+        d.start()
+        d.wait_ready()
+        self.tokens(d)
+        self.assertIn(f"state file folder {folder} can be written by group or others (mode 0777)", d.read_log())
+        self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (2, 2))  # nothing loaded
+        self.assertEqual(d.stop(), 0)
+        os.chmod(folder, 0o700)
+        # A symbolic link in the file's place is refused, not followed.
+        moved = self.state + ".real"
+        os.rename(self.state, moved)
+        os.symlink(moved, self.state)
+        d.start()
+        d.wait_ready()
+        self.tokens(d)
+        self.assertIn(f"state file {self.state} is a symbolic link", d.read_log())
+        self.assertTrue(os.path.islink(self.state))
+
 
 if __name__ == "__main__":
     unittest.main()

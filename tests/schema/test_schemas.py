@@ -256,6 +256,12 @@ class Rejected(unittest.TestCase):
         for field in list(good["credentials"][0]):
             # Nullable fields are still required: null says "none", absence says nothing.
             self.assertRejected(mutate(good, entry + [field], delete=True), "status", f"missing {field}")
+        # A peer that is not admin gets states only: the details are absent all together.
+        states_only = good
+        details = ("next_refresh_in", "last_refresh_at", "last_error", "served", "upstream_requests", "upstream_failures")
+        for field in details:
+            states_only = mutate(states_only, entry + [field], delete=True)
+        v.validate(states_only, "status")
 
     def test_status_nullable_fields(self):
         good = example("status.json")

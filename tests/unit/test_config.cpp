@@ -264,6 +264,39 @@ TEST_CASE("secret sources are refused unless only the daemon can read and change
   }
 }
 
+TEST_CASE("a config file others could change is refused, as is one in a folder they can write") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  CHECK(s.error("", 0620) == file + ":0: config file " + file +
+                                 " can be written by group or others (mode 0620); run: chmod go-w " + file);
+  ::chmod(s.dir.c_str(), 0777);
+  CHECK(s.error("") == file + ":0: config file folder " + s.dir.string() +
+                           " can be written by group or others (mode 0777); run: chmod go-w " + s.dir.string());
+  ::chmod(s.dir.c_str(), 0700);
+  CHECK_NOTHROW(s.load(""));
+}
+
+TEST_CASE("customer session limits load with their ranges") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  const auto defaults = s.load("").customers;
+  CHECK(defaults.max_sessions == 100000);
+  CHECK(defaults.max_sessions_per_peer == 50000);
+  CHECK(defaults.max_memory_mib == 192);
+  CHECK(defaults.login_burst == 10);
+  CHECK(defaults.login_interval == Millis(2000));
+  const auto set = s.load("[customers]\nmax_sessions_per_peer = 10\nmax_memory_mib = 16\nlogin_burst = 1000\n"
+                          "login_interval_ms = 50\n")
+                       .customers;
+  CHECK(set.max_sessions_per_peer == 10);
+  CHECK(set.max_memory_mib == 16);
+  CHECK(set.login_burst == 1000);
+  CHECK(set.login_interval == Millis(50));
+  CHECK(s.error("[customers]\nlogin_burst = 0\n") == file + ":2: customers.login_burst must be between 1 and 1000000, not 0");
+  CHECK(s.error("[customers]\nlogin_interval_ms = 0\n") ==
+        file + ":2: customers.login_interval_ms must be between 1 and 3600000, not 0");
+}
+
 TEST_CASE("server limits load with their ranges") {
   Scratch s;
   const std::string file = (s.dir / "c.toml").string();
@@ -278,6 +311,17 @@ TEST_CASE("server limits load with their ranges") {
   CHECK(s.load("").server.max_requests_per_peer == 0); // default: no per-peer cap
   CHECK(s.error("[server]\nmax_requests_per_peer = -1\n") ==
         file + ":2: server.max_requests_per_peer must be between 0 and 1000000, not -1");
+  CHECK(s.load("").server.max_connections_per_peer == 128);
+  CHECK(s.load("").server.admin_reserved_connections == 8);
+  CHECK(s.load("[server]\nmax_connections = 8\n").server.admin_reserved_connections == 2); // default: at most a quarter
+  auto fair = s.load("[server]\nmax_connections = 32\nmax_connections_per_peer = 0\nadmin_reserved_connections = 31\n");
+  CHECK(fair.server.max_connections_per_peer == 0);
+  CHECK(fair.server.admin_reserved_connections == 31);
+  CHECK(s.error("[server]\nmax_connections = 32\nadmin_reserved_connections = 32\n") ==
+        file + ":3: server.admin_reserved_connections (32) must be smaller than server.max_connections (32), or no peer "
+               "but an admin could connect");
+  CHECK(s.error("[server]\nmax_connections_per_peer = -1\n") ==
+        file + ":2: server.max_connections_per_peer must be between 0 and 1000000, not -1");
   CHECK(s.error("[server]\nmax_header_bytes = 100\n") == file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
   CHECK(s.error("[server]\nsocket_mode = \"0066\"\n") ==
         file + ":2: server.socket_mode must let the owner read and write (0600 at least)");

@@ -111,6 +111,20 @@ TEST_CASE("a log throttle lets a burst through per window and counts the rest") 
   CHECK(t.admit(t0 + Seconds(62)).suppressed == 0);
 }
 
+TEST_CASE("a per-uid log throttle: one uid's flood does not silence another uid") {
+  PeerLogThrottle t(3, Seconds(60));
+  const SteadyTime t0{};
+  for (int i = 0; i < 1000; ++i) (void)t.admit(1000, t0 + Seconds(1));
+  CHECK(t.admit(1001, t0 + Seconds(2)).log); // another uid's first denial is logged
+  CHECK_FALSE(t.admit(1000, t0 + Seconds(2)).log);
+  auto next = t.admit(1000, t0 + Seconds(61));
+  CHECK(next.log);
+  CHECK(next.suppressed == 998);
+  // Many uids: the quiet ones are forgotten, so the map stays small.
+  for (uid_t u = 2000; u < 3000; ++u) (void)t.admit(u, t0 + Seconds(200 + (u - 2000)));
+  CHECK(t.tracked() <= 258);
+}
+
 TEST_CASE("request slots cap requests in progress per uid") {
   RequestSlots slots(2);
   auto a1 = slots.acquire(1000);

@@ -134,6 +134,92 @@ TEST_CASE("a read serves, refreshes behind, or refreshes first") {
   CHECK(decide_read(s, now + 100s, 0s) == SessionRead::expired);
 }
 
+TEST_CASE("a read refreshes a valid token only when a new one would help") {
+  test::FakeClock clock;
+  const auto now = clock.now();
+  auto s = session_of(1, now, 100s);
+  // min_ttl longer than a token lives: no new token would satisfy it, so no refresh per read.
+  CHECK(decide_read(s, now + 10s, 3600s) == SessionRead::serve_last);
+  CHECK(decide_read(s, now + 80s, 3600s) == SessionRead::serve_last);
+  // A token obtained a moment ago (less than 1/20 of its life) would be no better.
+  CHECK(decide_read(s, now + 2s, 99s) == SessionRead::serve_last);
+  CHECK(decide_read(s, now + 10s, 95s) == SessionRead::refresh_then_serve);
+  // Expired: refreshing is the only way on, whatever it gains.
+  CHECK(decide_read(s, now + 100s, 3600s) == SessionRead::refresh_then_serve);
+  // A failed refresh backs off: reads are served what there is until refresh_at.
+  s.failures = 1;
+  s.refresh_at = now + 85s;
+  CHECK(decide_read(s, now + 80s, 30s) == SessionRead::serve_last);
+  CHECK(decide_read(s, now + 86s, 30s) == SessionRead::refresh_then_serve);
+}
+
+TEST_CASE("one uid flooding the table evicts its own sessions, not another uid's") {
+  test::FakeClock clock;
+  SessionTable table(100, 3600s);
+  const auto victim = session_key("victim");
+  table.insert(victim, session_of(2000, clock.now()), clock.now());
+  std::size_t evicted = 0;
+  for (int i = 0; i < 10000; ++i) {
+    clock.advance(1ms);
+    evicted += table.insert(session_key("flood-" + std::to_string(i)), session_of(1000, clock.now()), clock.now());
+  }
+  CHECK(table.size() == 100);
+  CHECK(evicted == 10000 + 1 - 100);
+  CHECK(table.find(victim, 2000, "storefront") != nullptr); // the least recently used of all, still there
+  CHECK(table.sessions_of(1000) == 99);
+  // The flood's own newest sessions stay; its oldest went.
+  CHECK(table.get(session_key("flood-9999")) != nullptr);
+  CHECK(table.get(session_key("flood-0")) == nullptr);
+}
+
+TEST_CASE("sessions are bounded per uid and in bytes") {
+  test::FakeClock clock;
+  SessionTable table(1000, 3600s);
+  table.set_peer_limits(3, 0);
+  for (int i = 0; i < 5; ++i) table.insert(session_key("a" + std::to_string(i)), session_of(1000, clock.now()), clock.now());
+  CHECK(table.sessions_of(1000) == 3);
+  CHECK(table.get(session_key("a0")) == nullptr);
+  CHECK(table.get(session_key("a4")) != nullptr);
+  table.insert(session_key("b"), session_of(1001, clock.now()), clock.now());
+  CHECK(table.sessions_of(1001) == 1);
+
+  // Bytes: big adopted tokens cost what they weigh, and the heaviest uid gives way.
+  SessionTable bytes(1000, 3600s);
+  auto big = session_of(1000, clock.now());
+  big.access_token = Secret(std::string(max_customer_token_bytes, 'x'));
+  const std::size_t per_big = session_bytes(big);
+  CHECK(per_big > max_customer_token_bytes);
+  const auto small = session_of(2000, clock.now());
+  bytes.set_peer_limits(0, 10 * per_big);
+  bytes.insert(session_key("small"), small, clock.now());
+  for (int i = 0; i < 50; ++i) bytes.insert(session_key("big" + std::to_string(i)), big, clock.now());
+  CHECK(bytes.bytes() <= 10 * per_big);
+  CHECK(bytes.get(session_key("small")) != nullptr);
+  CHECK(bytes.sessions_of(1000) == 9);
+  // A refresh that changes the tokens' size is counted again.
+  bytes.get(session_key("small"))->access_token = Secret(std::string(6000, 'y'));
+  CHECK(bytes.resize(session_key("small")) == 1); // over the bound now: the heaviest uid gives one up
+  CHECK(bytes.bytes() <= 10 * per_big);
+  CHECK(bytes.sessions_of(1000) == 8);
+  CHECK(bytes.get(session_key("small")) != nullptr);
+  // Everything leaves the counts with the sessions.
+  bytes.drop_credential("storefront");
+  CHECK(bytes.size() == 0);
+  CHECK(bytes.bytes() == 0);
+  CHECK(bytes.sessions_of(1000) == 0);
+}
+
+TEST_CASE("session requests refuse tokens over the size cap") {
+  std::string body = R"({"access_token":")" + std::string(max_customer_token_bytes + 1, 'a') + R"("})";
+  auto r = parse_session_request(body);
+  REQUIRE(std::holds_alternative<std::string>(r));
+  CHECK(std::get<std::string>(r).find("4096 bytes") != std::string::npos);
+  body = R"({"access_token":"a","refresh_token":")" + std::string(max_customer_token_bytes + 1, 'r') + R"("})";
+  CHECK(std::holds_alternative<std::string>(parse_session_request(body)));
+  body = R"({"access_token":")" + std::string(max_customer_token_bytes, 'a') + R"("})";
+  CHECK(std::holds_alternative<SessionRequest>(parse_session_request(body)));
+}
+
 TEST_CASE("the login limiter allows a burst per uid, then one per interval") {
   test::FakeClock clock;
   LoginLimiter limiter(3, 2000ms);
@@ -264,4 +350,9 @@ TEST_CASE("status and metrics show customer counts, never a token") {
   CHECK(metrics.find("cl_tokend_customer_sessions 7\n") != std::string::npos);
   CHECK(metrics.find("cl_tokend_customer_session_evictions_total{reason=\"lru\"} 2\n") != std::string::npos);
   CHECK(metrics.find("cl_tokend_customer_logins_total{outcome=\"ok\"} 3\n") != std::string::npos);
+}
+
+TEST_CASE("an adopted token's payload nested 100,000 deep has no claims, and no recursion") {
+  const std::string payload = R"({"exp":1,"owner":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  CHECK_FALSE(read_jwt_claims("h." + b64url(payload) + ".s"));
 }
