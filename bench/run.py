@@ -279,6 +279,51 @@ def economy(args) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def steady_state(args) -> dict:
+    """Upstream requests per token lifetime once started, against the fake's faithful
+    behaviour: the current token comes back until it has the reissue window left. Real time
+    needs short tokens, so lifetime and window keep Commerce Layer's ratio (900 s of 7200 s)
+    at a scale of seconds. Measured with the daemon told about the window, and with
+    refresh.reissue_window_s = 0 (planning by refresh.at alone) for comparison."""
+    from cltoken_harness import Daemon, FakeAuth, fake_harness, make_workdir
+    k, lifetime, window, lifetimes = args.credentials, args.steady_lifetime, args.steady_lifetime // 8, args.steady_lifetimes
+    results = {}
+    for label, daemon_window in (("aware", window), ("unaware", 0)):
+        clients = [fake_harness.client(f"sc-steady-{i:04d}", "sales_channel", None, lifetime,
+                                       fake_harness.SALES_CHANNEL_SCOPE) for i in range(k)]
+        toml = "".join(f'\n[credentials.c{i:04d}]\nkind = "sales_channel"\nclient_id = "sc-steady-{i:04d}"\n'
+                       f'scope = "{fake_harness.SALES_CHANNEL_SCOPE}"\nallow = ["*"]\n' for i in range(k))
+        workdir = make_workdir("cltok-bench-")
+        fake = FakeAuth(workdir, clients=clients, rate_limit_per_minute=0, reissue_window=window)
+        daemon = None
+        try:
+            fake.start()
+            # The config example's refresh settings, only the window scaled like the lifetime.
+            daemon = Daemon(workdir, fake, credentials=toml, server=BENCH_SERVER, upstream=BENCH_UPSTREAM,
+                            log_level="info", refresh={"at": 0.75, "jitter": 0.05, "min_ttl": 0,
+                                                       "backoff_initial_ms": 1000, "backoff_max_ms": 300000,
+                                                       "reissue_window_s": daemon_window})
+            daemon.start()
+            daemon.wait_ready(30)
+            start = fake.stats()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < lifetimes * lifetime:
+                time.sleep(0.5)  # the daemon works alone; nothing to do but let the time pass
+            end = fake.stats()
+            requests = end["token_requests_total"] - start["token_requests_total"]
+            issued = end["tokens_issued"] - start["tokens_issued"]
+            # Each token lives one lifetime: requests per new token is requests per lifetime
+            # of a credential's tokens (1.0 = no request that brought nothing new).
+            results[label] = {"requests": requests, "issued": issued,
+                              "per_lifetime": requests / max(issued, 1), "daemon_window": daemon_window}
+        finally:
+            if daemon:
+                daemon.stop()
+            fake.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {"k": k, "lifetime": lifetime, "window": window, "lifetimes": lifetimes, **results}
+
+
 def start_to_ready(args) -> list[float]:
     """Spawn to READY=1 on a NOTIFY_SOCKET this script owns, in ms."""
     from cltoken_harness import Daemon, FakeAuth, make_workdir
@@ -379,7 +424,20 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def render(args, tp: dict, eco: dict, ready: list[float], cst: dict) -> str:
+def render_steady(steady: dict) -> list[str]:
+    lines = [f"**Steady state**: {steady['k']} credentials over {steady['lifetimes']} token lifetimes of "
+             f"{steady['lifetime']} s; the fake hands back the current token until it has {steady['window']} s "
+             "left (Commerce Layer: 900 s of 7200 s, the same ratio)",
+             "",
+             "| refresh.reissue_window_s | upstream token requests | new tokens | requests per token lifetime |",
+             "|---|---|---|---|"]
+    for label in ("aware", "unaware"):
+        r = steady[label]
+        lines.append(f"| {r['daemon_window']} | {r['requests']} | {r['issued']} | {r['per_lifetime']:.2f} |")
+    return lines
+
+
+def render(args, tp: dict, eco: dict, steady: dict, ready: list[float], cst: dict) -> str:
     nginx_version = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
     try:
         commit = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -412,6 +470,8 @@ def render(args, tp: dict, eco: dict, ready: list[float], cst: dict) -> str:
               f"| cl-tokend (one cache for the host) | {eco['shared']} | 1 |",
               f"| each process its own cache (a library) | {eco['own']} | {eco['own'] / max(eco['shared'], 1):.1f} |",
               "",
+              *render_steady(steady),
+              "",
               "**Cost** (cl-tokend alone; VmRSS from /proc, CPU from /proc/PID/task/*/schedstat)",
               "",
               "| measure | value |",
@@ -443,7 +503,10 @@ def render(args, tp: dict, eco: dict, ready: list[float], cst: dict) -> str:
               f"| start to READY < 50 ms | {verdict(statistics.median(ready) < 50)} "
               f"({statistics.median(ready):.1f} ms) |",
               f"| M cold clients cost K upstream requests | {verdict(eco['shared'] == eco['k'])} "
-              f"({eco['shared']} for K = {eco['k']}) |"]
+              f"({eco['shared']} for K = {eco['k']}) |",
+              f"| steady state: 1.0 upstream request per credential per token lifetime | "
+              f"{verdict(steady['aware']['per_lifetime'] <= 1.0)} "
+              f"({steady['aware']['per_lifetime']:.2f}) |"]
     return "\n".join(lines) + "\n"
 
 
@@ -468,6 +531,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
     ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--steady-lifetime", type=int, default=48,
+                    help="token lifetime (s) for the steady-state economy; the window is an eighth of it")
+    ap.add_argument("--steady-lifetimes", type=int, default=4, help="how many lifetimes it runs")
+    ap.add_argument("--only", choices=["steady"], help="run one part alone and print its table (nothing written)")
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     ap.add_argument("--credentials", type=int, default=4, help="K, for the upstream economy")
     ap.add_argument("--processes", type=int, default=64, help="M, for the upstream economy")
@@ -481,6 +548,7 @@ def main() -> int:
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 0.5, 0.2
         args.credentials, args.processes = 2, 6
+        args.steady_lifetime, args.steady_lifetimes = 8, 1
         args.cred_counts, args.idle_connections, args.idle_seconds, args.ready_runs = [1, 10], 50, 0.5, 2
 
     os.environ.setdefault("CL_TOKEND", os.path.join(args.build_dir, "daemon", "cl-tokend"))
@@ -492,15 +560,21 @@ def main() -> int:
                   file=sys.stderr)
             return 1
 
+    if args.only == "steady":
+        log("steady state: upstream requests per token lifetime")
+        print("\n".join(render_steady(steady_state(args))))
+        return 0
     log("throughput and latency, cl-tokend and nginx interleaved")
     tp = throughput(args, load_bin)
     log("upstream economy")
     eco = economy(args)
+    log("steady state: upstream requests per token lifetime")
+    steady = steady_state(args)
     log("start to READY")
     ready = start_to_ready(args)
     log("cost: RSS and idle CPU")
     cst = cost(args, load_bin)
-    table = render(args, tp, eco, ready, cst)
+    table = render(args, tp, eco, steady, ready, cst)
     print(table)
     if not args.no_write and not args.quick:
         write_doc(table)

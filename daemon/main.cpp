@@ -96,6 +96,7 @@ struct Daemon {
     try {
       Config next = load_config(config.path, system_config_environment());
       if (!log_level_override.empty()) next.log.level = log_level_override;
+      for (const auto& w : next.warnings) spdlog::warn("{}", w);
       // Everything that can fail happens before the first change.
       std::unique_ptr<AuthClient> next_upstream;
       if (upstream_changed(config.upstream, next.upstream))
@@ -213,12 +214,14 @@ int main(int argc, char** argv) {
   }
   if (check) {
     for (const auto& c : config.credentials) std::printf("%s\n", describe(c).c_str());
+    for (const auto& w : config.warnings) std::printf("warning: %s\n", w.c_str());
     std::printf("%s: OK (%zu credentials, auth_url %s)\n", config.path.c_str(), config.credentials.size(),
                 config.upstream.auth_url.text.c_str());
     return 0;
   }
   if (!log_level.empty()) config.log.level = log_level;
   setup_logging(config.log.level, config.log.format);
+  for (const auto& w : config.warnings) spdlog::warn("{}", w);
 
   asio::io_context ctx(1);
   // The daemon keeps the one copy of the config (and of its secrets); what follows reads it there.

@@ -34,7 +34,8 @@ struct Broker::Entry {
 
 namespace {
 RefreshPolicy policy_of(const Config& c) {
-  return RefreshPolicy{c.refresh.at, c.refresh.jitter, c.refresh.backoff_initial, c.refresh.backoff_max, c.refresh.min_ttl};
+  return RefreshPolicy{c.refresh.at,          c.refresh.jitter,  c.refresh.backoff_initial,
+                       c.refresh.backoff_max, c.refresh.min_ttl, c.refresh.reissue_window};
 }
 long to_seconds_ceil(SteadyClock::duration d) {
   auto s = std::chrono::ceil<Seconds>(d).count();
@@ -227,6 +228,18 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
                    lifetime, std::chrono::ceil<Seconds>(t.refresh_at - now).count());
       spdlog::debug("credential {}: new token {}", e->config.name, t.access_token.fingerprint());
       save_token(e);
+    } else if (outcome == CredentialState::Outcome::revoke_reported) {
+      if (co_await revoke_reported(e)) {
+        // Revoked: the next request, due at once, brings a new token; the clients waiting
+        // keep waiting for it rather than hear that this fetch brought nothing.
+        poke();
+        co_return;
+      }
+    } else if (outcome == CredentialState::Outcome::not_yet) {
+      spdlog::info("credential {}: the auth server returned the current token ({} s left; it issues a new one only in "
+                   "the last {} s); next try in {} s",
+                   e->config.name, lifetime, policy_.reissue_window.count(),
+                   std::chrono::ceil<Seconds>(e->state.token()->refresh_at - now).count());
     } else {
       spdlog::warn("credential {}: refresh gave no gain ({}); keeping the current token", e->config.name,
                    e->state.last_error());
@@ -248,6 +261,30 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
   ++e->generation;
   notify(*e);
   poke();
+}
+
+asio::awaitable<bool> Broker::revoke_reported(const std::shared_ptr<Entry>& e) {
+  spdlog::warn("credential {}: the auth server handed back the token a client reported invalid; revoking it so "
+               "that the next request brings a new one",
+               e->config.name);
+  std::optional<UpstreamFailure> failure;
+  const SteadyTime now = clock_.now();
+  if (!budget_.available(now)) {
+    failure = UpstreamFailure{FailureKind::rate_limited, "no upstream request budget left for the revoke", {}, 0, {}};
+  } else {
+    budget_.start(now);
+    Secret copy = *e->state.reported();
+    try {
+      failure = co_await upstream_.revoke(e->config.client_id, e->config.client_secret, copy);
+    } catch (const std::exception& ex) {
+      failure = UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", ex.what()), {}, 0, {}};
+    }
+    budget_.finish(clock_.now());
+    if (failure && failure->kind == FailureKind::rate_limited) pause_for_rate_limit(*failure, clock_.now(), e->config.name);
+  }
+  e->state.revoke_finished(failure, clock_.now(), random_.uniform());
+  if (failure) spdlog::warn("credential {}: {}", e->config.name, e->state.last_error());
+  co_return !failure;
 }
 
 void Broker::pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, const std::string& name) {

@@ -96,6 +96,9 @@ private:
   void log_queue(const FetchPlan& plan, SteadyTime now);
   /// A 429 (Retry-After, else backoff) pauses every upstream request.
   void pause_for_rate_limit(const UpstreamFailure& f, SteadyTime now, const std::string& name);
+  /// The upstream handed back a token a client reported refused: revoke it (on a budget
+  /// slot) so that the next request brings a new one. Returns whether it was revoked.
+  boost::asio::awaitable<bool> revoke_reported(const std::shared_ptr<Entry>& e);
   /// The 503 for a client that cannot have a token: what the upstream did, and when to
   /// come back (Retry-After).
   Response unavailable(const Entry& e, SteadyTime now);

@@ -1,4 +1,5 @@
 #include "core/config.hpp"
+#include "core/refresh_advice.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -434,6 +435,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("max_requests_per_minute", 1, 100000)) cfg.upstream.max_requests_per_minute = static_cast<unsigned>(*v);
     r.reject_unknown();
   }
+  RefreshAdviceInput advice;
   { // [refresh]
     TableReader r(path, sub_table(path, root, "refresh", empty), "refresh");
     if (auto v = r.number("at", 0.05, 0.95)) cfg.refresh.at = *v;
@@ -441,6 +443,13 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (cfg.refresh.at - cfg.refresh.jitter <= 0 || cfg.refresh.at + cfg.refresh.jitter >= 1)
       r.fail_here("refresh.at +- refresh.jitter must stay strictly between 0 and 1");
     if (auto v = r.integer("min_ttl", 0, 86400)) cfg.refresh.min_ttl = Seconds(*v);
+    if (auto v = r.integer("reissue_window_s", 0, 86400)) cfg.refresh.reissue_window = Seconds(*v);
+    advice.at = cfg.refresh.at;
+    advice.jitter = cfg.refresh.jitter;
+    advice.min_ttl = cfg.refresh.min_ttl;
+    advice.reissue_window = cfg.refresh.reissue_window;
+    if (const toml::node* n = r.get("at")) advice.at_line = line_of(*n);
+    if (const toml::node* n = r.get("min_ttl")) advice.min_ttl_line = line_of(*n);
     if (auto v = r.integer("backoff_initial_ms", 10, 3600000)) cfg.refresh.backoff_initial = Millis(*v);
     if (auto v = r.integer("backoff_max_ms", 10, 86400000)) cfg.refresh.backoff_max = Millis(*v);
     if (cfg.refresh.backoff_max < cfg.refresh.backoff_initial)
@@ -545,6 +554,11 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       cfg.credentials.push_back(load_credential(path, name, *node.as_table(), env, config_private));
     }
   }
+  // Commerce Layer's default lifetimes: 2 h for an integration, 4 h for a sales channel.
+  const bool any_integration = std::any_of(cfg.credentials.begin(), cfg.credentials.end(),
+                                           [](const CredentialConfig& c) { return c.kind == CredentialKind::integration; });
+  advice.shortest_lifetime = Seconds(any_integration || cfg.credentials.empty() ? 7200 : 14400);
+  for (const auto& a : refresh_advice(advice)) cfg.warnings.push_back(fmt::format("{}:{}: {}", path, a.line, a.text));
   if (cfg.store.backend != "memory") {
     // A stored token is sealed with a key derived from the client secret; a credential
     // without one (a sales channel) needs the store key instead.

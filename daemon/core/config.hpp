@@ -68,6 +68,9 @@ struct RefreshConfig {
   double at = 0.75;
   double jitter = 0.05;
   Seconds min_ttl{60};
+  /// The auth server answers with the current client-credentials token until it has this
+  /// long left (Commerce Layer: 900 s); 0 = a new token on every request.
+  Seconds reissue_window{900};
   Millis backoff_initial{1000};
   Millis backoff_max{300000};
 };
@@ -123,6 +126,9 @@ struct Config {
   std::vector<CredentialConfig> credentials;
   CustomersConfig customers;
   StoreConfig store;
+  /// "FILE:LINE: text" for settings that load but will not do what they say: printed by
+  /// --check, logged at start and reload.
+  std::vector<std::string> warnings;
 
   [[nodiscard]] const CredentialConfig* find(std::string_view name) const;
 };

@@ -47,8 +47,10 @@ ServeDecision CredentialState::decide(SteadyTime now, Seconds min_ttl, bool wait
     if (left >= min_ttl || waited) return {ServeDecision::Action::serve, {}};
     // A fresh token only helps if it would itself satisfy min_ttl, and only if the current
     // one is old enough that a new one gains something; otherwise serve what we have.
+    // Before the reissue window opens the upstream would hand back this very token.
     const auto min_age = std::max<SteadyClock::duration>(Seconds(1), token_->lifetime / 20);
-    const bool can_help = token_->lifetime > min_ttl && now - token_->obtained_at >= min_age;
+    const bool can_help =
+        token_->lifetime > min_ttl && now - token_->obtained_at >= min_age && now >= token_->reissue_from;
     if (!can_help) return {ServeDecision::Action::serve, {}};
     if (in_flight_) return {ServeDecision::Action::wait, {}};
     if (now < retry_at_ || global_pause) return {ServeDecision::Action::serve, {}};
@@ -83,23 +85,49 @@ void CredentialState::fetch_started(SteadyTime) {
 CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now,
                                                           double jitter_u, double backoff_u) {
   in_flight_ = false;
-  ++counters_.outcomes[0];
   const SteadyTime expires_at = sent_at + grant.expires_in - expiry_margin;
   const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
   const bool same_as_current = token_ && token_->access_token.equals(grant.access_token);
+  if (same_as_invalidated && revoke_if_handed_back_) {
+    // The auth server still vouches for the token a client saw the API refuse, and would
+    // hand it back until its reissue window opens: refusing it would leave every client
+    // without a token until then. Revoked, it is never handed back; once only.
+    revoke_if_handed_back_ = false;
+    ++counters_.outcomes[CredentialCounters::no_gain_outcome];
+    in_flight_ = true;
+    return Outcome::revoke_reported;
+  }
+  if (same_as_current && !same_as_invalidated) {
+    if (auto opens = policy_.reissue_from(sent_at, grant.expires_in)) {
+      // "Not yet": the upstream keeps issuing this token until it has reissue_window left,
+      // and says how long it has. Try again once the window opens, by the answer's own
+      // count; the upstream works, so nothing failed and no backoff grows.
+      ++counters_.outcomes[CredentialCounters::no_gain_outcome];
+      token_->reissue_from = *opens;
+      token_->refresh_at = std::max({token_->refresh_at, *opens, now + Seconds(1)});
+      demand_ = false;
+      failures_ = 0;
+      rejected_ = false;
+      retry_at_ = {};
+      last_error_.clear();
+      return Outcome::not_yet;
+    }
+  }
   if (same_as_invalidated || same_as_current || (token_ && expires_at <= token_->expires_at + gain_slack)) {
     // No gain: the upstream handed back the same token or one that dies no later than
     // ours. Keep ours and try again after a backoff, so this can never become a loop.
     // The same token is never a gain whatever expiry it claims: accepting it would move
     // refresh_at close to now and refresh again at once.
+    ++counters_.outcomes[CredentialCounters::no_gain_outcome];
     ++failures_;
     ++counters_.upstream_failures;
-    retry_at_ = now + policy_.backoff(failures_, backoff_u);
+    retry_at_ = retry_before_expiry(now, policy_.backoff(failures_, backoff_u));
     last_error_ = same_as_invalidated ? "auth server returned the token that was just reported invalid"
                   : same_as_current   ? "auth server returned the current token again (no newer token to be had yet)"
                                       : "auth server returned a token that expires no later than the current one";
     return Outcome::no_gain;
   }
+  ++counters_.outcomes[0];
   CachedToken t;
   t.access_token = std::move(grant.access_token);
   t.token_type = std::move(grant.token_type);
@@ -110,6 +138,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   // Never schedule a refresh in the past or right away: a token with an absurdly short
   // lifetime must not turn the keeper into a busy loop.
   t.refresh_at = std::max(policy_.refresh_at(sent_at, grant.expires_in, jitter_u), now + Seconds(1));
+  t.reissue_from = policy_.reissue_from(sent_at, grant.expires_in).value_or(SteadyTime{});
   token_ = std::move(t);
   had_token_ = true;
   // Whatever was asked for is satisfied by a new token: waiting clients re-decide, and
@@ -117,6 +146,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   demand_ = false;
   on_demand_only_ = false;
   invalidated_.reset();
+  revoke_if_handed_back_ = false;
   failures_ = 0;
   rejected_ = false;
   retry_at_ = {};
@@ -133,9 +163,11 @@ bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   // As for a fetched token: never a refresh in the past or right away, so a loaded token
   // that is already due costs one fetch a second later, not a busy loop.
   t.refresh_at = std::max(policy_.refresh_at(t.obtained_at, t.lifetime, jitter_u), now + Seconds(1));
+  t.reissue_from = policy_.reissue_from(t.obtained_at, t.lifetime).value_or(SteadyTime{});
   token_ = std::move(t);
   had_token_ = true;
   invalidated_.reset();
+  revoke_if_handed_back_ = false;
   // Demand was for a token this one may satisfy: waiting clients ask again and say so.
   demand_ = false;
   on_demand_only_ = false; // holding a token again, it is refreshed on schedule
@@ -152,16 +184,48 @@ void CredentialState::fetch_failed(const UpstreamFailure& f, SteadyTime now, dou
   ++failures_;
   ++counters_.upstream_failures;
   ++counters_.outcomes[static_cast<std::size_t>(f.kind) + 1];
+  revoke_if_handed_back_ = false;
   last_error_ = f.message;
   rejected_ = f.kind == FailureKind::rejected;
-  Millis delay = rejected_ ? policy_.backoff_max : policy_.backoff(failures_, backoff_u);
-  if (f.retry_after) delay = std::max<Millis>(delay, *f.retry_after);
-  retry_at_ = now + delay;
+  if (rejected_) {
+    retry_at_ = now + std::max<Millis>(policy_.backoff_max, f.retry_after ? Millis(*f.retry_after) : Millis(0));
+  } else if (f.retry_after) {
+    retry_at_ = now + std::max<Millis>(policy_.backoff(failures_, backoff_u), *f.retry_after);
+  } else {
+    retry_at_ = retry_before_expiry(now, policy_.backoff(failures_, backoff_u));
+  }
+}
+
+SteadyTime CredentialState::retry_before_expiry(SteadyTime now, Millis delay) const {
+  const SteadyTime planned = now + delay;
+  if (!has_valid(now)) return planned;
+  // The last try a second before the token dies, so a backoff that grew during an outage
+  // (or after answers that brought nothing new) cannot skip the moment a new token could
+  // still be had while this one is served. Not sooner than a second from now: no loop.
+  const SteadyTime last_chance = token_->expires_at - Seconds(1);
+  if (planned <= last_chance) return planned;
+  return std::max(last_chance, now + std::min<SteadyClock::duration>(delay, Seconds(1)));
+}
+
+void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& failure, SteadyTime now, double backoff_u) {
+  in_flight_ = false;
+  ++counters_.upstream_requests; // the revoke went to the auth server too
+  if (!failure) {
+    demand_ = true;
+    retry_at_ = {};
+    return;
+  }
+  ++failures_;
+  ++counters_.upstream_failures;
+  last_error_ = "auth server returned the token that was just reported invalid, and revoking it failed: " + failure->message;
+  retry_at_ = now + std::max<Millis>(policy_.backoff(failures_, backoff_u),
+                                     failure->retry_after ? Millis(*failure->retry_after) : Millis(0));
 }
 
 bool CredentialState::invalidate(std::string_view reported) {
   if (!token_ || !token_->access_token.equals(reported)) return false;
   invalidated_ = token_->access_token;
+  revoke_if_handed_back_ = true;
   token_.reset();
   demand_ = true;
   // A token the API refused is news: retry at once even if a backoff was running.
@@ -171,6 +235,7 @@ bool CredentialState::invalidate(std::string_view reported) {
 
 void CredentialState::drop() {
   if (token_) invalidated_ = token_->access_token;
+  revoke_if_handed_back_ = false; // revoked already
   token_.reset();
   had_token_ = false;
   on_demand_only_ = true;

@@ -25,6 +25,9 @@ struct CachedToken {
   SteadyTime expires_at{};  ///< obtained_at + expires_in - expiry_margin
   SteadyTime refresh_at{};
   Seconds lifetime{0};
+  /// From when the upstream is expected to answer with a new token rather than this one
+  /// (RefreshPolicy::reissue_window); before then a request for a newer token is wasted.
+  SteadyTime reissue_from{};
 };
 
 /// What to tell a client that asks for a token.
@@ -43,8 +46,10 @@ struct CredentialCounters {
   std::uint64_t served = 0;
   std::uint64_t upstream_requests = 0;
   std::uint64_t upstream_failures = 0;
-  /// Indexed by outcome: ok, then FailureKind values + 1.
-  std::array<std::uint64_t, 5> outcomes{};
+  /// Indexed by outcome: ok, then FailureKind values + 1, then no_gain (the answer was a
+  /// token, but not a newer one).
+  std::array<std::uint64_t, 6> outcomes{};
+  static constexpr std::size_t no_gain_outcome = 5;
 };
 
 class CredentialState {
@@ -81,10 +86,22 @@ public:
   /// daemon counts it expired that much earlier, so it never hands out one that is dead.
   static constexpr Seconds expiry_margin{1};
 
-  enum class Outcome { accepted, no_gain };
+  /// accepted: a newer token is held. not_yet: the upstream answered with the current token
+  /// because its reissue window has not opened; the next try is planned for when it
+  /// opens, and nothing failed. no_gain: any other answer that brings nothing newer, a
+  /// failure with backoff. revoke_reported: the upstream handed back the token a client
+  /// reported refused by the API; the fetch goes on (still in flight) with a revoke of that
+  /// token, then revoke_finished().
+  enum class Outcome { accepted, not_yet, no_gain, revoke_reported };
   /// A grant for a request sent at `sent_at`. `jitter_u` in [-1,1], `backoff_u` in [0,1].
   Outcome fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u, double backoff_u);
   void fetch_failed(const UpstreamFailure& f, SteadyTime now, double backoff_u);
+  /// After Outcome::revoke_reported: the revoke of reported() worked (`failure` empty), so
+  /// the next request is due at once and must bring a new token; or it failed, and this
+  /// fetch counts as one failure with backoff.
+  void revoke_finished(const std::optional<UpstreamFailure>& failure, SteadyTime now, double backoff_u);
+  /// The token a client reported refused, while a new one is wanted in its place.
+  [[nodiscard]] const std::optional<Secret>& reported() const { return invalidated_; }
 
   /// A token obtained elsewhere: loaded from the store at start, or fetched by another
   /// daemon of the fleet (docs/store.md). Taken when it is still valid, is not the token
@@ -110,9 +127,16 @@ public:
   void count_served() { ++counters_.served; }
 
 private:
+  /// `now + delay`, but never past the last moment the held token can still be replaced
+  /// before clients see none.
+  [[nodiscard]] SteadyTime retry_before_expiry(SteadyTime now, Millis delay) const;
+
   RefreshPolicy policy_;
   std::optional<CachedToken> token_;
   std::optional<Secret> invalidated_; ///< never accept this one back from the upstream
+  /// invalidated_ came from a client's report and has not been revoked yet: if the upstream
+  /// hands it back, revoke it once (after an admin revoke it already was).
+  bool revoke_if_handed_back_ = false;
   bool had_token_ = false;
   bool in_flight_ = false;
   bool demand_ = false;

@@ -39,7 +39,7 @@ void Metrics::observe_request(const std::string& route, unsigned code, double se
 
 namespace {
 
-constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error"};
+constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error", "no_gain"};
 constexpr CredentialStatus all_states[] = {CredentialStatus::empty,      CredentialStatus::fetching, CredentialStatus::fresh,
                                            CredentialStatus::refreshing, CredentialStatus::stale,    CredentialStatus::expired,
                                            CredentialStatus::failing};

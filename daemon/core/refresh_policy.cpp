@@ -5,14 +5,35 @@
 
 namespace cltoken {
 
+namespace {
+SteadyClock::duration scaled(Seconds d, double fraction) {
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(static_cast<double>(d.count()) * fraction));
+}
+} // namespace
+
+std::optional<SteadyTime> RefreshPolicy::reissue_from(SteadyTime obtained, Seconds lifetime) const {
+  if (reissue_window.count() <= 0 || reissue_window >= lifetime) return std::nullopt;
+  // The answer's expires_in is whole seconds counted when the server answered, after the
+  // request was sent: the window opens up to a second or so after our estimate. A quarter
+  // of the window at most, so a short one (tests) is not used up by the margin.
+  const SteadyClock::duration margin = std::min<SteadyClock::duration>(Seconds(2), reissue_window / 4);
+  return obtained + (lifetime - reissue_window) + margin;
+}
+
 SteadyTime RefreshPolicy::refresh_at(SteadyTime obtained, Seconds lifetime, double u) const {
   u = std::clamp(u, -1.0, 1.0);
   const double fraction = std::clamp(at + jitter * u, 0.01, 0.99);
-  const auto offset = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(static_cast<double>(lifetime.count()) * fraction));
-  if (min_ttl.count() > 0 && lifetime >= 2 * min_ttl)
-    return std::min(obtained + offset, obtained + (lifetime - min_ttl));
-  return obtained + offset;
+  const bool min_ttl_applies = min_ttl.count() > 0 && lifetime >= 2 * min_ttl;
+  SteadyTime planned = obtained + scaled(lifetime, fraction);
+  if (min_ttl_applies) planned = std::min(planned, obtained + (lifetime - min_ttl));
+  const auto opens = reissue_from(obtained, lifetime);
+  if (!opens || planned >= *opens) return planned;
+  // Asked before the upstream would answer with a new token: refresh once the window
+  // opens instead, spread over the first 2 x jitter of it so a fleet's daemons (and a
+  // host's credentials) do not arrive together.
+  SteadyTime in_window = *opens + scaled(reissue_window, (u + 1.0) * jitter);
+  if (min_ttl_applies) in_window = std::max(*opens, std::min(in_window, obtained + (lifetime - min_ttl)));
+  return in_window;
 }
 
 Millis RefreshPolicy::backoff(unsigned failures, double u01) const {

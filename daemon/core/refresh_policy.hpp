@@ -15,10 +15,22 @@ struct RefreshPolicy {
   /// so clients asking with the configured min_ttl do not wait for it. Ignored for tokens
   /// that live less than twice as long (they would refresh in their first half).
   Seconds min_ttl{0};
+  /// refresh.reissue_window_s: the auth server hands back the token it already issued
+  /// until that token has this long left (Commerce Layer: 900 s), so a refresh before
+  /// then gains nothing. 0: every request gets a new token. Customer sessions keep 0:
+  /// a refresh-token grant always issues a new token.
+  Seconds reissue_window{0};
 
   /// When a token obtained (request sent) at `obtained` and living `lifetime` should be
-  /// refreshed; `u` is a uniform sample in [-1, 1] chosen once per token.
+  /// refreshed; `u` is a uniform sample in [-1, 1] chosen once per token. With a reissue
+  /// window shorter than the lifetime, never before the window opens: the refresh lands
+  /// in its first part, spread by the jitter, earlier still if min_ttl asks for it.
   [[nodiscard]] SteadyTime refresh_at(SteadyTime obtained, Seconds lifetime, double u) const;
+
+  /// When the auth server starts issuing a new token in place of one obtained at
+  /// `obtained` with `lifetime` left, plus a margin for the whole seconds and latency of
+  /// its answer; nullopt when it issues one on every request.
+  [[nodiscard]] std::optional<SteadyTime> reissue_from(SteadyTime obtained, Seconds lifetime) const;
 
   /// Delay before retry number `failures` (1 = after the first failure): exponential,
   /// capped at backoff_max, with "equal jitter" so it is never below half the step.

@@ -25,6 +25,8 @@ constexpr Millis sweep_interval{1000};
 constexpr unsigned login_burst = 10;
 constexpr Millis login_interval{2000};
 
+// No reissue window: a refresh-token grant always issues a new token, so a customer
+// token is refreshed at refresh.at of its life whatever refresh.reissue_window_s says.
 RefreshPolicy policy_of(const Config& c) {
   return RefreshPolicy{c.refresh.at, c.refresh.jitter, c.refresh.backoff_initial, c.refresh.backoff_max, c.refresh.min_ttl};
 }

@@ -51,6 +51,9 @@ SERVER_NAME = "fake-commercelayer-auth/1"
 DEFAULT_LIFETIME = {"integration": 7200, "sales_channel": 14400}
 DEFAULT_REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 30
+# Commerce Layer answers a client_credentials request with the token it already issued until
+# that token has 15 minutes left; only then does a request get a new one (both stay valid).
+DEFAULT_REISSUE_WINDOW_S = 900
 RATE_WINDOW_S = 60.0
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
@@ -272,6 +275,7 @@ class Config:
     rotate_refresh_tokens: bool
     idle_timeout_s: float
     test: bool
+    reissue_window: int = DEFAULT_REISSUE_WINDOW_S
 
     @staticmethod
     def load(path: str | None) -> "Config":
@@ -304,7 +308,11 @@ class Config:
         rt_life = raw.get("refresh_token_lifetime", DEFAULT_REFRESH_TOKEN_LIFETIME)
         if not isinstance(rt_life, int) or rt_life <= 0:
             raise ValueError("refresh_token_lifetime must be a positive integer")
+        window = raw.get("reissue_window", DEFAULT_REISSUE_WINDOW_S)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+            raise ValueError("reissue_window must be an integer >= 0 (0 = a new token every time)")
         return Config(
+            reissue_window=window,
             organization=org, markets=list(markets), rate_limit_per_minute=limit,
             clients=clients, users=users,
             issuer_template=str(raw.get("issuer") or "https://localhost:{port}"),
@@ -383,7 +391,8 @@ class Misbehaviour:
 
 
 CONTROL_KEYS = {"mode", "retry_after", "count", "delay_ms", "clients", "status",
-                "rate_limit_per_minute"}
+                "rate_limit_per_minute", "reissue_window"}
+SETTING_KEYS = {"rate_limit_per_minute", "reissue_window"}   # allowed without a mode
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +423,8 @@ class AuthState:
         self.grants: dict[str, Grant] = {}            # jti -> grant
         self.refresh_index: dict[str, str] = {}       # refresh token -> jti
         self.last_issued: dict[str, tuple[dict, int]] = {}  # client_id -> (body, exp)
+        # (client_id, scope) -> (body, jti) of the current client_credentials token
+        self.current: dict[tuple[str, str], tuple[dict, str]] = {}
         self._reset_stats()
 
     # -- stats ---------------------------------------------------------------------------
@@ -421,6 +432,7 @@ class AuthState:
         self.stats: dict[str, Any] = {
             "token_requests_total": 0, "token_requests": {}, "by_grant": {}, "by_status": {},
             "rejected_429": 0, "revoked": 0, "revoke_requests_total": 0,
+            "tokens_issued": 0, "tokens_reused": 0,
             "check_requests_total": 0, "slow_waiting": 0, "requests": []}
 
     def record_token_request(self, client_id: str | None, grant: str | None,
@@ -445,6 +457,7 @@ class AuthState:
             doc = json.loads(json.dumps(self.stats))
             doc["mode"] = self.misbehaviour.as_json()
             doc["rate_limit_per_minute"] = self.limiter.limit
+            doc["reissue_window"] = self.config.reissue_window
             doc["clients"] = sorted(self.config.clients)
             return doc
 
@@ -556,6 +569,7 @@ class AuthState:
             claims["owner"] = {"id": owner_id, "type": "Customer"}
         body: dict[str, Any] = {"access_token": self.signer.sign(claims), "token_type": "bearer",
                                 "expires_in": lifetime, "scope": scope, "created_at": now}
+        self.stats["tokens_issued"] += 1
         grant = Grant(client.client_id, owner_id, scope, now + lifetime)
         if refresh is not None:
             grant.refresh_token, grant.refresh_exp = refresh
@@ -566,7 +580,26 @@ class AuthState:
             body["owner_type"] = "customer"
         self.grants[jti] = grant
         self.last_issued[client.client_id] = (body, now + lifetime)
+        if owner_id is None and refresh is None:
+            self.current[(client.client_id, scope)] = (body, jti)
         return body
+
+    def reusable(self, client_id: str, scope: str, now: int) -> dict | None:
+        """The current client_credentials token for this client and scope while it has more
+        than reissue_window left, with expires_in counting down; None once a new one is
+        due, or after it was revoked (a revoked token is never handed out again)."""
+        entry = self.current.get((client_id, scope))
+        if entry is None or self.config.reissue_window <= 0:
+            return None
+        body, jti = entry
+        grant = self.grants.get(jti)
+        if grant is None or grant.revoked:
+            return None
+        left = grant.access_exp - now
+        if left <= self.config.reissue_window:
+            return None
+        self.stats["tokens_reused"] += 1
+        return dict(body, expires_in=left)
 
     def _new_refresh_token(self, now: int) -> tuple[str, int]:
         return secrets.token_urlsafe(32), now + self.config.refresh_token_lifetime
@@ -579,7 +612,8 @@ class AuthState:
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             client = self.authenticate_client(params, require_secret=False)
             scope, markets = self.resolve_scope(client, params.get("scope"))
-            return self._issue(client, scope, markets, None, now)
+            return (self.reusable(client.client_id, scope, now)
+                    or self._issue(client, scope, markets, None, now))
         if grant_type == GRANT_PASSWORD:
             client = self.authenticate_client(params, require_secret=False)
             if client.kind != "sales_channel":
@@ -1093,11 +1127,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if unknown:
                 raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
             new_mb = Misbehaviour.from_control(body) if "mode" in body else None
-            if "mode" not in body and set(body) - {"rate_limit_per_minute"}:
+            if "mode" not in body and set(body) - SETTING_KEYS:
                 raise ValueError("mode is required with retry_after/count/delay_ms/clients")
             limit = body.get("rate_limit_per_minute")
             if limit is not None and (not isinstance(limit, int) or limit < 0):
                 raise ValueError("rate_limit_per_minute must be an integer >= 0")
+            window = body.get("reissue_window")
+            if window is not None and (not isinstance(window, int) or isinstance(window, bool)
+                                       or window < 0):
+                raise ValueError("reissue_window must be an integer >= 0 (0 = a new token "
+                                 "every time)")
         except ValueError as exc:
             self.send_json(400, error_doc(400, "Bad request", str(exc)))
             return
@@ -1106,8 +1145,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 state.misbehaviour = new_mb
             if limit is not None:
                 state.limiter.limit = limit
+            if window is not None:
+                state.config.reissue_window = window
             doc = {"mode": state.misbehaviour.as_json(),
-                   "rate_limit_per_minute": state.limiter.limit}
+                   "rate_limit_per_minute": state.limiter.limit,
+                   "reissue_window": state.config.reissue_window}
         self.send_json(200, doc, note=f"mode={doc['mode']['mode']}")
 
     def route__fake_reset(self) -> None:
@@ -1254,10 +1296,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key", required=True, help="server private key (PEM)")
     ap.add_argument("--config", help="JSON config: organization, clients, users, ...")
     ap.add_argument("--port-file", help="write the bound port here once listening")
+    ap.add_argument("--reissue-window", type=int, metavar="SECONDS",
+                    help="answer client_credentials with the current token until it has this "
+                         f"long left (default {DEFAULT_REISSUE_WINDOW_S}, or the config's "
+                         "reissue_window; 0 = a new token every time)")
     args = ap.parse_args(argv)
 
     try:
         config = Config.load(args.config)
+        if args.reissue_window is not None:
+            if args.reissue_window < 0:
+                raise ValueError("--reissue-window must be >= 0")
+            config.reissue_window = args.reissue_window
     except (OSError, ValueError) as exc:
         print(f"fake_auth: bad config: {exc}", file=sys.stderr)
         return 2
@@ -1287,7 +1337,8 @@ def main(argv: list[str] | None = None) -> int:
         write_port_file(args.port_file, port)
     log(f"listening on https://{host}:{port} issuer={state.issuer} "
         f"clients={len(config.clients)} users={len(config.users)} "
-        f"rate_limit={config.rate_limit_per_minute}/min")
+        f"rate_limit={config.rate_limit_per_minute}/min "
+        f"reissue_window={config.reissue_window}s")
     try:
         print(f"LISTENING {port}", flush=True)
     except OSError:

@@ -124,6 +124,7 @@ class FakeAuth:
                  issuer: str | None = None, cert: str = "server",
                  rotate_refresh_tokens: bool = True,
                  refresh_token_lifetime: int | None = None,
+                 reissue_window: int | None = None,
                  extra_config: dict | None = None, name: str = "fake_auth",
                  start_timeout: float = DEFAULT_START_TIMEOUT_S, port: int = 0) -> None:
         """cert: "server" (SAN localhost, auth.localhost, 127.0.0.1) or "wronghost"
@@ -150,6 +151,8 @@ class FakeAuth:
             config["issuer"] = issuer
         if refresh_token_lifetime is not None:
             config["refresh_token_lifetime"] = refresh_token_lifetime
+        if reissue_window is not None:
+            config["reissue_window"] = reissue_window
         config.update(extra_config or {})
         self.config = config
         self.config_path = os.path.join(self.workdir, f"{name}.json")
@@ -308,7 +311,7 @@ class FakeAuth:
     def control(self, **kw: Any) -> dict:
         """mode=normal|429|500|hang|reset|garbage|truncated|errors_object|same_token|slow,
         retry_after="4"|HTTP-date, count=N, delay_ms=N, clients=[ids], status=5xx,
-        rate_limit_per_minute=N. See README.md."""
+        rate_limit_per_minute=N, reissue_window=SECONDS. See README.md."""
         return self._ok("POST", "/_fake/control", kw)
 
     def reset(self) -> dict:

@@ -9,6 +9,7 @@ verification on. Servers are started with the harness and stopped by pid.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -116,6 +117,15 @@ class FakeAuthCase(unittest.TestCase):
         self.fake.reset()
 
     # helpers ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reissue_window(self, seconds: int):
+        """The fake's reissue window set to `seconds` for the block, then back to 900."""
+        self.fake.control(reissue_window=seconds)
+        try:
+            yield
+        finally:
+            self.fake.control(reissue_window=fake_auth.DEFAULT_REISSUE_WINDOW_S)
+
     def integration_token(self, **extra) -> dict:
         status, doc = self.fake.token(grant_type="client_credentials",
                                       client_id=INTEGRATION_CLIENT_ID,
@@ -155,7 +165,9 @@ class FakeAuthCase(unittest.TestCase):
 class GrantTests(FakeAuthCase):
     def test_integration_client_credentials_success_shape(self) -> None:
         before = int(time.time())
-        doc = self.integration_token()
+        # An earlier test's token would come back with less left: ask for a new one.
+        with self.reissue_window(100000):
+            doc = self.integration_token()
         self.assertEqual(set(doc), {"access_token", "token_type", "expires_in", "scope",
                                     "created_at"})
         self.assertEqual(doc["token_type"], "bearer")
@@ -209,9 +221,10 @@ class GrantTests(FakeAuthCase):
                               "invalid_client", "UNAUTHORIZED")
 
     def test_sales_channel_client_credentials(self) -> None:
-        status, doc = self.fake.token(grant_type="client_credentials",
-                                      client_id=SALES_CHANNEL_CLIENT_ID,
-                                      scope=SALES_CHANNEL_SCOPE)
+        with self.reissue_window(100000):
+            status, doc = self.fake.token(grant_type="client_credentials",
+                                          client_id=SALES_CHANNEL_CLIENT_ID,
+                                          scope=SALES_CHANNEL_SCOPE)
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["expires_in"], 14400)          # upstream default, sales channel
         self.assertEqual(doc["scope"], SALES_CHANNEL_SCOPE)
@@ -347,10 +360,84 @@ class GrantTests(FakeAuthCase):
                               "BAD_REQUEST")
 
     def test_tokens_never_collide(self) -> None:
-        tokens = {self.integration_token()["access_token"] for _ in range(5)}
+        with self.reissue_window(0):       # a new token on every request
+            tokens = {self.integration_token()["access_token"] for _ in range(5)}
         self.assertEqual(len(tokens), 5)
         jtis = {jwt_parts(t)[1]["jti"] for t in tokens}
         self.assertEqual(len(jtis), 5)
+
+
+class ReissueTests(FakeAuthCase):
+    """Commerce Layer hands back the current client_credentials token until it has the
+    reissue window (15 minutes) left; only then does a request get a new one."""
+
+    def tearDown(self) -> None:
+        self.fake.control(reissue_window=fake_auth.DEFAULT_REISSUE_WINDOW_S)
+
+    def test_same_token_until_the_window_then_a_new_one(self) -> None:
+        self.assertEqual(self.fake.stats()["reissue_window"], 900)
+        # A window wider than any token's life: this request gets a new token.
+        self.fake.control(reissue_window=100000)
+        first = self.integration_token()
+        # 7200 s tokens: far from the default window, so the same token comes back with
+        # expires_in counting down and its own created_at.
+        self.fake.control(reissue_window=900)
+        again = self.integration_token()
+        self.assertEqual(again["access_token"], first["access_token"])
+        self.assertEqual(again["created_at"], first["created_at"])
+        self.assertLessEqual(again["expires_in"], first["expires_in"])
+        self.assertGreaterEqual(again["expires_in"], first["expires_in"] - 2)
+        stats = self.fake.stats()
+        self.assertEqual((stats["tokens_issued"], stats["tokens_reused"]), (1, 1))
+        # With a window wider than what is left, the next request issues a new token, and
+        # the old one stays valid (both are, in the overlap).
+        self.fake.control(reissue_window=first["expires_in"] + 10)
+        new = self.integration_token()
+        self.assertNotEqual(new["access_token"], first["access_token"])
+        self.assertEqual(self.fake.check(first["access_token"])[0], 200)
+        self.assertEqual(self.fake.check(new["access_token"])[0], 200)
+        # Inside the window every request issues another one.
+        self.assertNotEqual(self.integration_token()["access_token"], new["access_token"])
+
+    def test_window_zero_issues_every_time(self) -> None:
+        self.fake.control(reissue_window=0)
+        a, b = self.integration_token(), self.integration_token()
+        self.assertNotEqual(a["access_token"], b["access_token"])
+
+    def test_per_client_and_scope(self) -> None:
+        europe = self.fake.token(grant_type="client_credentials",
+                                 client_id=SALES_CHANNEL_CLIENT_ID, scope=SALES_CHANNEL_SCOPE)[1]
+        europe_again = self.fake.token(grant_type="client_credentials",
+                                       client_id=SALES_CHANNEL_CLIENT_ID,
+                                       scope=SALES_CHANNEL_SCOPE)[1]
+        everywhere = self.fake.token(grant_type="client_credentials",
+                                     client_id=SALES_CHANNEL_CLIENT_ID, scope="market:all")[1]
+        self.assertEqual(europe_again["access_token"], europe["access_token"])
+        self.assertNotEqual(everywhere["access_token"], europe["access_token"])
+        self.assertNotEqual(self.integration_token()["access_token"], europe["access_token"])
+
+    def test_revoked_token_is_never_handed_back(self) -> None:
+        first = self.integration_token()
+        self.fake.revoke(first["access_token"], INTEGRATION_CLIENT_ID, INTEGRATION_CLIENT_SECRET)
+        second = self.integration_token()
+        self.assertNotEqual(second["access_token"], first["access_token"])
+        self.assertEqual(self.fake.check(second["access_token"])[0], 200)
+        self.assertEqual(self.integration_token()["access_token"], second["access_token"])
+
+    def test_customer_grants_always_issue(self) -> None:
+        a, b = self.customer_token(), self.customer_token()
+        self.assertNotEqual(a["access_token"], b["access_token"])
+        status, refreshed = self.fake.token(grant_type="refresh_token",
+                                            client_id=SALES_CHANNEL_CLIENT_ID,
+                                            refresh_token=b["refresh_token"])
+        self.assertEqual(status, 200, refreshed)
+        self.assertNotEqual(refreshed["access_token"], b["access_token"])
+
+    def test_control_validation(self) -> None:
+        for bad in (-1, "900", True, 1.5):
+            status, doc = self.fake._json("POST", "/_fake/control", {"reissue_window": bad})
+            self.assertEqual(status, 400, (bad, doc))
+        self.assertEqual(self.fake.control(reissue_window=30)["reissue_window"], 30)
 
 
 class JwtTests(FakeAuthCase):
@@ -628,9 +715,11 @@ class MisbehaviourTests(FakeAuthCase):
         sc1 = json.loads(self.token_request(SALES_CHANNEL_CLIENT_ID)[2])
         sc2 = json.loads(self.token_request(SALES_CHANNEL_CLIENT_ID)[2])
         self.assertEqual(sc1["access_token"], sc2["access_token"])
+        # Back to normal with no reissue window: a request issues a new token at once.
         self.fake.control(mode="normal")
-        self.assertNotEqual(json.loads(self.token_request()[2])["access_token"],
-                            first["access_token"])
+        with self.reissue_window(0):
+            self.assertNotEqual(json.loads(self.token_request()[2])["access_token"],
+                                first["access_token"])
 
     def test_slow(self) -> None:
         self.fake.control(mode="slow", delay_ms=600, count=1)
@@ -848,6 +937,9 @@ class ProcessTests(unittest.TestCase):
         proc = self.spawn("--config", bad)
         self.assertEqual(proc.wait(timeout=10), 2)
         self.assertIn("integration always has a secret", proc.communicate()[1])
+        proc = self.spawn("--reissue-window", "-1")
+        self.assertEqual(proc.wait(timeout=10), 2)
+        self.assertIn("--reissue-window must be >= 0", proc.communicate()[1])
 
     def test_make_test_ca_is_idempotent_and_names_the_hosts(self) -> None:
         tls = os.path.join(self.dir, "tls")

@@ -7,6 +7,7 @@ let time pass: waits poll a condition with a deadline.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -271,6 +272,18 @@ class DaemonTestCase(unittest.TestCase):
         if start:
             d.start()
         return d
+
+    def reject(self, token: str) -> None:
+        """What makes the Core API refuse a token in real life before it expires: it was
+        revoked. The auth server then never hands it back, so the invalidate that follows
+        gets a new token (with a live token the auth server would answer with that same
+        token until its reissue window opens)."""
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        client_id = claims["application"]["client_id"]
+        secret = (fake_harness.INTEGRATION_CLIENT_SECRET if client_id == fake_harness.INTEGRATION_CLIENT_ID else None)
+        status, doc = self.fake.revoke(token, client_id, secret)
+        assert status == 200, (status, doc)
 
     def token_requests(self, client_id: str | None = None) -> int:
         stats = self.fake.stats()

@@ -27,6 +27,7 @@ class Logs(DaemonTestCase):
         d.wait_ready()
         tokens = [d.get("/v1/tokens/backoffice").json()["access_token"]]
         tokens.append(d.get("/v1/tokens/storefront-eu").json()["access_token"])
+        self.reject(tokens[0])
         self.fake.control(mode="500", count=1)
         d.post("/v1/tokens/backoffice/invalidate", {"access_token": tokens[0]})
         wait_for(lambda: self.token_requests(IT) >= 3 and d.get("/v1/health").status == 200, 15,

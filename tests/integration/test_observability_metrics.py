@@ -83,6 +83,7 @@ class Metrics(DaemonTestCase):
         self.assertGreaterEqual(after["cl_tokend_connections"], 1)  # the scrape itself
 
         # A 500 from the auth server: counted as server_error; the retry after backoff: ok.
+        self.reject(token)
         self.fake.control(mode="500", count=1)
         r = d.post("/v1/tokens/backoffice/invalidate", {"access_token": token})
         self.assertIn(r.status, (200, 503), r)
@@ -115,6 +116,7 @@ class Metrics(DaemonTestCase):
         d = self.daemon()
         d.wait_ready()
         token = d.get("/v1/tokens/backoffice").json()["access_token"]
+        self.reject(token)
         self.fake.control(mode="429", retry_after="3", count=1)
         d.post("/v1/tokens/backoffice/invalidate", {"access_token": token})
         m = wait_for(lambda: (lambda m: m if m["cl_tokend_upstream_rate_limited"] == 1 else None)(self.metrics(d)), 10,

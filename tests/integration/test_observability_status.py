@@ -119,8 +119,8 @@ class Status(DaemonTestCase):
         self.assertRegex(lines[0], HEADER)
         self.assertEqual(lines[1], "")
         self.assertEqual(lines[2].split(), ["NAME", "KIND", "STATE", "EXPIRES", "REFRESH", "UPSTREAM", "LAST", "ERROR"])
-        self.assertRegex(lines[3], r"^backoffice +integration +fresh +1h 59m +1h 29m +1 +\u2014$")
-        self.assertRegex(lines[4], r"^storefront-eu +sales_channel +fresh +3h 59m +2h 59m +1 +\u2014$")
+        self.assertRegex(lines[3], r"^backoffice +integration +fresh +1h 59m +1h 45m +1 +\u2014$")
+        self.assertRegex(lines[4], r"^storefront-eu +sales_channel +fresh +3h 59m +3h 45m +1 +\u2014$")
         self.assertEqual(len(lines), 5)
         # Columns line up: every row's STATE starts where the heading's does.
         col = lines[2].index("STATE")

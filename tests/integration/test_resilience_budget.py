@@ -103,6 +103,7 @@ class RateLimited(DaemonTestCase):
 
     def invalidate(self, name: str) -> Response:
         token = self.d.get(f"/v1/tokens/{name}").json()["access_token"]
+        self.reject(token)
         return self.d.post(f"/v1/tokens/{name}/invalidate", {"access_token": token})
 
     def test_retry_after_4_stops_every_request_for_4_s(self):
@@ -178,6 +179,7 @@ class FakeServersOwnLimit(DaemonTestCase):
         d.wait_ready()  # two requests
         self.fake.token(grant_type="client_credentials", client_id=SC)  # another process on the host
         token = d.get("/v1/tokens/backoffice").json()["access_token"]
+        self.reject(token)
         r = d.post("/v1/tokens/backoffice/invalidate", {"access_token": token})
         self.assertEqual(r.status, 503, r)
         retry = int(r.headers["retry-after"])

@@ -95,6 +95,7 @@ class TransientModes(DaemonTestCase):
                 requests_before = self.token_requests(IT)
                 self.fake.control(count=1, clients=[IT], **control)
                 token = d.get("/v1/tokens/backoffice").json()["access_token"]
+                self.reject(token)
                 r = d.post("/v1/tokens/backoffice/invalidate", {"access_token": token})
                 self.assertEqual(r.status, 503, r)
                 self.assertEqual(error_of(r)["code"], "upstream_unavailable")
@@ -148,6 +149,7 @@ class Hanging(DaemonTestCase):
         c.close()
         # A client with nothing valid waits for the hanging fetch only up to its deadline.
         sc = d.get("/v1/tokens/storefront-eu").json()["access_token"]
+        self.reject(sc)  # the hang holds token requests only
         r, took = timed(lambda: d.post("/v1/tokens/storefront-eu/invalidate", {"access_token": sc}))
         self.assertEqual(r.status, 503, r)
         self.assertGreaterEqual(took, 1.3)

@@ -56,6 +56,7 @@ class Invalidation(DaemonTestCase):
         d = self.daemon()
         d.wait_ready()
         old = d.get("/v1/tokens/storefront-eu").json()["access_token"]
+        self.reject(old)
         r = d.ctl("invalidate", "storefront-eu", old)
         self.assertEqual(r.returncode, 0, r.stderr)
         new = r.stdout.strip()
@@ -68,6 +69,7 @@ class Invalidation(DaemonTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.strip(), new)
         self.assertEqual(self.token_requests(SC), before)
+        self.reject(new)
         j = d.ctl("--json", "invalidate", "storefront-eu", new)
         self.assertEqual(j.returncode, 0, j.stderr)
         doc = json.loads(j.stdout)

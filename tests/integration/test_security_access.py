@@ -162,7 +162,9 @@ class AccessControl(DaemonTestCase):
         self.assertEqual(self.d.get("/v1/tokens/backoffice").json()["access_token"], token)
         self.assertEqual(self.token_requests(), before)
         self.assertEqual(self.d.read_log().count("reported invalid"), 0)
-        # An allowed peer's report does cost one request and replaces the token.
+        # An allowed peer's report (of a token the API refused: revoked) does cost one
+        # request and replaces the token.
+        self.reject(self.tokens["by-uid"])
         r = run_as(self.d.socket, NOBODY, NOBODY, None, "POST", "/v1/tokens/by-uid/invalidate",
                    json.dumps({"access_token": self.tokens["by-uid"]}))
         self.assertEqual(r["status"], 200, r)

@@ -59,6 +59,7 @@ class NoSecretsInLogs(DaemonTestCase):
             self.seen_tokens.add(r.json()["access_token"])
 
     def invalidate(self, d, name: str, token: str) -> None:
+        self.reject(token)
         r = d.post(f"/v1/tokens/{name}/invalidate", {"access_token": token})
         self.keep(r)
 

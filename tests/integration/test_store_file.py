@@ -133,7 +133,9 @@ class Refused(FileStoreCase):
         d.start()
         d.wait_ready()
         second = self.tokens(d)
-        self.assertNotEqual(second["backoffice"], first["backoffice"])  # fetched afresh
+        # Fetched afresh (the request counted below); the auth server hands back the token it
+        # already issued, which has far more than its reissue window left.
+        self.assertEqual(second["backoffice"], first["backoffice"])
         self.assertEqual(second["storefront-eu"], first["storefront-eu"])  # the intact record loads
         self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (2, 1))
         log = d.read_log()

@@ -124,6 +124,10 @@ allow = ["uid:0"]
   CHECK(cfg.server.admin.size() == 2);
   CHECK(cfg.refresh.at == 0.5);
   CHECK(cfg.refresh.min_ttl == Seconds(30));
+  CHECK(cfg.refresh.reissue_window == Seconds(900)); // Commerce Layer's, by default
+  // at = 0.5 cannot be honoured by an upstream that reissues only in the last 900 s.
+  REQUIRE(cfg.warnings.size() == 1);
+  CHECK_THAT(cfg.warnings[0], Catch::StartsWith((s.dir / "c.toml").string() + ":") && Catch::Contains(": refresh.at = 0.5 asks"));
   // --check's summary names the source, never the value
   CHECK(describe(*cfg.find("a")).find("file-secret-value") == std::string::npos);
   CHECK_THAT(describe(*cfg.find("b")), Catch::Contains("secret=env BO_SECRET"));
@@ -183,6 +187,11 @@ TEST_CASE("every bad config names the file, the line and what is wrong") {
   SECTION("out of range") {
     CHECK(s.error("[upstream]\nmax_requests_per_minute = 0\n") ==
           file + ":2: upstream.max_requests_per_minute must be between 1 and 100000, not 0");
+  }
+  SECTION("reissue window out of range, and 0 allowed") {
+    CHECK(s.error("[refresh]\nreissue_window_s = -1\n") ==
+          file + ":2: refresh.reissue_window_s must be between 0 and 86400, not -1");
+    CHECK(s.load("[refresh]\nreissue_window_s = 0\n").refresh.reissue_window == Seconds(0));
   }
   SECTION("missing allow") {
     CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"), Catch::Contains("missing credentials.x.allow"));

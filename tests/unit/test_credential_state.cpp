@@ -165,12 +165,35 @@ TEST_CASE("invalidation drops only the current token, once") {
   CHECK_FALSE(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
   CHECK(s.fetch_due(clock.now()));
   for (int i = 0; i < 50; ++i) CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::wait);
-  // The upstream hands the revoked token back: refuse it rather than serve it again.
+  // The upstream hands the reported token back (it still vouches for it, and would until
+  // its reissue window opens): the fetch goes on with a revoke of it, then asks again at once.
+  CHECK(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s) == CredentialState::Outcome::revoke_reported);
+  CHECK(s.in_flight());
+  REQUIRE(s.reported());
+  CHECK(s.reported()->reveal() == "tok-1-aaaaaaaaaaaaaaaa");
+  s.revoke_finished(std::nullopt, clock.now(), 0.5);
+  CHECK(s.fetch_due(clock.now()));
+  CHECK(s.consecutive_failures() == 0);
+  // Handed back even after the revoke: refused, never served again, and not revoked twice.
   CHECK(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s) == CredentialState::Outcome::no_gain);
   CHECK_FALSE(s.has_valid(clock.now()));
   clock.advance(1s);
   fetch(s, clock, "tok-2-bbbbbbbbbbbbbbbb", 60s);
   CHECK(s.token()->access_token.reveal() == "tok-2-bbbbbbbbbbbbbbbb");
+}
+
+TEST_CASE("a failed revoke of a reported token that was handed back is one failure with backoff") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s);
+  REQUIRE(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
+  REQUIRE(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s) == CredentialState::Outcome::revoke_reported);
+  s.revoke_finished(failure(FailureKind::server_error, "500"), clock.now(), 1.0);
+  CHECK_FALSE(s.in_flight());
+  CHECK(s.consecutive_failures() == 1);
+  CHECK(s.retry_at(clock.now()) == clock.now() + 1000ms);
+  CHECK(s.last_error().find("revoking it failed: 500") != std::string::npos);
+  CHECK(s.status(clock.now()) == CredentialStatus::failing);
 }
 
 TEST_CASE("a 429 pause makes a client without a token hear when to come back") {
