@@ -207,9 +207,9 @@ class JsAuthStorage(unittest.TestCase):
                 self.d.get("/v1/tokens/storefront-eu").json()["access_token"])
 
     def shared_token_run(self, major: str, mode: str) -> None:
-        """20 processes get the daemon's tokens without an upstream request; a rejection
-        they all report costs one upstream request per credential and gives them all the
-        same new token."""
+        """20 processes get the daemon's tokens without an upstream request; a token the
+        API rejects, reported by all of them, costs one upstream request per credential and
+        gives them all the same new token."""
         before = self.counts()
         workers = Workers(self.env, self.params(major, mode, reject=True))
         try:
@@ -220,6 +220,11 @@ class JsAuthStorage(unittest.TestCase):
                 self.assert_same((r["integration"], r["salesChannel"]), old, "a process's tokens, the daemon's")
                 self.assertEqual(r["ownerType"], "guest")
                 self.assertGreaterEqual(r["expiresIn"], 600)
+            # The Core API now refuses both tokens (revoked upstream, as after a leak);
+            # every process is told so and calls removeAuthorization().
+            self.fake.revoke(old[0], fake_harness.INTEGRATION_CLIENT_ID, fake_harness.INTEGRATION_CLIENT_SECRET)
+            self.fake.revoke(old[1], fake_harness.SALES_CHANNEL_CLIENT_ID)
+            self.assertEqual((self.fake.check(old[0])[0], self.fake.check(old[1])[0]), (401, 401))
             workers.go()
             second = workers.results()
             workers.finish()
