@@ -245,6 +245,19 @@ class Daemon:
             return ""
 
 
+def revoke_at_the_auth_server(fake: FakeAuth, token: str) -> None:
+    """What makes the Core API refuse a token in real life before it expires: it was
+    revoked. The auth server then never hands it back, so the invalidate that follows gets a
+    new token (with a live token the auth server would answer with that same token until its
+    reissue window opens, and the daemon would have to revoke it itself)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    client_id = claims["application"]["client_id"]
+    secret = fake_harness.INTEGRATION_CLIENT_SECRET if client_id == fake_harness.INTEGRATION_CLIENT_ID else None
+    status, doc = fake.revoke(token, client_id, secret)
+    assert status == 200, (status, doc)
+
+
 class DaemonTestCase(unittest.TestCase):
     """A fresh fake server and workdir per test; subclasses start daemons with self.daemon()."""
 
@@ -274,16 +287,7 @@ class DaemonTestCase(unittest.TestCase):
         return d
 
     def reject(self, token: str) -> None:
-        """What makes the Core API refuse a token in real life before it expires: it was
-        revoked. The auth server then never hands it back, so the invalidate that follows
-        gets a new token (with a live token the auth server would answer with that same
-        token until its reissue window opens)."""
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        client_id = claims["application"]["client_id"]
-        secret = (fake_harness.INTEGRATION_CLIENT_SECRET if client_id == fake_harness.INTEGRATION_CLIENT_ID else None)
-        status, doc = self.fake.revoke(token, client_id, secret)
-        assert status == 200, (status, doc)
+        revoke_at_the_auth_server(self.fake, token)
 
     def token_requests(self, client_id: str | None = None) -> int:
         stats = self.fake.stats()
