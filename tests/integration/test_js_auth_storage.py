@@ -207,9 +207,9 @@ class JsAuthStorage(unittest.TestCase):
                 self.d.get("/v1/tokens/storefront-eu").json()["access_token"])
 
     def shared_token_run(self, major: str, mode: str) -> None:
-        """20 processes get the daemon's tokens without an upstream request; a rejection
-        they all report costs one upstream request per credential and gives them all the
-        same new token."""
+        """20 processes get the daemon's tokens without an upstream request; a token the
+        API rejects, reported by all of them, costs one upstream request per credential and
+        gives them all the same new token."""
         before = self.counts()
         workers = Workers(self.env, self.params(major, mode, reject=True))
         try:
@@ -224,6 +224,7 @@ class JsAuthStorage(unittest.TestCase):
             # never hands a revoked token back, so the report gets a new one.
             for token in old:
                 revoke_at_the_auth_server(self.fake, token)
+            self.assertEqual((self.fake.check(old[0])[0], self.fake.check(old[1])[0]), (401, 401))
             workers.go()
             second = workers.results()
             workers.finish()
