@@ -2,7 +2,7 @@
 """Fleet economy: upstream token requests per credential per hour for N cl-tokend daemons
 behind one egress IP, with each daemon on its own (store.backend = "memory") and sharing
 one Redis (store.backend = "redis"), plus what a restart of every daemon costs with the
-memory, file and redis backends. Issue 9; docs/store.md quotes it. (bench/ belongs to the
+memory, file and redis backends. docs/store.md quotes it. (bench/ belongs to the
 benchmark suite; this file is the token store's and stands alone.)
 
 Real processes: the fake auth server (tests/fake_auth), N cl-tokend, one redis-server.

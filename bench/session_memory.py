@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Customer-session memory: resident memory per session held by cl-tokend. Issue 8;
+"""Customer-session memory: resident memory per session held by cl-tokend.
 docs/customer-sessions.md quotes it. (bench/ belongs to the benchmark suite; this file is
 the customer sessions' and stands alone.)
 

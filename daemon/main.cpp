@@ -1,5 +1,5 @@
 // cl-tokend: wires the pieces together in order and tears them down in reverse.
-// main owns the io_context (DESIGN.md principle 4); everything else gets an executor.
+// main owns the io_context; everything else gets an executor.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -36,7 +36,7 @@ using namespace cltoken;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-/// SIGTERM to exit: in-flight requests get this long (CONTRACT.md "SIGTERM/SIGINT")...
+/// SIGTERM to exit: in-flight requests get this long...
 constexpr auto shutdown_grace = std::chrono::seconds(5);
 /// ...of which the last part is left for clients still waiting on the auth server, who
 /// then get a 503 with Retry-After rather than a connection closed without an answer.

@@ -74,7 +74,7 @@ public:
   [[nodiscard]] Progress progress() const;
 
   // The shared upstream budget, for other flows that call the auth server (customer
-  // sessions, issue 8): one budget for the whole host, whoever asks.
+  // sessions): one budget for the whole host, whoever asks.
   /// Takes a slot when one is free now; false when over budget or paused after a 429.
   bool take_upstream_slot();
   /// Gives back a slot taken with take_upstream_slot() (its window runs from now).

@@ -1,5 +1,5 @@
 #pragma once
-// The one source of time (DESIGN.md principle 3). Decisions take a Clock so tests
+// The one source of time. Decisions take a Clock so tests
 // can move time by hand; nothing else in the daemon reads the system clocks.
 #include <chrono>
 

@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's configuration: a TOML file (CONTRACT.md "Configuration"), validated
+// The daemon's configuration: a TOML file, validated
 // completely at load so that a running daemon never meets a bad value. Every error
 // carries the file and line it comes from.
 #include <sys/types.h>

@@ -71,7 +71,7 @@ struct CredentialView {
   CredentialCounters counters;
 };
 
-/// Customer-session counts (issue 8): numbers only, never a handle, token or owner.
+/// Customer-session counts: numbers only, never a handle, token or owner.
 struct CustomersView {
   std::size_t sessions = 0;
   std::size_t max_sessions = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // The few claims of a Commerce Layer access token the daemon needs when it adopts a
-// customer login made elsewhere (issue 8): when it expires and whose it is. The
+// customer login made elsewhere: when it expires and whose it is. The
 // signature is not checked: the caller already holds the token and gains nothing by
 // handing over a forged one (the Core API would refuse it); the daemon only needs to
 // know when to refresh it.

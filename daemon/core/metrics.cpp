@@ -150,7 +150,7 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
 
   x.histogram("request_duration_seconds", "Time from a complete request on the socket to its answer.", request_duration_);
 
-  if (s.customers) { // counts only: never a session handle, token or customer (issue 8)
+  if (s.customers) { // counts only: never a session handle, token or customer
     const auto& c = *s.customers;
     x.family("customer_sessions", "gauge", "Customer sessions held.");
     x.put("cl_tokend_customer_sessions {}\n", c.sessions);

@@ -1,6 +1,6 @@
 #pragma once
 // HTTP routing as plain functions: a method and target in, a Route out; and the
-// response type every handler returns. No sockets here (DESIGN.md principle 2).
+// response type every handler returns. No sockets here.
 #include <optional>
 #include <string>
 #include <string_view>

@@ -1,5 +1,5 @@
 #pragma once
-// Secrets (client secrets, access and refresh tokens) as a type (DESIGN.md principle 10):
+// Secrets (client secrets, access and refresh tokens) as a type:
 // the bytes are wiped when released, the type cannot be streamed or formatted, and
 // comparison takes constant time. Reading the value needs an explicit reveal().
 #include <iosfwd>

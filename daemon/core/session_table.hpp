@@ -1,5 +1,5 @@
 #pragma once
-// Customer sessions (issue 8, docs/customer-sessions.md) as plain data and decisions, no
+// Customer sessions (docs/customer-sessions.md) as plain data and decisions, no
 // I/O: the table keyed by the SHA-256 of the session handle (the handle itself is never
 // kept), ownership by peer uid, LRU eviction over max_sessions and idle eviction, and
 // what a read or the refresh sweep should do with a session.

@@ -3,7 +3,7 @@
 //
 // A credential's identity is its kind, client_id, scope and auth server (and its secret,
 // through the key). Its fingerprint is a keyed hash of those, so that a token obtained
-// for one identity is never loaded for another (CONTRACT.md: a changed identity drops the
+// for one identity is never loaded for another (a changed identity drops the
 // token), and so that the fingerprint, which the state file and Redis keep in clear,
 // says nothing about the client_id or scope to someone without the key.
 #include <optional>

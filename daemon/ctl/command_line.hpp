@@ -1,4 +1,4 @@
-// The command line of cl-tokenctl, as CONTRACT.md fixes it, parsed with CLI11.
+// The command line of cl-tokenctl, parsed with CLI11.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-// The exit codes of cl-tokenctl, as CONTRACT.md promises them to scripts.
+// The exit codes of cl-tokenctl, as scripts may rely on them.
 #pragma once
 
 namespace cltoken::ctl {

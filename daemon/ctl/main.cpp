@@ -1,6 +1,6 @@
 // cl-tokenctl: the control client of cl-tokend. Wiring only: parse, pick the socket, run one
 // command (or a watch), print, exit with the contract's code. Shares nothing with the daemon
-// but the protocol documents (DESIGN.md principle 9).
+// but the protocol documents.
 #include <cstdlib>
 #include <exception>
 #include <iostream>

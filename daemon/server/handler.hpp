@@ -32,7 +32,7 @@ public:
   boost::asio::awaitable<Response> handle(Request request, PeerIdentity peer, SteadyTime deadline);
 
   void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
-  /// Customer sessions (issue 8); without them the session routes answer 404.
+  /// Customer sessions; without them the session routes answer 404.
   void set_sessions(Sessions& sessions) { sessions_ = &sessions; }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }

@@ -226,7 +226,7 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
     const SteadyTime sent = clock_.now();
     UpstreamResult result = co_await request_token(tr);
     if (auto* f = std::get_if<UpstreamFailure>(&result)) {
-      // Once, at once: a wrong password is not retried (issue 8).
+      // Once, at once: a wrong password is not retried.
       if (customer_refused(*f)) {
         ++view_.logins["invalid_credentials"];
         spdlog::info("credential {}: customer login refused by the auth server ({})", cred.name, f->code);

@@ -1,5 +1,5 @@
 #pragma once
-// Customer sessions with real I/O (issue 8, docs/customer-sessions.md): login, read with
+// Customer sessions with real I/O (docs/customer-sessions.md): login, read with
 // refresh, logout, and a sweep that evicts idle sessions and refreshes the ones in use.
 // The decisions are core/session_table.hpp's; this class only sequences upstream calls
 // (through the Broker's shared budget) and the clients waiting for them.

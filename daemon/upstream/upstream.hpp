@@ -1,6 +1,6 @@
 #pragma once
 // The upstream as the broker sees it: ask for a token, revoke one. An interface so that
-// broker tests can swap the network for a script (DESIGN.md principle 8).
+// broker tests can swap the network for a script.
 #include <optional>
 
 #include <boost/asio/awaitable.hpp>

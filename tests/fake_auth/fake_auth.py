@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 SERVER_NAME = "fake-commercelayer-auth/1"
 
-# Upstream defaults (CONTRACT.md, "Why it exists"): 2 h integration, 4 h sales channel,
+# Upstream defaults: 2 h integration, 4 h sales channel,
 # refresh tokens 2 weeks, about 30 token requests per minute per client IP.
 DEFAULT_LIFETIME = {"integration": 7200, "sales_channel": 14400}
 DEFAULT_REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600
@@ -685,7 +685,7 @@ class AuthState:
 
     def same_token(self, client_id: str | None, now: int) -> dict | None:
         """The last token issued to this client, with the time it has left: a refresh
-        that gains nothing (CONTRACT.md, Guarantees)."""
+        that gains nothing."""
         last = self.last_issued.get(client_id or "")
         if last is None:
             return None

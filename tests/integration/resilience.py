@@ -1,4 +1,4 @@
-"""Helpers shared by the test_resilience_*.py suites (issue 3): reading the daemon's status
+"""Helpers shared by the test_resilience_*.py suites: reading the daemon's status
 and metrics, the fake's request log, and tokens' own claims."""
 
 from __future__ import annotations

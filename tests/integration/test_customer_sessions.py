@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # ctest-timeout: 240
-"""Customer sessions (issue 8, docs/customer-sessions.md) against the fake auth server:
+"""Customer sessions (docs/customer-sessions.md) against the fake auth server:
 password, refresh-token and adopted logins; refresh before expiry while in use; logout
 revokes upstream; a session is its creator's alone; idle sessions cost no upstream
 request; evictions over max_sessions are counted."""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 2's guarantees, end to end: real daemon, real socket, fake auth server over TLS."""
+"""The guarantees, end to end: real daemon, real socket, fake auth server over TLS."""
 # ctest-timeout: 240
 
 import base64

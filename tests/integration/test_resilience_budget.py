@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 3: the global upstream budget and 429s, end to end. The fake's request log (its own
+"""The global upstream budget and 429s, end to end. The fake's request log (its own
 clock) is the witness: what the auth server saw, not what the daemon believes it sent."""
 # ctest-timeout: 240
 

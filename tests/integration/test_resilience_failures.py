@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 3: the upstream failing in every way the fake can, end to end: what clients get,
+"""The upstream failing in every way the fake can, end to end: what clients get,
 what status, metrics and the log say, and that the daemon recovers by itself."""
 # ctest-timeout: 240
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 3: tokens the API rejects, admin revokes, refreshes that gain nothing, and min_ttl,
+"""Tokens the API rejects, admin revokes, refreshes that gain nothing, and min_ttl,
 end to end with the real daemon, cl-tokenctl and the fake auth server."""
 # ctest-timeout: 180
 

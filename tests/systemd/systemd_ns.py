@@ -1,4 +1,4 @@
-"""Real systemd, as PID 1, in private namespaces (DESIGN.md "Real systemd, in a test").
+"""Real systemd, as PID 1, in private namespaces.
 
     ns = SystemdNamespace(workdir, share=folder_to_show_at_/srv/cltokend-test)
     reason = ns.unavailable()        # None, or why this machine cannot do it (skip)

@@ -1,4 +1,4 @@
-// Customer sessions' decisions (issue 8): the table (ownership, LRU and idle eviction,
+// Customer sessions' decisions: the table (ownership, LRU and idle eviction,
 // which sessions the sweep refreshes), the read decision, the per-uid login limiter,
 // request parsing and JWT claims, and the session routes. Fake clock, no I/O.
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-// CONTRACT.md's guarantees about the upstream, each over minutes of virtual time with the
+// The guarantees about the upstream, each over minutes of virtual time with the
 // broker's loop run on the real core pieces (virtual_broker.hpp).
 #include <catch2/catch.hpp>
 
