@@ -45,12 +45,10 @@ ServeDecision CredentialState::decide(SteadyTime now, Seconds min_ttl, bool wait
   if (valid) {
     const auto left = token_->expires_at - now;
     if (left >= min_ttl || waited) return {ServeDecision::Action::serve, {}};
-    // A fresh token only helps if it would itself satisfy min_ttl, and only if the current
-    // one is old enough that a new one gains something; otherwise serve what we have.
-    // Before the reissue window opens the upstream would hand back this very token.
-    const auto min_age = std::max<SteadyClock::duration>(Seconds(1), token_->lifetime / 20);
+    // Otherwise serve what we have. Before the reissue window opens the upstream would
+    // hand back this very token.
     const bool can_help =
-        token_->lifetime > min_ttl && now - token_->obtained_at >= min_age && now >= token_->reissue_from;
+        new_token_helps(token_->obtained_at, token_->lifetime, min_ttl, now) && now >= token_->reissue_from;
     if (!can_help) return {ServeDecision::Action::serve, {}};
     if (in_flight_) return {ServeDecision::Action::wait, {}};
     if (now < retry_at_ || global_pause) return {ServeDecision::Action::serve, {}};

@@ -11,6 +11,11 @@ SteadyClock::duration scaled(Seconds d, double fraction) {
 }
 } // namespace
 
+bool new_token_helps(SteadyTime obtained, SteadyClock::duration lifetime, Seconds min_ttl, SteadyTime now) {
+  const auto min_age = std::max<SteadyClock::duration>(Seconds(1), lifetime / 20);
+  return lifetime > min_ttl && now - obtained >= min_age;
+}
+
 std::optional<SteadyTime> RefreshPolicy::reissue_from(SteadyTime obtained, Seconds lifetime) const {
   if (reissue_window.count() <= 0 || reissue_window >= lifetime) return std::nullopt;
   // The answer's expires_in is whole seconds counted when the server answered, after the

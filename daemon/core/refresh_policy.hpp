@@ -6,6 +6,13 @@
 
 namespace cltoken {
 
+/// Whether a new token could give a client the `min_ttl` the held one (obtained at
+/// `obtained`, living `lifetime`) no longer has: the next token lives about as long as this
+/// one did, so it must live longer than min_ttl, and one obtained a moment ago (less than a
+/// twentieth of its life, a second at least) would be no better. Credentials and customer
+/// sessions decide the same way.
+[[nodiscard]] bool new_token_helps(SteadyTime obtained, SteadyClock::duration lifetime, Seconds min_ttl, SteadyTime now);
+
 struct RefreshPolicy {
   double at = 0.75;     ///< fraction of the lifetime after which to refresh
   double jitter = 0.05; ///< +- fraction of the lifetime, spreads daemons apart

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/refresh_policy.hpp"
+
 namespace cltoken {
 
 SessionKey session_key(std::string_view handle) {
@@ -18,11 +20,7 @@ SessionRead decide_read(const CustomerSession& s, SteadyTime now, Seconds min_tt
   const bool enough = valid && s.expires_at - now >= min_ttl;
   if (enough) return (can_refresh && now >= s.refresh_at) ? SessionRead::serve_and_refresh : SessionRead::serve;
   if (can_refresh && valid) {
-    // The same test as a credential's: the next token will live about as long as this
-    // one did, and one obtained a moment ago would be no better.
-    const auto lifetime = s.expires_at - s.obtained;
-    const auto min_age = std::max<SteadyClock::duration>(Seconds(1), lifetime / 20);
-    const bool can_help = lifetime > min_ttl && now - s.obtained >= min_age;
+    const bool can_help = new_token_helps(s.obtained, s.expires_at - s.obtained, min_ttl, now);
     const bool backing_off = s.failures > 0 && now < s.refresh_at;
     if (!can_help || backing_off) return SessionRead::serve_last;
   }
