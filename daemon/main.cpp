@@ -112,6 +112,7 @@ struct Daemon {
       broker->apply(next);
       sessions->apply(next);
       handler->set_admin(next.server.admin);
+      handler->set_invalidate_rate(next.server.invalidate_burst, next.server.invalidate_interval);
       listener->update(next.server);
       heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
       heartbeat->set_note("");
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
     d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.metered, *d.broker, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
+    d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
       // or restart; server.socket, socket_mode and socket_group do not apply.

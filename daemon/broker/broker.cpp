@@ -97,6 +97,11 @@ std::vector<const CredentialConfig*> Broker::credentials() const {
   return out;
 }
 
+bool Broker::holds(std::string_view name, const Secret& token) const {
+  auto e = find(name);
+  return e && e->state.token() && e->state.token()->access_token.equals(token.reveal());
+}
+
 void Broker::apply(const Config& config) {
   // The auth server is part of every credential's identity: a new one invalidates all tokens.
   const bool same_server = auth_url_ == config.upstream.auth_url.text;

@@ -55,6 +55,9 @@ public:
   boost::asio::awaitable<Response> revoke(std::string name, SteadyTime deadline);
 
   [[nodiscard]] const CredentialConfig* credential(std::string_view name) const;
+  /// Whether `token` is the one held for credential `name` (reporting it invalid would
+  /// cost an upstream request).
+  [[nodiscard]] bool holds(std::string_view name, const Secret& token) const;
   /// Every configured credential, in name order; valid until the next apply().
   [[nodiscard]] std::vector<const CredentialConfig*> credentials() const;
   [[nodiscard]] StatusView status_view();

@@ -432,6 +432,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     std::string error;
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
+    if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);
     if (auto v = r.integer("max_connections_per_peer", 0, 1000000)) cfg.server.max_connections_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("admin_reserved_connections", 0, 1000000)) cfg.server.admin_reserved_connections = static_cast<std::size_t>(*v);
     else cfg.server.admin_reserved_connections = std::min(cfg.server.admin_reserved_connections, cfg.server.max_connections / 4);

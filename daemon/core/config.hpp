@@ -52,6 +52,8 @@ struct ServerConfig {
   std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
   std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
   std::size_t max_requests_per_peer = 0; ///< requests in progress per uid; 0 = no cap
+  unsigned invalidate_burst = 5;         ///< reports of a current token per uid at once ...
+  Millis invalidate_interval{12000};     ///< ... then one per interval (admins: no limit)
   Millis idle_timeout{30000};
   Millis request_timeout{15000};   ///< whole request: read, wait for a token, write
   std::size_t max_header_bytes = 8192;

@@ -118,6 +118,18 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   // invalidate: {"access_token":"..."}
   auto reported = parse_invalidate_request(request.body);
   if (!reported) co_return error_response(400, "bad_request", "body must be {\"access_token\":\"...\"}");
+  // Reporting the current token costs an upstream request (and a revoke when the auth
+  // server hands it back): one peer may cause only so many. Older tokens cost nothing.
+  if (broker_.holds(route.credential, *reported) && !allowed(admin_, peer)) {
+    if (auto wait = invalidations_.admit(peer.uid, clock_.now())) {
+      log_denial(peer, "invalidate over the peer's limit credential=" + route.credential);
+      Response r = error_response(429, "rate_limited",
+                                  "this peer reported the current token invalid too often; the token is kept; "
+                                  "try again after Retry-After");
+      r.retry_after = std::max<long>(1, std::chrono::ceil<Seconds>(*wait).count());
+      co_return r;
+    }
+  }
   co_return co_await broker_.invalidate(route.credential, std::move(*reported), deadline);
 }
 

@@ -10,6 +10,7 @@
 #include "broker/broker.hpp"
 #include "core/log_throttle.hpp"
 #include "core/metrics.hpp"
+#include "core/peer_rate_limiter.hpp"
 #include "core/principal.hpp"
 #include "core/router.hpp"
 #include "sessions/sessions.hpp"
@@ -32,6 +33,8 @@ public:
   boost::asio::awaitable<Response> handle(Request request, PeerIdentity peer, SteadyTime deadline);
 
   void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
+  /// Reports of a current token per uid: `burst`, then one per `interval` (config reload).
+  void set_invalidate_rate(unsigned burst, Millis interval) { invalidations_.set_rate(burst, interval); }
   /// Customer sessions; without them the session routes answer 404.
   void set_sessions(Sessions& sessions) { sessions_ = &sessions; }
   /// Called by the listener as connections come and go (for /metrics).
@@ -54,6 +57,8 @@ private:
   ReloadFn reload_;
   Sessions* sessions_ = nullptr;
   PeerLogThrottle denials_; ///< per uid: one peer's denials cannot hide another's
+  /// Per uid: reports of a credential's current token, each an upstream request.
+  PeerRateLimiter invalidations_{5, Millis(12000)};
 };
 
 } // namespace cltoken

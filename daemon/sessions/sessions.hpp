@@ -21,7 +21,7 @@
 #include "core/documents.hpp"
 #include "core/refresh_policy.hpp"
 #include "core/router.hpp"
-#include "core/session_login_limiter.hpp"
+#include "core/peer_rate_limiter.hpp"
 #include "core/session_table.hpp"
 #include "upstream/upstream.hpp"
 
@@ -79,7 +79,7 @@ private:
   std::string auth_url_; ///< a new auth server invalidates every session
   std::map<std::string, CredentialConfig, std::less<>> credentials_;
   SessionTable table_;
-  LoginLimiter limiter_;
+  PeerRateLimiter limiter_;
   CustomersView view_;
   std::map<SessionKey, std::vector<boost::asio::steady_timer*>> waiters_;
   boost::asio::steady_timer tick_;

@@ -312,6 +312,11 @@ TEST_CASE("server limits load with their ranges") {
   CHECK(s.error("[server]\nmax_requests_per_peer = -1\n") ==
         file + ":2: server.max_requests_per_peer must be between 0 and 1000000, not -1");
   CHECK(s.load("").server.max_connections_per_peer == 128);
+  CHECK(s.load("").server.invalidate_burst == 5);
+  CHECK(s.load("").server.invalidate_interval == Millis(12000));
+  auto inv = s.load("[server]\ninvalidate_burst = 2\ninvalidate_interval_ms = 500\n");
+  CHECK((inv.server.invalidate_burst == 2 && inv.server.invalidate_interval == Millis(500)));
+  CHECK(s.error("[server]\ninvalidate_burst = 0\n") == file + ":2: server.invalidate_burst must be between 1 and 1000000, not 0");
   CHECK(s.load("").server.admin_reserved_connections == 8);
   CHECK(s.load("[server]\nmax_connections = 8\n").server.admin_reserved_connections == 2); // default: at most a quarter
   auto fair = s.load("[server]\nmax_connections = 32\nmax_connections_per_peer = 0\nadmin_reserved_connections = 31\n");

@@ -9,7 +9,7 @@
 #include "core/jwt_claims.hpp"
 #include "core/metrics.hpp"
 #include "core/router.hpp"
-#include "core/session_login_limiter.hpp"
+#include "core/peer_rate_limiter.hpp"
 #include "core/session_request.hpp"
 #include "core/session_table.hpp"
 #include "fake_clock.hpp"
@@ -222,7 +222,7 @@ TEST_CASE("session requests refuse tokens over the size cap") {
 
 TEST_CASE("the login limiter allows a burst per uid, then one per interval") {
   test::FakeClock clock;
-  LoginLimiter limiter(3, 2000ms);
+  PeerRateLimiter limiter(3, 2000ms);
   for (int i = 0; i < 3; ++i) CHECK_FALSE(limiter.admit(1000, clock.now()));
   auto wait = limiter.admit(1000, clock.now());
   REQUIRE(wait);

@@ -1,8 +1,9 @@
 #pragma once
-// Per-peer (uid) limit on new customer sessions (logins, and adopted tokens): a token
-// bucket per uid, so one local process cannot guess passwords at the speed of the socket,
-// spend the whole host's upstream budget on logins, nor flood the session table with
-// adopted tokens. Plain arithmetic, no I/O.
+// A per-peer (uid) token bucket: `burst` at once, then one every `interval`. It bounds what
+// one local process can make the daemon do for it: new customer sessions (logins and
+// adopted tokens: no guessing passwords at the speed of the socket, no flooding the session
+// table) and upstream requests caused on demand (invalidations), so that no peer can spend
+// the host's whole upstream budget. Plain arithmetic, no I/O.
 #include <map>
 #include <optional>
 
@@ -12,18 +13,18 @@
 
 namespace cltoken {
 
-class LoginLimiter {
+class PeerRateLimiter {
 public:
-  /// `burst` logins at once, then one every `interval`.
-  LoginLimiter(unsigned burst, Millis interval) : burst_(burst), interval_(interval) {}
+  /// `burst` at once, then one every `interval`.
+  PeerRateLimiter(unsigned burst, Millis interval) : burst_(burst), interval_(interval) {}
   /// A new rate (config reload); buckets keep their state and refill at the new rate.
   void set_rate(unsigned burst, Millis interval) {
     burst_ = burst;
     interval_ = interval;
   }
 
-  /// Takes one login for `uid` at `now`: nullopt when admitted, else how long until the
-  /// next one would be (for Retry-After).
+  /// Takes one for `uid` at `now`: nullopt when admitted, else how long until the next
+  /// one would be (for Retry-After).
   std::optional<Millis> admit(uid_t uid, SteadyTime now);
 
   /// uids currently tracked (a full bucket is forgotten).

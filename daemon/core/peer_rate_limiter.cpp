@@ -1,16 +1,16 @@
-#include "core/session_login_limiter.hpp"
+#include "core/peer_rate_limiter.hpp"
 
 #include <algorithm>
 #include <cmath>
 
 namespace cltoken {
 
-double LoginLimiter::refill(const Bucket& b, SteadyTime now) const {
+double PeerRateLimiter::refill(const Bucket& b, SteadyTime now) const {
   const double gained = std::chrono::duration<double>(now - b.at) / std::chrono::duration<double>(interval_);
   return std::min(static_cast<double>(burst_), b.tokens + std::max(0.0, gained));
 }
 
-std::optional<Millis> LoginLimiter::admit(uid_t uid, SteadyTime now) {
+std::optional<Millis> PeerRateLimiter::admit(uid_t uid, SteadyTime now) {
   // Forget full buckets so the map holds only uids that logged in lately.
   for (auto it = buckets_.begin(); it != buckets_.end();)
     it = refill(it->second, now) >= burst_ && it->first != uid ? buckets_.erase(it) : std::next(it);
