@@ -28,6 +28,7 @@ enum class RouteKind {
   create_session, ///< POST /v1/customers/{name}/sessions
   get_session,    ///< GET /v1/customers/{name}/sessions/{session}
   end_session,    ///< DELETE /v1/customers/{name}/sessions/{session}
+  verify,         ///< POST /v1/verify
   not_found,
   method_not_allowed,
   bad_request,

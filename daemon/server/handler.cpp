@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/verify_route.hpp"
+
 namespace cltoken {
 
 namespace asio = boost::asio;
@@ -70,6 +72,16 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     std::string error = reload_ ? reload_() : std::string("reload is not available");
     if (!error.empty()) co_return error_response(400, "bad_request", "config not reloaded: " + error);
     co_return json_response(R"({"reloaded":true})");
+  }
+  case RouteKind::verify: {
+    std::string body = std::move(request.body);
+    if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
+    if (!allowed(verify_allow_, peer)) {
+      wipe(body);
+      log_denial(peer, "verify");
+      co_return error_response(403, "forbidden", "this peer may not verify tokens");
+    }
+    co_return co_await verify_token(*verifier_, std::move(body), deadline);
   }
   case RouteKind::get_token:
   case RouteKind::invalidate_token:

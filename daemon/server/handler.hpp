@@ -13,6 +13,7 @@
 #include "core/principal.hpp"
 #include "core/router.hpp"
 #include "sessions/sessions.hpp"
+#include "upstream/token_verifier.hpp"
 
 namespace cltoken {
 
@@ -34,6 +35,12 @@ public:
   void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
   /// Customer sessions (issue 8); without them the session routes answer 404.
   void set_sessions(Sessions& sessions) { sessions_ = &sessions; }
+  /// POST /v1/verify and who may call it; without a verifier the route answers 404.
+  void set_verifier(TokenVerifier& verifier, std::vector<Principal> allow) {
+    verifier_ = &verifier;
+    verify_allow_ = std::move(allow);
+  }
+  void set_verify_allow(std::vector<Principal> allow) { verify_allow_ = std::move(allow); }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
 
@@ -51,6 +58,8 @@ private:
   std::vector<Principal> admin_;
   ReloadFn reload_;
   Sessions* sessions_ = nullptr;
+  TokenVerifier* verifier_ = nullptr;
+  std::vector<Principal> verify_allow_;
   LogThrottle denials_;
 };
 

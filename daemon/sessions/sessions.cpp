@@ -205,6 +205,7 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
     tr.client_id = cred.client_id;
     tr.client_secret = cred.client_secret;
     tr.scope = cred.scope;
+    tr.application_kind = to_string(cred.kind);
     switch (req.grant) {
     case SessionRequest::Grant::password:
       tr.grant_type = "password";
@@ -389,6 +390,8 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
   tr.client_id = cred->client_id;
   tr.client_secret = cred->client_secret;
   tr.refresh_token = s->refresh_token;
+  tr.application_kind = to_string(cred->kind);
+  tr.expected_owner_id = s->owner_id;
   const std::string name = s->credential;
   s->refreshing = true;
   const SteadyTime sent = clock_.now();
