@@ -27,6 +27,7 @@ struct Bindings {
     // Options whose absence means something (no --min-ttl: the daemon's default).
     CLI::Option* socket_option = nullptr;
     CLI::Option* token_option = nullptr;
+    CLI::Option* verify_token_option = nullptr;
     std::vector<CLI::Option*> min_ttl_options;
 };
 
@@ -81,6 +82,10 @@ void define(CLI::App& app, Bindings& b) {
     invalidate->add_option("NAME", b.invocation.name, "Credential name")->required();
     b.token_option = invalidate->add_option("TOKEN", b.token, "The rejected token (default: read from stdin)");
 
+    auto* verify = app.add_subcommand("verify", "Verify a Commerce Layer token with the auth server's keys; print its claims");
+    verify->callback(choose(Command::verify));
+    b.verify_token_option = verify->add_option("TOKEN", b.token, "The token to verify (default: read from stdin)");
+
     auto* revoke = app.add_subcommand("revoke", "Revoke a credential's token upstream and drop it (admin)");
     revoke->callback(choose(Command::revoke));
     revoke->add_option("NAME", b.invocation.name, "Credential name")->required();
@@ -109,7 +114,7 @@ void define(CLI::App& app, Bindings& b) {
 ParsedCommandLine finish(Bindings& b) {
     Invocation& invocation = b.invocation;
     if (b.socket_option->count() > 0) invocation.socket = b.socket;
-    if (b.token_option->count() > 0) invocation.token = b.token;
+    if (b.token_option->count() > 0 || b.verify_token_option->count() > 0) invocation.token = b.token;
     const bool has_min_ttl = std::any_of(b.min_ttl_options.begin(), b.min_ttl_options.end(),
                                          [](const CLI::Option* option) { return option->count() > 0; });
     if (has_min_ttl) invocation.min_ttl = b.min_ttl;

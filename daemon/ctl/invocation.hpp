@@ -18,6 +18,7 @@ enum class Command {
     customer_login,  ///< POST /v1/customers/NAME/sessions
     customer_token,  ///< GET /v1/customers/NAME/sessions/SESSION[?min_ttl=S]
     customer_logout, ///< DELETE /v1/customers/NAME/sessions/SESSION
+    verify,          ///< POST /v1/verify
 };
 
 struct Invocation {
@@ -31,7 +32,7 @@ struct Invocation {
     // Command arguments; each command reads only its own.
     std::string name;                 ///< Credential name.
     std::optional<std::int64_t> min_ttl;
-    std::optional<std::string> token; ///< invalidate TOKEN; nullopt: read it from stdin.
+    std::optional<std::string> token; ///< invalidate / verify TOKEN; nullopt: read it from stdin.
     std::string session;              ///< customer token/logout SESSION.
     std::string username;             ///< customer login --username.
     bool watch = false;               ///< status --watch.

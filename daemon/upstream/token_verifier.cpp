@@ -12,7 +12,9 @@ asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_is
 }
 
 asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_presented(std::string_view token, SteadyTime deadline) {
-  co_return co_await check(token, TokenExpectations{}, deadline, false);
+  // A named object, not a braced temporary: GCC 12 destroys those twice across co_await.
+  TokenExpectations none;
+  co_return co_await check(token, std::move(none), deadline, false);
 }
 
 asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check(std::string_view token, TokenExpectations expect,
@@ -22,7 +24,7 @@ asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check(st
   auto decoded = decode_jwt(token);
   if (auto* f = std::get_if<VerifyFailure>(&decoded)) co_return std::move(*f);
   auto& jwt = std::get<DecodedJwt>(decoded);
-  // Copied before the wait: the token view may not outlive a suspension in every caller.
+  // Decoded (copied) before the wait: `token` is the caller's bytes.
   const std::shared_ptr<const KeySet> keys = co_await keys_.keys_for(jwt.kid, deadline);
   if (keys->empty()) {
     if (!lenient) {
