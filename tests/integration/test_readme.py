@@ -25,8 +25,9 @@ def snippets() -> dict[str, tuple[str, str]]:
 
 
 class ReadmeSnippets(DaemonTestCase):
-    def test_the_readme_has_the_four_client_snippets(self):
-        self.assertEqual(sorted(snippets()), ["curl", "node", "python", "shell"])
+    def test_the_readme_has_the_client_and_verify_snippets(self):
+        self.assertEqual(sorted(snippets()), ["curl", "node", "python", "shell", "verify_curl", "verify_node",
+                                              "verify_python", "verify_shell"])
 
     def test_every_snippet_fetches_a_token_the_api_accepts(self):
         d = self.daemon()
@@ -36,6 +37,8 @@ class ReadmeSnippets(DaemonTestCase):
         os.symlink(CL_TOKENCTL, os.path.join(bindir, "cl-tokenctl"))
         env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
         for name, (lang, code) in snippets().items():
+            if name.startswith("verify_"):
+                continue
             with self.subTest(snippet=name):
                 self.assertIn(DOC_SOCKET, code, "snippets use the documented socket path")
                 self.assertIsNotNone(shutil.which(RUNNERS[lang][0]), f"{RUNNERS[lang][0]} is needed for {name}")
@@ -51,6 +54,32 @@ class ReadmeSnippets(DaemonTestCase):
                     token = m.group(1)
                 status, body = self.fake.check(token)
                 self.assertEqual(status, 200, body)
+
+    def test_every_verify_snippet_says_a_served_token_is_valid(self):
+        d = self.daemon()
+        d.wait_ready()
+        token = d.get("/v1/tokens/storefront-eu").json()["access_token"]
+        bindir = os.path.join(self.workdir, "bin")
+        os.makedirs(bindir)
+        os.symlink(CL_TOKENCTL, os.path.join(bindir, "cl-tokenctl"))
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], TOKEN=token)
+        for name, (lang, code) in snippets().items():
+            if not name.startswith("verify_"):
+                continue
+            with self.subTest(snippet=name):
+                self.assertIn(DOC_SOCKET, code, "snippets use the documented socket path")
+                self.assertIsNotNone(shutil.which(RUNNERS[lang][0]), f"{RUNNERS[lang][0]} is needed for {name}")
+                r = subprocess.run(RUNNERS[lang] + [code.replace(DOC_SOCKET, d.socket)], capture_output=True,
+                                   text=True, timeout=30, env=env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                out = r.stdout.strip()
+                self.assertNotIn(token, out)
+                if out.startswith("{"):
+                    doc = json.loads(out)
+                    self.assertIs(doc["valid"], True, doc)
+                    self.assertEqual(doc["claims"]["application"]["kind"], "sales_channel")
+                else:
+                    self.assertRegex(out, r"^valid: sales_channel ")
 
 
 if __name__ == "__main__":

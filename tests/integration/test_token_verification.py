@@ -17,6 +17,7 @@ import time
 import unittest
 
 from cltoken_harness import DaemonTestCase, fake_harness, metric, wait_for
+from validate import validate
 
 NOBODY = 65534
 OTHER_USER_PYTHON = "/usr/bin/python3"  # any user can run it
@@ -92,6 +93,7 @@ class TokenVerification(DaemonTestCase):
         self.assertEqual(r.status, 200, r)
         doc = r.json()
         self.assertTrue(doc["valid"], doc)
+        validate(doc, "verify-result")
         self.assertEqual(doc["claims"]["application"]["client_id"], fake_harness.SALES_CHANNEL_CLIENT_ID)
         self.assertEqual(doc["claims"]["scope"], fake_harness.SALES_CHANNEL_SCOPE)
         self.assertNotIn(good.split(".")[2], r.body.decode())  # the answer never carries the token
@@ -117,6 +119,7 @@ class TokenVerification(DaemonTestCase):
                 r = d.post("/v1/verify", {"access_token": token})
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(r.json(), {"valid": False, "reason": reason, "message": r.json()["message"]})
+                validate(r.json(), "verify-result")
         out = d.ctl("verify", "a.b")
         self.assertEqual(out.returncode, 3, out)
         self.assertIn("not valid: malformed", out.stdout)
