@@ -29,58 +29,50 @@ class ReadmeSnippets(DaemonTestCase):
         self.assertEqual(sorted(snippets()), ["curl", "node", "python", "shell", "verify_curl", "verify_node",
                                               "verify_python", "verify_shell"])
 
-    def test_every_snippet_fetches_a_token_the_api_accepts(self):
-        d = self.daemon()
-        d.wait_ready()
+    def run_snippets(self, verify: bool, extra_env: dict | None = None):
+        """Runs the client snippets (or the verify ones) against the daemon of this test;
+        yields (name, stdout) inside a subTest per snippet."""
         bindir = os.path.join(self.workdir, "bin")
-        os.makedirs(bindir)
-        os.symlink(CL_TOKENCTL, os.path.join(bindir, "cl-tokenctl"))
-        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        os.makedirs(bindir, exist_ok=True)
+        if not os.path.exists(os.path.join(bindir, "cl-tokenctl")):
+            os.symlink(CL_TOKENCTL, os.path.join(bindir, "cl-tokenctl"))
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], **(extra_env or {}))
         for name, (lang, code) in snippets().items():
-            if name.startswith("verify_"):
+            if name.startswith("verify_") != verify:
                 continue
             with self.subTest(snippet=name):
                 self.assertIn(DOC_SOCKET, code, "snippets use the documented socket path")
                 self.assertIsNotNone(shutil.which(RUNNERS[lang][0]), f"{RUNNERS[lang][0]} is needed for {name}")
-                r = subprocess.run(RUNNERS[lang] + [code.replace(DOC_SOCKET, d.socket)], capture_output=True,
+                r = subprocess.run(RUNNERS[lang] + [code.replace(DOC_SOCKET, self.d.socket)], capture_output=True,
                                    text=True, timeout=30, env=env)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                out = r.stdout.strip()
-                if out.startswith("{"):
-                    token = json.loads(out)["access_token"]
-                else:
-                    m = re.fullmatch(r"Authorization: Bearer (\S+)", out)
-                    self.assertIsNotNone(m, out)
-                    token = m.group(1)
-                status, body = self.fake.check(token)
-                self.assertEqual(status, 200, body)
+                yield name, r.stdout.strip()
+
+    def test_every_snippet_fetches_a_token_the_api_accepts(self):
+        self.d = self.daemon()
+        self.d.wait_ready()
+        for _, out in self.run_snippets(verify=False):
+            if out.startswith("{"):
+                token = json.loads(out)["access_token"]
+            else:
+                m = re.fullmatch(r"Authorization: Bearer (\S+)", out)
+                self.assertIsNotNone(m, out)
+                token = m.group(1)
+            status, body = self.fake.check(token)
+            self.assertEqual(status, 200, body)
 
     def test_every_verify_snippet_says_a_served_token_is_valid(self):
-        d = self.daemon()
-        d.wait_ready()
-        token = d.get("/v1/tokens/storefront-eu").json()["access_token"]
-        bindir = os.path.join(self.workdir, "bin")
-        os.makedirs(bindir)
-        os.symlink(CL_TOKENCTL, os.path.join(bindir, "cl-tokenctl"))
-        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], TOKEN=token)
-        for name, (lang, code) in snippets().items():
-            if not name.startswith("verify_"):
-                continue
-            with self.subTest(snippet=name):
-                self.assertIn(DOC_SOCKET, code, "snippets use the documented socket path")
-                self.assertIsNotNone(shutil.which(RUNNERS[lang][0]), f"{RUNNERS[lang][0]} is needed for {name}")
-                r = subprocess.run(RUNNERS[lang] + [code.replace(DOC_SOCKET, d.socket)], capture_output=True,
-                                   text=True, timeout=30, env=env)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                out = r.stdout.strip()
-                self.assertNotIn(token, out)
-                if out.startswith("{"):
-                    doc = json.loads(out)
-                    self.assertIs(doc["valid"], True, doc)
-                    self.assertEqual(doc["claims"]["application"]["kind"], "sales_channel")
-                else:
-                    self.assertRegex(out, r"^valid: sales_channel ")
-
+        self.d = self.daemon()
+        self.d.wait_ready()
+        token = self.d.get("/v1/tokens/storefront-eu").json()["access_token"]
+        for _, out in self.run_snippets(verify=True, extra_env={"TOKEN": token}):
+            self.assertNotIn(token, out)
+            if out.startswith("{"):
+                doc = json.loads(out)
+                self.assertIs(doc["valid"], True, doc)
+                self.assertEqual(doc["claims"]["application"]["kind"], "sales_channel")
+            else:
+                self.assertRegex(out, r"^valid: sales_channel ")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
