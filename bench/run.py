@@ -214,6 +214,59 @@ def throughput(args, load_bin: str) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def verification(args, load_bin: str) -> dict:
+    """POST /v1/verify of a valid sales-channel token with the key cached, one connection
+    (one client on one core) and 16; and how many key-set requests that cost."""
+    from cltoken_harness import Daemon, FakeAuth, make_workdir
+    workdir = make_workdir("cltok-bench-")
+    fake = FakeAuth(workdir, rate_limit_per_minute=0)
+    daemon = None
+    try:
+        fake.start()
+        daemon = Daemon(workdir, fake, server=BENCH_SERVER, upstream=BENCH_UPSTREAM, log_level="info")
+        daemon.start()
+        daemon.wait_ready(30)
+        token = daemon.get("/v1/tokens/storefront-eu").json()["access_token"]
+        body_file = os.path.join(workdir, "verify.json")
+        with open(body_file, "w") as f:
+            json.dump({"access_token": token}, f)
+        check = daemon.post("/v1/verify", {"access_token": token}).json()
+        if check.get("valid") is not True:
+            raise RuntimeError(f"the bench token does not verify: {check}")
+        jwks_before = fake.stats()["jwks_requests"]
+        runs: dict[int, list[dict]] = {}
+        for rnd in range(args.rounds):
+            for conns in (1, 16):
+                out = subprocess.run([load_bin, "--socket", daemon.socket, "--path", "/v1/verify", "--body-file", body_file,
+                                      "--connections", str(conns), "--duration", str(args.duration),
+                                      "--warmup", str(args.warmup), "--json"],
+                                     capture_output=True, text=True, timeout=args.duration + args.warmup + 60)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                if r["errors"] or r["requests"] == 0:
+                    raise RuntimeError(f"cltoken-load on /v1/verify: {r['errors']} errors, {r['requests']} answers 200")
+                runs.setdefault(conns, []).append(r)
+                log(f"round {rnd + 1}/{args.rounds} verify {conns} conns: {r['rps']:.0f} verifications/s "
+                    f"p99 {r['p99_us']:.0f} us")
+        med = {c: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_us", "p99_us")} for c, rs in runs.items()}
+        return {"median": med, "jwks_requests": fake.stats()["jwks_requests"] - jwks_before}
+    finally:
+        if daemon:
+            daemon.stop()
+        fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def render_verification(ver: dict) -> str:
+    lines = ["", "**Token verification** (`POST /v1/verify` of a valid sales-channel token, key cached; "
+             "latency in µs)", "",
+             "| connections | verifications/s | p50 | p99 | target |", "|---|---|---|---|---|"]
+    for conns, m in sorted(ver["median"].items()):
+        target = (f"{verdict(m['rps'] >= 20000 and m['p99_us'] < 1000)} ≥ 20,000/s, p99 < 1 ms" if conns == 1 else "")
+        lines.append(f"| {conns} | {m['rps']:,.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {target} |")
+    lines += ["", f"Key-set requests to the auth server during the whole measurement: {ver['jwks_requests']}."]
+    return "\n".join(lines) + "\n"
+
+
 CLIENT_VIA_DAEMON = r"""
 import socket, sys, time
 sock, path = sys.argv[1], sys.argv[2]
@@ -500,7 +553,9 @@ def main() -> int:
     ready = start_to_ready(args)
     log("cost: RSS and idle CPU")
     cst = cost(args, load_bin)
-    table = render(args, tp, eco, ready, cst)
+    log("token verification")
+    ver = verification(args, load_bin)
+    table = render(args, tp, eco, ready, cst) + render_verification(ver)
     print(table)
     if not args.no_write and not args.quick:
         write_doc(table)
