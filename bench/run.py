@@ -256,6 +256,56 @@ def verification(args, load_bin: str) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+JS_AUTH_VERIFY = r"""
+import { Agent, setGlobalDispatcher } from 'undici'
+import { jwtVerify } from '@commercelayer/js-auth'
+// The fake's issuer is https://auth.localhost:PORT: resolve it to loopback, as the js-auth test does.
+setGlobalDispatcher(new Agent({ connect: { lookup: (h, o, cb) => (typeof o === 'function' ? o : cb)(
+  null, ...(o && o.all ? [[{ address: '127.0.0.1', family: 4 }]] : ['127.0.0.1', 4])) } }))
+const t0 = performance.now()
+await jwtVerify(process.env.TOKEN)
+console.log(JSON.stringify({ verify_ms: performance.now() - t0 }))
+"""
+
+
+def js_auth_fresh(args) -> dict | None:
+    """One jwtVerify in a fresh Node process with @commercelayer/js-auth (what a service
+    without the daemon does per process): it fetches the key set from the token's own iss
+    first. None when the library is not installed (ctest fake_auth.js_auth installs it)."""
+    js_dir = os.path.join(args.build_dir, "tests", "fake_auth", "js")
+    node = shutil.which("node")
+    if node is None or not os.path.isdir(os.path.join(js_dir, "node_modules", "@commercelayer", "js-auth")):
+        return None
+    from cltoken_harness import FakeAuth, fake_harness, make_workdir
+    workdir = make_workdir("cltok-bench-")
+    fake = FakeAuth(workdir, rate_limit_per_minute=0, issuer="https://auth.localhost:{port}")
+    script = os.path.join(js_dir, f"bench-verify-{os.getpid()}.mjs")
+    try:
+        fake.start()
+        status, doc = fake.token(grant_type="client_credentials", client_id=fake_harness.SALES_CHANNEL_CLIENT_ID,
+                                 scope=fake_harness.SALES_CHANNEL_SCOPE)
+        if status != 200:
+            raise RuntimeError(f"no token from the fake: {doc}")
+        with open(script, "w") as f:
+            f.write(JS_AUTH_VERIFY)
+        env = dict(os.environ, NODE_EXTRA_CA_CERTS=fake.ca_file, TOKEN=doc["access_token"])
+        walls, verifies = [], []
+        for _ in range(max(3, args.rounds)):
+            t0 = time.monotonic()
+            out = subprocess.run([node, script], cwd=js_dir, env=env, capture_output=True, text=True, timeout=60)
+            walls.append((time.monotonic() - t0) * 1000)
+            if out.returncode != 0:
+                raise RuntimeError(f"jwtVerify failed: {out.stderr.strip()[-400:]}")
+            verifies.append(json.loads(out.stdout.strip().splitlines()[-1])["verify_ms"])
+        return {"process_ms": statistics.median(walls), "verify_ms": statistics.median(verifies),
+                "jwks_requests": fake.stats()["jwks_requests"], "runs": len(walls)}
+    finally:
+        if os.path.exists(script):
+            os.unlink(script)
+        fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def render_verification(ver: dict) -> str:
     lines = ["", "**Token verification** (`POST /v1/verify` of a valid sales-channel token, key cached; "
              "latency in µs)", "",
@@ -264,6 +314,15 @@ def render_verification(ver: dict) -> str:
         target = (f"{verdict(m['rps'] >= 20000 and m['p99_us'] < 1000)} ≥ 20,000/s, p99 < 1 ms" if conns == 1 else "")
         lines.append(f"| {conns} | {m['rps']:,.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {target} |")
     lines += ["", f"Key-set requests to the auth server during the whole measurement: {ver['jwks_requests']}."]
+    js = ver.get("js_auth")
+    if js is None:
+        lines += ["", "js-auth `jwtVerify` in a fresh Node process: not measured (the library is installed by "
+                  "ctest `fake_auth.js_auth`)."]
+    else:
+        lines += ["", f"Next to it, one `jwtVerify` of @commercelayer/js-auth in a fresh Node process (median of "
+                  f"{js['runs']}): {js['verify_ms']:.1f} ms for the call, which fetches the key set first, "
+                  f"{js['process_ms']:.0f} ms for the whole process; {js['jwks_requests']} key-set requests for "
+                  f"{js['runs']} verifications."]
     return "\n".join(lines) + "\n"
 
 
@@ -555,6 +614,7 @@ def main() -> int:
     cst = cost(args, load_bin)
     log("token verification")
     ver = verification(args, load_bin)
+    ver["js_auth"] = js_auth_fresh(args)
     table = render(args, tp, eco, ready, cst) + render_verification(ver)
     print(table)
     if not args.no_write and not args.quick:
