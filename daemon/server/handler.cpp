@@ -74,10 +74,10 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     co_return json_response(R"({"reloaded":true})");
   }
   case RouteKind::verify: {
-    std::string body = std::move(request.body);
-    if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
-    if (!allowed(verify_allow_, peer)) {
+    std::string body = std::move(request.body); // a token: wiped on every path
+    if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
       wipe(body);
+      if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
       log_denial(peer, "verify");
       co_return error_response(403, "forbidden", "this peer may not verify tokens");
     }
