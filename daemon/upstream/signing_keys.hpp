@@ -43,6 +43,8 @@ public:
   void adopt(KeySet keys);
   /// Drops every key (the auth server changed).
   void reset();
+  /// When the key set may be fetched again (now when it may).
+  [[nodiscard]] SteadyTime next_fetch() const { return gate_.next_fetch(clock_.now()); }
   /// Why the last fetch failed; empty after a good one.
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
 

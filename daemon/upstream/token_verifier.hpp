@@ -27,6 +27,8 @@ public:
 
   void set(VerifySettings s) { settings_ = std::move(s); }
   [[nodiscard]] const VerifySettings& settings() const { return settings_; }
+  /// When an unknown kid can next be looked up at the auth server.
+  [[nodiscard]] SteadyTime next_key_fetch() const { return keys_.next_fetch(); }
 
   /// A token the daemon obtained, against what its credential expects (issuer and skew
   /// are filled in here). Under verify = "when_available", a token met before any key

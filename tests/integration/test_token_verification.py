@@ -82,6 +82,26 @@ class TokenVerification(DaemonTestCase):
                                        'credential="backoffice",outcome="invalid_token"'), len(CAUGHT))
         self.assertNotIn(token, d.read_log())
 
+    def test_an_unknown_kid_waits_for_the_key_set_interval_instead_of_spending_token_requests(self):
+        d = self.daemon(upstream={"jwks_min_interval_s": 20}, log_level="info")
+        d.wait_ready()
+        it = fake_harness.INTEGRATION_CLIENT_ID
+        token = d.get("/v1/tokens/backoffice").json()["access_token"]
+        self.fake.control(mode="foreign_key", clients=[it])
+        self.reject(token)
+        self.assertEqual(d.post("/v1/tokens/backoffice/invalidate", {"access_token": token}).status, 503)
+        before = self.token_requests(it)
+        # The harness's backoff starts at 200 ms: without the wait, several more requests
+        # would go out in these 3 s, each answered with the same unverifiable token.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            self.assertEqual(d.get("/v1/tokens/backoffice").status, 503)
+            time.sleep(0.2)  # pacing the client, not waiting for the daemon
+        self.assertEqual(self.token_requests(it), before)
+        cred = next(c for c in json.loads(d.ctl("status", "--json").stdout)["credentials"] if c["name"] == "backoffice")
+        self.assertIn("unknown kid", cred["last_error"])
+        self.assertGreater(cred["next_refresh_in"], 10)
+
     def test_verify_endpoint_answers_from_cached_keys_and_refuses_hostile_input(self):
         d = self.start()
         good = d.get("/v1/tokens/storefront-eu").json()["access_token"]
