@@ -211,6 +211,23 @@ class TokenVerification(DaemonTestCase):
         # Unknown kids in a flood: key-set requests held to one per jwks_min_interval_s.
         self.assertLessEqual(self.fake.stats()["jwks_requests"], 1 + 4 + 1)
 
+    def test_verify_allow_restricts_the_route_like_any_other(self):
+        d = self.daemon(server={"verify_allow": ["uid:0"]}, log_level="info")
+        d.wait_ready()
+        token = d.get("/v1/tokens/backoffice").json()["access_token"]
+        self.assertTrue(d.post("/v1/verify", {"access_token": token}).json()["valid"])
+        ask = ("import http.client, json, socket, sys\n"
+               "c = http.client.HTTPConnection('localhost')\n"
+               "c.sock = socket.socket(socket.AF_UNIX); c.sock.connect(sys.argv[1])\n"
+               "c.request('POST', '/v1/verify', json.dumps({'access_token': sys.argv[2]}))\n"
+               "r = c.getresponse(); print(r.status, r.read().decode())\n")
+        out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                              OTHER_USER_PYTHON, "-c", ask, d.socket, token],
+                             capture_output=True, text=True, timeout=30, cwd="/")
+        self.assertTrue(out.stdout.startswith("403 "), out)
+        self.assertIn('"forbidden"', out.stdout)
+        self.assertNotIn(token, out.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
