@@ -258,6 +258,7 @@ int main(int argc, char** argv) {
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
+    d.sessions->set_verifier(d.verifier);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start

@@ -211,6 +211,24 @@ class TokenVerification(DaemonTestCase):
         # Unknown kids in a flood: key-set requests held to one per jwks_min_interval_s.
         self.assertLessEqual(self.fake.stats()["jwks_requests"], 1 + 4 + 1)
 
+    def test_an_adopted_customer_token_is_verified_before_a_session_holds_it(self):
+        d = self.start()
+        sc = fake_harness.SALES_CHANNEL_CLIENT_ID
+        login = dict(grant_type="password", client_id=sc, scope=fake_harness.SALES_CHANNEL_SCOPE,
+                     username=fake_harness.CUSTOMER_USERNAME, password=fake_harness.CUSTOMER_PASSWORD)
+        status, genuine = self.fake.token(**login)
+        self.assertEqual(status, 200, genuine)
+        self.fake.control(mode="foreign_key", count=1)
+        status, forged = self.fake.token(**login)
+        self.assertEqual(status, 200, forged)
+        path = "/v1/customers/storefront-eu/sessions"
+        r = d.post(path, {"access_token": forged["access_token"]})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("does not verify: unknown_kid", r.json()["error"]["message"])
+        self.assertNotIn(forged["access_token"], r.body.decode())
+        r = d.post(path, {"access_token": genuine["access_token"]})
+        self.assertEqual(r.status, 201, r)
+
     def test_verify_allow_restricts_the_route_like_any_other(self):
         d = self.daemon(server={"verify_allow": ["uid:0"]}, log_level="info")
         d.wait_ready()
