@@ -1,12 +1,12 @@
 // cltoken-load: a closed-loop HTTP/1.1 load generator for a Unix socket.
 //
 //   cltoken-load --socket PATH --path /v1/tokens/backoffice [--connections 16]
-//                [--duration 10] [--warmup 2] [--json]
+//                [--duration 10] [--warmup 2] [--body-file F] [--json]
 //   cltoken-load --socket PATH --hold 1000 [--path P]  (opens idle connections, each served
 //                one request if --path is given, and holds them until stdin closes)
 //
-// Each of N keep-alive connections sends one GET, waits for the whole answer, checks it is
-// a 200, and sends the next: the offered load follows what the server can do. After the
+// Each of N keep-alive connections sends one GET (or POSTs --body-file as JSON), waits for
+// the whole answer, checks it is a 200, and sends the next: the offered load follows what the server can do. After the
 // warm-up every answer's latency (send to last byte) is recorded; requests/s, p50, p99 and
 // p99.9 are printed at the end. Plain epoll on one thread, so the generator is cheap next
 // to the server it measures (both share the same 2 cores).
@@ -41,12 +41,20 @@ struct Options {
   bool json = false;
   int hold = 0;
   bool path_set = false;
+  std::string body; ///< --body-file: sent as a POST (application/json) instead of a GET
 };
+
+/// The request every connection repeats: a GET, or a POST of the --body-file.
+std::string request_of(const Options& o) {
+  if (o.body.empty()) return "GET " + o.path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  return "POST " + o.path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(o.body.size()) + "\r\n\r\n" + o.body;
+}
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "cltoken-load: %s\nusage: cltoken-load --socket PATH [--path P] [--connections N] [--duration S] "
-               "[--warmup S] [--json]\n       cltoken-load --socket PATH --hold N\n",
+               "[--warmup S] [--body-file F] [--json]\n       cltoken-load --socket PATH --hold N\n",
                why);
   std::exit(2);
 }
@@ -69,6 +77,13 @@ Options parse(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = std::atof(value());
     else if (a == "--hold") o.hold = std::atoi(value());
     else if (a == "--json") o.json = true;
+    else if (a == "--body-file") {
+      std::FILE* f = std::fopen(value(), "rb");
+      if (f == nullptr) usage("cannot read --body-file");
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) o.body.append(buf, n);
+      std::fclose(f);
+    }
     else usage("unknown option");
   }
   if (o.socket.empty()) usage("--socket is required");
@@ -144,7 +159,7 @@ int hold(const Options& o) {
   }
   if (o.path_set) {
     // One request on each first, so every connection holds what a served one keeps.
-    const std::string request = "GET " + o.path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    const std::string request = request_of(o);
     for (int fd : fds) {
       if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) return 1;
       std::string in;
@@ -178,7 +193,7 @@ int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   if (o.hold > 0) return hold(o);
 
-  const std::string request = "GET " + o.path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  const std::string request = request_of(o);
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<Conn> conns(static_cast<std::size_t>(o.connections));
   for (std::size_t i = 0; i < conns.size(); ++i) {

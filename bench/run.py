@@ -215,6 +215,118 @@ def throughput(args, load_bin: str) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def verification(args, load_bin: str) -> dict:
+    """POST /v1/verify of a valid sales-channel token with the key cached, one connection
+    (one client on one core) and 16; and how many key-set requests that cost."""
+    from cltoken_harness import Daemon, FakeAuth, make_workdir
+    workdir = make_workdir("cltok-bench-")
+    fake = FakeAuth(workdir, rate_limit_per_minute=0)
+    daemon = None
+    try:
+        fake.start()
+        daemon = Daemon(workdir, fake, server=BENCH_SERVER, upstream=BENCH_UPSTREAM, log_level="info")
+        daemon.start()
+        daemon.wait_ready(30)
+        token = daemon.get("/v1/tokens/storefront-eu").json()["access_token"]
+        body_file = os.path.join(workdir, "verify.json")
+        with open(body_file, "w") as f:
+            json.dump({"access_token": token}, f)
+        check = daemon.post("/v1/verify", {"access_token": token}).json()
+        if check.get("valid") is not True:
+            raise RuntimeError(f"the bench token does not verify: {check}")
+        jwks_before = fake.stats()["jwks_requests"]
+        runs: dict[int, list[dict]] = {}
+        for rnd in range(args.rounds):
+            for conns in (1, 16):
+                out = subprocess.run([load_bin, "--socket", daemon.socket, "--path", "/v1/verify", "--body-file", body_file,
+                                      "--connections", str(conns), "--duration", str(args.duration),
+                                      "--warmup", str(args.warmup), "--json"],
+                                     capture_output=True, text=True, timeout=args.duration + args.warmup + 60)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                if r["errors"] or r["requests"] == 0:
+                    raise RuntimeError(f"cltoken-load on /v1/verify: {r['errors']} errors, {r['requests']} answers 200")
+                runs.setdefault(conns, []).append(r)
+                log(f"round {rnd + 1}/{args.rounds} verify {conns} conns: {r['rps']:.0f} verifications/s "
+                    f"p99 {r['p99_us']:.0f} us")
+        med = {c: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_us", "p99_us")} for c, rs in runs.items()}
+        return {"median": med, "jwks_requests": fake.stats()["jwks_requests"] - jwks_before}
+    finally:
+        if daemon:
+            daemon.stop()
+        fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+JS_AUTH_VERIFY = r"""
+import { Agent, setGlobalDispatcher } from 'undici'
+import { jwtVerify } from '@commercelayer/js-auth'
+// The fake's issuer is https://auth.localhost:PORT: resolve it to loopback, as the js-auth test does.
+setGlobalDispatcher(new Agent({ connect: { lookup: (h, o, cb) => (typeof o === 'function' ? o : cb)(
+  null, ...(o && o.all ? [[{ address: '127.0.0.1', family: 4 }]] : ['127.0.0.1', 4])) } }))
+const t0 = performance.now()
+await jwtVerify(process.env.TOKEN)
+console.log(JSON.stringify({ verify_ms: performance.now() - t0 }))
+"""
+
+
+def js_auth_fresh(args) -> dict | None:
+    """One jwtVerify in a fresh Node process with @commercelayer/js-auth (what a service
+    without the daemon does per process): it fetches the key set from the token's own iss
+    first. None when the library is not installed (ctest fake_auth.js_auth installs it)."""
+    js_dir = os.path.join(args.build_dir, "tests", "fake_auth", "js")
+    node = shutil.which("node")
+    if node is None or not os.path.isdir(os.path.join(js_dir, "node_modules", "@commercelayer", "js-auth")):
+        return None
+    from cltoken_harness import FakeAuth, fake_harness, make_workdir
+    workdir = make_workdir("cltok-bench-")
+    fake = FakeAuth(workdir, rate_limit_per_minute=0, issuer="https://auth.localhost:{port}")
+    script = os.path.join(js_dir, f"bench-verify-{os.getpid()}.mjs")
+    try:
+        fake.start()
+        status, doc = fake.token(grant_type="client_credentials", client_id=fake_harness.SALES_CHANNEL_CLIENT_ID,
+                                 scope=fake_harness.SALES_CHANNEL_SCOPE)
+        if status != 200:
+            raise RuntimeError(f"no token from the fake: {doc}")
+        with open(script, "w") as f:
+            f.write(JS_AUTH_VERIFY)
+        env = dict(os.environ, NODE_EXTRA_CA_CERTS=fake.ca_file, TOKEN=doc["access_token"])
+        walls, verifies = [], []
+        for _ in range(max(3, args.rounds)):
+            t0 = time.monotonic()
+            out = subprocess.run([node, script], cwd=js_dir, env=env, capture_output=True, text=True, timeout=60)
+            walls.append((time.monotonic() - t0) * 1000)
+            if out.returncode != 0:
+                raise RuntimeError(f"jwtVerify failed: {out.stderr.strip()[-400:]}")
+            verifies.append(json.loads(out.stdout.strip().splitlines()[-1])["verify_ms"])
+        return {"process_ms": statistics.median(walls), "verify_ms": statistics.median(verifies),
+                "jwks_requests": fake.stats()["jwks_requests"], "runs": len(walls)}
+    finally:
+        if os.path.exists(script):
+            os.unlink(script)
+        fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def render_verification(ver: dict) -> str:
+    lines = ["", "**Token verification** (`POST /v1/verify` of a valid sales-channel token, key cached; "
+             "latency in µs)", "",
+             "| connections | verifications/s | p50 | p99 | target |", "|---|---|---|---|---|"]
+    for conns, m in sorted(ver["median"].items()):
+        target = (f"{verdict(m['rps'] >= 20000 and m['p99_us'] < 1000)} ≥ 20,000/s, p99 < 1 ms" if conns == 1 else "")
+        lines.append(f"| {conns} | {m['rps']:,.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {target} |")
+    lines += ["", f"Key-set requests to the auth server during the whole measurement: {ver['jwks_requests']}."]
+    js = ver.get("js_auth")
+    if js is None:
+        lines += ["", "js-auth `jwtVerify` in a fresh Node process: not measured (the library is installed by "
+                  "ctest `fake_auth.js_auth`)."]
+    else:
+        lines += ["", f"Next to it, one `jwtVerify` of @commercelayer/js-auth in a fresh Node process (median of "
+                  f"{js['runs']}): {js['verify_ms']:.1f} ms for the call, which fetches the key set first, "
+                  f"{js['process_ms']:.0f} ms for the whole process; {js['jwks_requests']} key-set requests for "
+                  f"{js['runs']} verifications."]
+    return "\n".join(lines) + "\n"
+
+
 CLIENT_VIA_DAEMON = r"""
 import socket, sys, time
 sock, path = sys.argv[1], sys.argv[2]
@@ -575,7 +687,10 @@ def main() -> int:
     ready = start_to_ready(args)
     log("cost: RSS and idle CPU")
     cst = cost(args, load_bin)
-    table = render(args, tp, eco, steady, ready, cst)
+    log("token verification")
+    ver = verification(args, load_bin)
+    ver["js_auth"] = js_auth_fresh(args)
+    table = render(args, tp, eco, steady, ready, cst) + render_verification(ver)
     print(table)
     if not args.no_write and not args.quick:
         write_doc(table)

@@ -29,6 +29,9 @@
 #include "systemd/watchdog.hpp"
 #include "upstream/auth_client.hpp"
 #include "upstream/metered_upstream.hpp"
+#include "upstream/signing_keys.hpp"
+#include "upstream/token_verifier.hpp"
+#include "upstream/verifying_upstream.hpp"
 
 namespace asio = boost::asio;
 using namespace cltoken;
@@ -55,6 +58,8 @@ bool upstream_changed(const UpstreamConfig& a, const UpstreamConfig& b) {
   return a.auth_url.text != b.auth_url.text || a.ca_file != b.ca_file || a.connect_timeout != b.connect_timeout ||
          a.request_timeout != b.request_timeout;
 }
+
+VerifySettings verify_settings(const UpstreamConfig& u) { return VerifySettings{u.verify, u.issuer, u.verify_skew}; }
 
 /// STATUS= is for a glance: a config error's first line, clipped.
 std::string clip(std::string text, std::size_t max) {
@@ -103,6 +108,12 @@ struct Daemon {
         next_upstream = std::make_unique<AuthClient>(ctx.get_executor(), next.upstream, clock);
       if (next.server.socket != config.server.socket && listener->owns_path())
         spdlog::warn("server.socket changed; the new path takes effect at the next restart");
+      if (next.upstream.auth_url.text != config.upstream.auth_url.text || next.upstream.issuer != config.upstream.issuer)
+        keys.reset(); // another auth server: its keys, not the old one's
+      keys.set_min_interval(next.upstream.jwks_min_interval);
+      verifier.set(verify_settings(next.upstream));
+      verifying.set_key_timeout(next.upstream.request_timeout);
+      handler->set_verify_allow(next.server.verify_allow);
       if (next_upstream) {
         // The broker keeps the Upstream& it was given: swap the object behind the proxy.
         retired.push_back(std::move(upstream));
@@ -129,8 +140,12 @@ struct Daemon {
   }
 
   /// Forwards to the current AuthClient, so a reload can replace it.
-  struct UpstreamProxy final : Upstream {
-    Upstream* target = nullptr;
+  struct UpstreamProxy final : Upstream, JwksSource {
+    AuthClient* target = nullptr;
+    asio::awaitable<JwksAnswer> fetch_jwks() override {
+      AuthClient* t = target;
+      co_return co_await t->fetch_jwks();
+    }
     asio::awaitable<UpstreamResult> request_token(const TokenRequest& r) override {
       Upstream* t = target;
       co_return co_await t->request_token(r);
@@ -141,8 +156,13 @@ struct Daemon {
       co_return co_await t->revoke(id, secret, token);
     }
   } proxy;
-  /// What the broker calls: the proxy, timed for /metrics.
+  /// The proxy, timed for /metrics.
   MeteredUpstream metered{proxy, metrics, clock};
+  /// The auth server's keys and the checks every token passes (docs/security.md).
+  SigningKeys keys{ctx.get_executor(), proxy, clock, config.upstream.jwks_min_interval};
+  TokenVerifier verifier{keys, clock, verify_settings(config.upstream)};
+  /// What the broker and the sessions call: every token verified before they see it.
+  VerifyingUpstream verifying{metered, verifier, clock, config.upstream.request_timeout};
 
   asio::awaitable<void> signals() {
     for (;;) {
@@ -231,14 +251,17 @@ int main(int argc, char** argv) {
   try {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock);
     d.proxy.target = d.upstream.get();
-    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.metered, d.random, cfg);
+    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, cfg);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.broker->set_store(*d.store);
-    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.metered, *d.broker, d.random, cfg);
+    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.broker, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
+    d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
+    d.sessions->set_verifier(d.verifier);
+    d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
       // or restart; server.socket, socket_mode and socket_group do not apply.

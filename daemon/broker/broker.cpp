@@ -210,6 +210,7 @@ asio::awaitable<void> Broker::fetch(std::shared_ptr<Entry> e) {
   req.client_id = e->config.client_id;
   req.client_secret = e->config.client_secret;
   req.scope = e->config.scope;
+  req.application_kind = to_string(e->config.kind);
   const SteadyTime sent = clock_.now();
   spdlog::debug("credential {}: requesting a token", e->config.name);
   UpstreamResult result{UpstreamFailure{}};

@@ -431,6 +431,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     }
     std::string error;
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
+    // Verifying a token reveals nothing the caller does not hold already.
+    cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
     if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);
@@ -461,6 +463,16 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("connect_timeout_ms", 10, 600000)) cfg.upstream.connect_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 10, 600000)) cfg.upstream.request_timeout = Millis(*v);
     if (auto v = r.integer("max_requests_per_minute", 1, 100000)) cfg.upstream.max_requests_per_minute = static_cast<unsigned>(*v);
+    if (auto v = r.string("verify")) {
+      if (*v == "required") cfg.upstream.verify = VerifyMode::required;
+      else if (*v == "when_available") cfg.upstream.verify = VerifyMode::when_available;
+      else if (*v == "off") cfg.upstream.verify = VerifyMode::off;
+      else r.fail_at(*r.get("verify"), "upstream.verify must be \"required\", \"when_available\" or \"off\"");
+    }
+    // Commerce Layer writes its origin in `iss`; a proxy in front of it may need this set.
+    cfg.upstream.issuer = r.string("issuer").value_or(cfg.upstream.auth_url.text);
+    if (auto v = r.integer("jwks_min_interval_s", 1, 86400)) cfg.upstream.jwks_min_interval = Seconds(*v);
+    if (auto v = r.integer("verify_skew_s", 0, 3600)) cfg.upstream.verify_skew = Seconds(*v);
     r.reject_unknown();
   }
   RefreshAdviceInput advice;

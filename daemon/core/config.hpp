@@ -48,6 +48,7 @@ struct ServerConfig {
   std::optional<gid_t> socket_group;
   std::string socket_group_name;
   std::vector<Principal> admin;
+  std::vector<Principal> verify_allow; ///< who may POST /v1/verify (default: any peer)
   std::size_t max_connections = 256;
   std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
   std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
@@ -60,12 +61,24 @@ struct ServerConfig {
   std::size_t max_body_bytes = 65536;
 };
 
+/// What happens to a token that cannot be checked because the auth server's keys cannot be
+/// had (docs/security.md, "Token verification").
+enum class VerifyMode {
+  required,       ///< no keys, no token: nothing is served that was not verified
+  when_available, ///< no keys yet: claims are checked, the signature once keys arrive
+  off,            ///< tokens are served as the auth server sends them
+};
+
 struct UpstreamConfig {
   AuthUrl auth_url;
   std::string ca_file;
   Millis connect_timeout{5000};
   Millis request_timeout{10000};
   unsigned max_requests_per_minute = 25;
+  VerifyMode verify = VerifyMode::when_available;
+  std::string issuer;               ///< the `iss` tokens must carry; default: auth_url
+  Seconds jwks_min_interval{30};    ///< no two key-set requests closer than this
+  Seconds verify_skew{60};          ///< tolerance between a token's exp and expires_in
 };
 
 struct RefreshConfig {

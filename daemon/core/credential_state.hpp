@@ -48,8 +48,8 @@ struct CredentialCounters {
   std::uint64_t upstream_failures = 0;
   /// Indexed by outcome: ok, then FailureKind values + 1, then no_gain (the answer was a
   /// token, but not a newer one).
-  std::array<std::uint64_t, 6> outcomes{};
-  static constexpr std::size_t no_gain_outcome = 5;
+  std::array<std::uint64_t, 7> outcomes{};
+  static constexpr std::size_t no_gain_outcome = 6;
 };
 
 class CredentialState {

@@ -1,36 +1,14 @@
 #include "core/jwt_claims.hpp"
 
-#include <vector>
+#include "core/base64url.hpp"
 
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 #include "core/client_json.hpp"
 
 namespace cltoken {
 
-namespace {
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string b64;
-  b64.reserve(in.size() + 3);
-  for (char c : in) {
-    if (c == '-') b64 += '+';
-    else if (c == '_') b64 += '/';
-    else if (c == '+' || c == '/' || c == '=') return std::nullopt; // not base64url
-    else b64 += c;
-  }
-  if (b64.size() % 4 == 1) return std::nullopt;
-  while (b64.size() % 4 != 0) b64 += '=';
-  std::vector<unsigned char> out(b64.size() / 4 * 3 + 1);
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t len = static_cast<std::size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes: take them off again.
-  for (std::size_t i = b64.size(); i > 0 && b64[i - 1] == '=' && len > 0; --i) --len;
-  return std::string(reinterpret_cast<const char*>(out.data()), len);
-}
-
-} // namespace
 
 std::optional<JwtClaims> read_jwt_claims(std::string_view token) {
   const auto a = token.find('.');

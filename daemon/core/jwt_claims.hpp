@@ -1,9 +1,8 @@
 #pragma once
 // The few claims of a Commerce Layer access token the daemon needs when it adopts a
 // customer login made elsewhere: when it expires and whose it is. The
-// signature is not checked: the caller already holds the token and gains nothing by
-// handing over a forged one (the Core API would refuse it); the daemon only needs to
-// know when to refresh it.
+// signature is not checked here: Sessions has the token verified (core/jwt_verify.hpp)
+// before it holds it; this only reads when to refresh it and whose it is.
 #include <cstdint>
 #include <optional>
 #include <string>

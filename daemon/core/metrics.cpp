@@ -39,7 +39,9 @@ void Metrics::observe_request(const std::string& route, unsigned code, double se
 
 namespace {
 
-constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error", "no_gain"};
+constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error", "invalid_token", "no_gain"};
+static_assert(std::size(outcome_names) == std::tuple_size_v<decltype(CredentialCounters::outcomes)>);
+static_assert(std::string_view(outcome_names[CredentialCounters::no_gain_outcome]) == "no_gain");
 constexpr CredentialStatus all_states[] = {CredentialStatus::empty,      CredentialStatus::fetching, CredentialStatus::fresh,
                                            CredentialStatus::refreshing, CredentialStatus::stale,    CredentialStatus::expired,
                                            CredentialStatus::failing};
@@ -128,6 +130,13 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   for (std::size_t i = 0; i < s.credentials.size(); ++i)
     if (const auto& at = s.credentials[i].last_refresh_at)
       x.put("cl_tokend_last_refresh_age_seconds{{credential=\"{}\"}} {:.3f}\n", names[i], seconds_between(*at, now));
+
+  x.family("jwks_requests_total", "counter",
+           "Requests for the auth server's signing keys, by outcome (ok, failed, refused); outside the token budget.");
+  for (const char* outcome : {"ok", "failed", "refused"}) {
+    auto it = jwks_.find(outcome);
+    x.put("cl_tokend_jwks_requests_total{{outcome=\"{}\"}} {}\n", outcome, it == jwks_.end() ? 0 : it->second);
+  }
 
   x.family("upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");
   x.put("cl_tokend_upstream_budget_remaining {}\n", budget_remaining);

@@ -38,6 +38,8 @@ public:
   /// One token request to the auth server, from send to answer (or failure).
   void observe_upstream(double seconds) { upstream_duration_.observe(seconds); }
   void set_connections(std::size_t n) { connections_ = n; }
+  /// One request for the auth server's key set: "ok", "failed" or "refused".
+  void count_jwks(const std::string& outcome) { ++jwks_[outcome]; }
 
   /// The whole exposition. `budget_remaining`: upstream requests left in the window.
   [[nodiscard]] std::string render(const StatusView& status, SteadyTime now, unsigned budget_remaining) const;
@@ -47,6 +49,7 @@ private:
   Histogram<request_buckets.size()> request_duration_{request_buckets};
   Histogram<upstream_buckets.size()> upstream_duration_{upstream_buckets};
   std::size_t connections_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> jwks_;
 };
 
 } // namespace cltoken

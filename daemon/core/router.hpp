@@ -30,6 +30,7 @@ enum class RouteKind {
   end_session,    ///< DELETE /v1/customers/{name}/sessions/{session}
   credentials,    ///< GET /v1/credentials: the ones this peer may use
   oauth_token,    ///< POST /oauth/token: Commerce Layer's own token request
+  verify,         ///< POST /v1/verify
   not_found,
   method_not_allowed,
   bad_request,

@@ -16,6 +16,7 @@ const char* to_string(FailureKind k) {
   case FailureKind::rejected: return "rejected";
   case FailureKind::server_error: return "server_error";
   case FailureKind::network_error: return "network_error";
+  case FailureKind::invalid_token: return "invalid_token";
   }
   return "network_error";
 }

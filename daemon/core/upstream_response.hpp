@@ -23,6 +23,9 @@ struct TokenRequest {
   std::optional<Secret> password;
   std::optional<Secret> refresh_token;
   std::optional<Secret> assertion;
+  // Not sent: what the answer's token must also say (core/jwt_verify.hpp).
+  std::string application_kind;  ///< "integration" or "sales_channel"; empty = not checked
+  std::string expected_owner_id; ///< a refreshed customer token's owner; empty = not checked
 };
 
 /// The JSON body for POST /oauth/token. The caller wipes it after sending.
@@ -47,6 +50,7 @@ enum class FailureKind {
   rejected,      ///< 4xx: the credential itself is refused; slow retries only
   server_error,  ///< 5xx or an answer that is not a token response: back off, retry
   network_error, ///< no answer: connect, TLS, reset, timeout
+  invalid_token, ///< a token that fails verification (core/jwt_verify.hpp): back off, retry
 };
 [[nodiscard]] const char* to_string(FailureKind k);
 

@@ -29,6 +29,7 @@ struct Bindings {
     CLI::Option* socket_option = nullptr;
     CLI::Option* token_option = nullptr;
     CLI::Option* daemon_uid_option = nullptr;
+    CLI::Option* verify_token_option = nullptr;
     std::vector<CLI::Option*> min_ttl_options;
 };
 
@@ -91,6 +92,10 @@ void define(CLI::App& app, Bindings& b) {
     // can read it (/proc/PID/cmdline).
     b.token_option = invalidate->add_option("TOKEN", b.token, "Not accepted: the token is read from stdin");
 
+    auto* verify = app.add_subcommand("verify", "Verify a Commerce Layer token with the auth server's keys; print its claims");
+    verify->callback(choose(Command::verify));
+    b.verify_token_option = verify->add_option("TOKEN", b.token, "Not accepted: the token is read from stdin");
+
     auto* revoke = app.add_subcommand("revoke", "Revoke a credential's token upstream and drop it (admin)");
     revoke->callback(choose(Command::revoke));
     revoke->add_option("NAME", b.invocation.name, "Credential name")->required();
@@ -123,6 +128,11 @@ ParsedCommandLine finish(Bindings& b) {
         throw CtlError(ExitCode::usage, "invalidate reads the token from stdin only: on the command line every local user "
                                         "can read it (/proc/PID/cmdline); run: printf '%s\\n' \"$TOKEN\" | cl-tokenctl "
                                         "invalidate NAME");
+    }
+    if (b.verify_token_option->count() > 0) {
+        throw CtlError(ExitCode::usage, "verify reads the token from stdin only: on the command line every local user "
+                                        "can read it (/proc/PID/cmdline); run: printf '%s\\n' \"$TOKEN\" | cl-tokenctl "
+                                        "verify");
     }
     if (b.daemon_uid_option->count() > 0) invocation.daemon_uid = b.daemon_uid;
     const bool has_min_ttl = std::any_of(b.min_ttl_options.begin(), b.min_ttl_options.end(),

@@ -105,13 +105,50 @@ Outcome health(const Exchange& exchange, const Presentation& presentation) {
     return {code, "live, not ready" + names + "\n"};
 }
 
+/// {"access_token": TOKEN} read from stdin, never from the command line (every local user
+/// can read that); `what` names the command for the error.
+std::string token_body(const ReadSecret& read_secret, std::string_view what) {
+    const std::string token = trim(read_secret("Token: ").value_or(std::string()));
+    if (token.empty()) throw CtlError(ExitCode::usage, "no token to " + std::string(what) + ": pipe it on stdin");
+    return body_of(json{{"access_token", token}}, "the token");
+}
+
 Outcome invalidate(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
                    const ReadSecret& read_secret) {
-    const std::optional<std::string> given = read_secret("Token: ");
-    const std::string rejected = trim(given.value_or(std::string()));
-    if (rejected.empty()) throw CtlError(ExitCode::usage, "no token to invalidate: pipe it on stdin");
-    const std::string body = body_of(json{{"access_token", rejected}}, "the token");
+    const std::string body = token_body(read_secret, "invalidate");
     return token_outcome(exchange({"POST", token_path(invocation) + "/invalidate", body}), presentation);
+}
+
+std::string text_at(const json& document, const char* object, const char* key) {
+    const auto o = document.find(object);
+    if (o == document.end() || !o->is_object()) return "-";
+    const auto v = o->find(key);
+    return v != o->end() && v->is_string() ? one_line(v->get<std::string>()) : std::string("-");
+}
+
+/// valid: exit 0 and a line of who the token is for; not valid: exit 3 and why.
+Outcome verify(const Invocation& /*invocation*/, const Exchange& exchange, const Presentation& presentation,
+               const ReadSecret& read_secret) {
+    const std::string body = token_body(read_secret, "verify");
+    const json document = expect_success(exchange({"POST", "/v1/verify", body}));
+    const bool valid = flag_of(document, "valid");
+    const ExitCode code = valid ? ExitCode::ok : ExitCode::refused;
+    if (presentation.json) return {code, pretty(document)};
+    if (!valid) {
+        const auto reason = document.find("reason");
+        const auto message = document.find("message");
+        return {code, "not valid: " + (reason != document.end() && reason->is_string() ? one_line(reason->get<std::string>()) : "-") +
+                          (message != document.end() && message->is_string() ? ": " + one_line(message->get<std::string>()) : "") +
+                          "\n"};
+    }
+    json claims = document.contains("claims") ? document["claims"] : json::object();
+    const auto owner = text_at(claims, "owner", "id");
+    return {code, "valid: " + text_at(claims, "application", "kind") + " " + text_at(claims, "application", "client_id") +
+                      " of " + text_at(claims, "organization", "slug") + (owner != "-" ? ", customer " + owner : "") +
+                      ", expires " + (claims.contains("expires_at") && claims["expires_at"].is_string()
+                                          ? one_line(claims["expires_at"].get<std::string>())
+                                          : std::string("-")) +
+                      "\n"};
 }
 
 Outcome customer_login(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation,
@@ -144,6 +181,7 @@ Outcome run_command(const Invocation& invocation, const Exchange& daemon, const 
         return token_outcome(exchange({"GET", token_path(invocation) + min_ttl_query(invocation.min_ttl), std::nullopt}),
                              presentation);
     case Command::invalidate: return invalidate(invocation, exchange, presentation, read_secret);
+    case Command::verify: return verify(invocation, exchange, presentation, read_secret);
     case Command::revoke:
         return confirmation(exchange({"POST", token_path(invocation) + "/revoke", std::nullopt}), presentation,
                             "revoked " + invocation.name);

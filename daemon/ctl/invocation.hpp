@@ -18,6 +18,7 @@ enum class Command {
     customer_login,  ///< POST /v1/customers/NAME/sessions
     customer_token,  ///< GET /v1/customers/NAME/sessions/SESSION[?min_ttl=S]
     customer_logout, ///< DELETE /v1/customers/NAME/sessions/SESSION
+    verify,          ///< POST /v1/verify
 };
 
 struct Invocation {

@@ -4,6 +4,7 @@
 
 #include "core/invalidate_request.hpp"
 #include "core/oauth_endpoint.hpp"
+#include "server/verify_route.hpp"
 
 namespace cltoken {
 
@@ -91,6 +92,16 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     co_return json_response(credentials_document(mine));
   }
   case RouteKind::oauth_token: co_return co_await dispatch_oauth(request, peer, deadline);
+  case RouteKind::verify: {
+    std::string body = std::move(request.body); // a token: wiped on every path
+    if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
+      wipe(body);
+      if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
+      log_denial(peer, "verify");
+      co_return error_response(403, "forbidden", "this peer may not verify tokens");
+    }
+    co_return co_await verify_token(*verifier_, std::move(body), deadline);
+  }
   case RouteKind::get_token:
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token: break;

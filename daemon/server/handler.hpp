@@ -14,6 +14,7 @@
 #include "core/principal.hpp"
 #include "core/router.hpp"
 #include "sessions/sessions.hpp"
+#include "upstream/token_verifier.hpp"
 
 namespace cltoken {
 
@@ -37,6 +38,12 @@ public:
   void set_invalidate_rate(unsigned burst, Millis interval) { invalidations_.set_rate(burst, interval); }
   /// Customer sessions; without them the session routes answer 404.
   void set_sessions(Sessions& sessions) { sessions_ = &sessions; }
+  /// POST /v1/verify and who may call it; without a verifier the route answers 404.
+  void set_verifier(TokenVerifier& verifier, std::vector<Principal> allow) {
+    verifier_ = &verifier;
+    verify_allow_ = std::move(allow);
+  }
+  void set_verify_allow(std::vector<Principal> allow) { verify_allow_ = std::move(allow); }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
 
@@ -59,6 +66,8 @@ private:
   PeerLogThrottle denials_; ///< per uid: one peer's denials cannot hide another's
   /// Per uid: reports of a credential's current token, each an upstream request.
   PeerRateLimiter invalidations_{5, Millis(12000)};
+  TokenVerifier* verifier_ = nullptr;
+  std::vector<Principal> verify_allow_;
 };
 
 } // namespace cltoken

@@ -147,8 +147,22 @@ asio::awaitable<UpstreamResult> Sessions::request_token(const TokenRequest& tr) 
   co_return result;
 }
 
+asio::awaitable<std::optional<std::string>> Sessions::verify_adopted(const CredentialConfig& cred, std::string_view token,
+                                                                     std::string owner_id, SteadyTime deadline) {
+  if (verifier_ == nullptr || verifier_->settings().mode == VerifyMode::off) co_return std::nullopt;
+  TokenExpectations expect;
+  expect.client_id = cred.client_id;
+  expect.kind = to_string(cred.kind);
+  expect.scope = cred.scope;
+  expect.owner_id = std::move(owner_id);
+  auto checked = co_await verifier_->check_issued(token, std::move(expect), deadline);
+  if (auto* f = std::get_if<VerifyFailure>(&checked)) co_return std::string(to_string(f->reason)) + ": " + f->message;
+  co_return std::nullopt;
+}
+
 asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, std::string body, SteadyTime deadline) {
-  (void)deadline; // the upstream client's own deadlines (request_timeout_ms) bound the one call made here
+  // The upstream client's own deadlines (request_timeout_ms) bound the one call made here;
+  // `deadline` bounds the wait for the auth server's keys when an adopted token needs them.
   auto parsed = parse_session_request(body);
   if (auto* error = std::get_if<std::string>(&parsed)) co_return error_response(400, "bad_request", *error);
   SessionRequest req = std::move(std::get<SessionRequest>(parsed));
@@ -175,6 +189,10 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
       if (left <= SteadyClock::duration::zero()) {
         ++view_.logins["invalid_credentials"];
         co_return error_response(401, "invalid_credentials", "the access token has expired and there is no refresh token");
+      }
+      if (auto refused = co_await verify_adopted(cred, req.access_token->reveal(), claims->owner_id, deadline)) {
+        ++view_.logins["invalid_token"];
+        co_return error_response(400, "bad_request", "access_token does not verify: " + *refused);
       }
       session.credential = cred.name;
       session.owner = owner;
@@ -207,6 +225,7 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
     tr.client_id = cred.client_id;
     tr.client_secret = cred.client_secret;
     tr.scope = cred.scope;
+    tr.application_kind = to_string(cred.kind);
     switch (req.grant) {
     case SessionRequest::Grant::password:
       tr.grant_type = "password";
@@ -391,6 +410,8 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
   tr.client_id = cred->client_id;
   tr.client_secret = cred->client_secret;
   tr.refresh_token = s->refresh_token;
+  tr.application_kind = to_string(cred->kind);
+  tr.expected_owner_id = s->owner_id;
   const std::string name = s->credential;
   s->refreshing = true;
   const SteadyTime sent = clock_.now();

@@ -23,6 +23,7 @@
 #include "core/router.hpp"
 #include "core/peer_rate_limiter.hpp"
 #include "core/session_table.hpp"
+#include "upstream/token_verifier.hpp"
 #include "upstream/upstream.hpp"
 
 namespace cltoken {
@@ -52,8 +53,15 @@ public:
 
   [[nodiscard]] CustomersView view() const;
 
+  /// Checks adopted customer tokens (the ones no upstream answer brought) before a session
+  /// holds them; tokens from the upstream are checked by the Upstream itself.
+  void set_verifier(TokenVerifier& verifier) { verifier_ = &verifier; }
+
 private:
   enum class Outcome { ok, expired, failed, gone };
+  /// Why an adopted token is refused (reason: message), or nullopt when it verifies.
+  boost::asio::awaitable<std::optional<std::string>> verify_adopted(const CredentialConfig& cred, std::string_view token,
+                                                                    std::string owner_id, SteadyTime deadline);
   /// Refreshes one session (single flight: a second caller waits for the first).
   boost::asio::awaitable<Outcome> refresh(SessionKey key, SteadyTime deadline);
   /// One token request on an upstream budget slot the caller took; releases the slot when
@@ -72,6 +80,7 @@ private:
   boost::asio::any_io_executor executor_;
   const Clock& clock_;
   Upstream& upstream_;
+  TokenVerifier* verifier_ = nullptr;
   Broker& broker_;
   Random& random_;
   RefreshPolicy policy_;

@@ -150,17 +150,17 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
   co_return conn;
 }
 
-asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::post(std::string path, std::string& body) {
+asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::send(http::verb verb, std::string path, std::string& body) {
   const auto& url = config_.auth_url;
   // request_timeout_ms bounds the whole request, connection set-up included, so a fetch
   // never takes longer than that whatever the server does.
   const SteadyTime deadline = clock_.now() + config_.request_timeout;
-  http::request<http::string_body> req{http::verb::post, url.base_path + path, 11};
+  http::request<http::string_body> req{verb, url.base_path + path, 11};
   // An IPv6 literal is kept without brackets in AuthUrl; the Host header needs them back.
   const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   req.set(http::field::host, url.port == (url.tls ? "443" : "80") ? host : host + ":" + url.port);
   req.set(http::field::user_agent, "cl-tokend/" CLTOKEN_VERSION);
-  req.set(http::field::content_type, "application/json");
+  if (verb == http::verb::post) req.set(http::field::content_type, "application/json");
   req.set(http::field::accept, "application/json");
   req.keep_alive(true);
   req.body() = body;
@@ -228,7 +228,7 @@ asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::po
 
 asio::awaitable<UpstreamResult> AuthClient::request_token(const TokenRequest& request) {
   std::string body = token_request_body(request);
-  auto result = co_await post("/oauth/token", body);
+  auto result = co_await send(http::verb::post, "/oauth/token", body);
   wipe(body);
   if (auto* failure = std::get_if<UpstreamFailure>(&result)) co_return std::move(*failure);
   auto& reply = std::get<Reply>(result);
@@ -241,7 +241,7 @@ asio::awaitable<std::optional<UpstreamFailure>> AuthClient::revoke(const std::st
                                                                    const std::optional<Secret>& client_secret,
                                                                    const Secret& token) {
   std::string body = revoke_request_body(client_id, client_secret, token);
-  auto result = co_await post("/oauth/revoke", body);
+  auto result = co_await send(http::verb::post, "/oauth/revoke", body);
   wipe(body);
   if (auto* failure = std::get_if<UpstreamFailure>(&result)) co_return std::move(*failure);
   auto& reply = std::get<Reply>(result);
@@ -249,6 +249,21 @@ asio::awaitable<std::optional<UpstreamFailure>> AuthClient::revoke(const std::st
   auto parsed = parse_token_response(reply.status, reply.body, reply.retry_after, clock_.wall_now());
   if (auto* failure = std::get_if<UpstreamFailure>(&parsed)) co_return std::move(*failure);
   co_return UpstreamFailure{FailureKind::server_error, fmt::format("revoke answered {}", reply.status), {}, reply.status, {}};
+}
+
+asio::awaitable<JwksAnswer> AuthClient::fetch_jwks() {
+  std::string none;
+  auto result = co_await send(http::verb::get, "/.well-known/jwks.json", none);
+  if (auto* failure = std::get_if<UpstreamFailure>(&result)) co_return std::move(*failure);
+  auto& reply = std::get<Reply>(result);
+  if (reply.status != 200) {
+    UpstreamFailure f;
+    f.kind = reply.status == 429 ? FailureKind::rate_limited : FailureKind::server_error;
+    f.http_status = reply.status;
+    f.message = fmt::format("the auth server's key set answered HTTP {}", reply.status);
+    co_return f;
+  }
+  co_return std::move(reply.body);
 }
 
 } // namespace cltoken

@@ -11,13 +11,15 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/beast/http/verb.hpp>
 
 #include "core/config.hpp"
+#include "upstream/jwks_source.hpp"
 #include "upstream/upstream.hpp"
 
 namespace cltoken {
 
-class AuthClient final : public Upstream {
+class AuthClient final : public Upstream, public JwksSource {
 public:
   /// Throws std::runtime_error when the TLS context cannot be set up (unreadable ca_file).
   AuthClient(boost::asio::any_io_executor executor, UpstreamConfig config, const Clock& clock);
@@ -30,6 +32,9 @@ public:
                                                                 const std::optional<Secret>& client_secret,
                                                                 const Secret& token) override;
 
+  /// GET {auth_url}/.well-known/jwks.json, on the same verified connections.
+  boost::asio::awaitable<JwksAnswer> fetch_jwks() override;
+
   /// Drops idle connections (on reload or shutdown).
   void close_idle();
 
@@ -41,8 +46,8 @@ public:
   };
 
 private:
-  /// POSTs a JSON body; a network failure comes back as an UpstreamFailure.
-  boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> post(std::string path, std::string& body);
+  /// Sends a request (a JSON body for POST); a network failure comes back as an UpstreamFailure.
+  boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> send(boost::beast::http::verb verb, std::string path, std::string& body);
   /// A new connection, ready for a request, or why there is none.
   boost::asio::awaitable<std::variant<std::unique_ptr<Connection>, UpstreamFailure>> connect(SteadyTime deadline);
 

@@ -6,15 +6,13 @@
 
 #include "core/clock.hpp"
 #include "core/metrics.hpp"
-#include "upstream/upstream.hpp"
+#include "upstream/forwarding_upstream.hpp"
 
 namespace cltoken {
 
-class MeteredUpstream final : public Upstream {
+class MeteredUpstream final : public ForwardingUpstream {
 public:
-  MeteredUpstream(Upstream& inner, Metrics& metrics, const Clock& clock) : inner_(inner), metrics_(metrics), clock_(clock) {}
-  MeteredUpstream(const MeteredUpstream&) = delete;
-  MeteredUpstream& operator=(const MeteredUpstream&) = delete;
+  MeteredUpstream(Upstream& inner, Metrics& metrics, const Clock& clock) : ForwardingUpstream(inner), metrics_(metrics), clock_(clock) {}
 
   boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request) override {
     const SteadyTime sent = clock_.now();
@@ -23,14 +21,8 @@ public:
     co_return result;
   }
 
-  boost::asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& client_id,
-                                                                const std::optional<Secret>& client_secret,
-                                                                const Secret& token) override {
-    co_return co_await inner_.revoke(client_id, client_secret, token);
-  }
 
 private:
-  Upstream& inner_;
   Metrics& metrics_;
   const Clock& clock_;
 };

@@ -70,8 +70,12 @@ MAX_DRAIN = 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 30.0
 
+# The token modes answer a token that a verifying client must refuse: signed with a key the
+# JWKS does not publish, issued to another application, for another scope, by another
+# issuer, or with an exp that contradicts expires_in by an hour.
+TOKEN_MODES = ("foreign_key", "other_application", "other_scope", "other_issuer", "wrong_exp")
 MODES = ("normal", "429", "500", "hang", "reset", "garbage", "truncated", "errors_object",
-         "same_token", "slow")
+         "same_token", "slow") + TOKEN_MODES
 
 # Scope grammar of Commerce Layer: "market:all" or "{market|stock_location|store}:{id|code}:X",
 # several separated by spaces.
@@ -152,27 +156,52 @@ class InvalidToken(Exception):
 # --------------------------------------------------------------------------------------------
 # JWT signing (RS512, like Commerce Layer) and the JWKS that publishes the key.
 # --------------------------------------------------------------------------------------------
-class Signer:
-    """An RSA key made at start; tokens from another run of the fake never verify."""
+class SigningKey:
+    """One RSA key and its JWK; the kid is its RFC 7638 thumbprint."""
 
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._public = self._key.public_key()
-        numbers = self._public.public_numbers()
-        self._jwk = {"kty": "RSA", "e": int_to_b64url(numbers.e), "n": int_to_b64url(numbers.n)}
-        # RFC 7638 thumbprint: stable for the key, different for every run.
-        canonical = json.dumps(self._jwk, separators=(",", ":"), sort_keys=True).encode()
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public = self.private.public_key()
+        numbers = self.public.public_numbers()
+        self.jwk = {"kty": "RSA", "e": int_to_b64url(numbers.e), "n": int_to_b64url(numbers.n)}
+        canonical = json.dumps(self.jwk, separators=(",", ":"), sort_keys=True).encode()
         self.kid = b64url(hashlib.sha256(canonical).digest())
 
-    def jwks(self) -> dict:
-        return {"keys": [dict(self._jwk, kid=self.kid, use="sig", alg="RS512")]}
 
-    def sign(self, claims: dict) -> str:
-        header = {"alg": "RS512", "typ": "JWT", "kid": self.kid}
+class Signer:
+    """RSA keys made at start; tokens from another run of the fake never verify.
+
+    rotate() makes a new signing key and keeps publishing the old ones, as a real rotation
+    does while tokens signed by them live. `foreign` is a key never published: signing with
+    it is the "foreign_key" misbehaviour."""
+
+    def __init__(self) -> None:
+        self.keys = [SigningKey()]          # the last one signs
+        self.foreign = SigningKey()
+
+    @property
+    def kid(self) -> str:
+        return self.keys[-1].kid
+
+    def rotate(self) -> str:
+        self.keys.append(SigningKey())
+        return self.kid
+
+    def jwks(self) -> dict:
+        return {"keys": [dict(k.jwk, kid=k.kid, use="sig", alg="RS512") for k in self.keys]}
+
+    def sign(self, claims: dict, key: SigningKey | None = None) -> str:
+        key = key or self.keys[-1]
+        header = {"alg": "RS512", "typ": "JWT", "kid": key.kid}
         signing_input = f"{b64url(json_bytes(header))}.{b64url(json_bytes(claims))}"
-        signature = self._key.sign(signing_input.encode("ascii"), padding.PKCS1v15(),
-                                   hashes.SHA512())
+        signature = key.private.sign(signing_input.encode("ascii"), padding.PKCS1v15(),
+                                     hashes.SHA512())
         return f"{signing_input}.{b64url(signature)}"
+
+    @staticmethod
+    def claims_of(token: str) -> dict:
+        """The payload of a token this fake made, unchecked (to re-sign it altered)."""
+        return json.loads(b64url_decode(token.split(".")[1]))
 
     def verify(self, token: str) -> dict:
         """Returns the claims of a token this server signed; raises InvalidToken otherwise.
@@ -188,11 +217,12 @@ class Signer:
             raise InvalidToken("malformed token") from None
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise InvalidToken("malformed token")
-        if header.get("alg") != "RS512" or header.get("kid") != self.kid:
+        key = next((k for k in self.keys if k.kid == header.get("kid")), None)
+        if header.get("alg") != "RS512" or key is None:
             raise InvalidToken("unknown signing key")
         try:
-            self._public.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"),
-                                padding.PKCS1v15(), hashes.SHA512())
+            key.public.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"),
+                              padding.PKCS1v15(), hashes.SHA512())
         except InvalidSignature:
             raise InvalidToken("bad signature") from None
         return claims
@@ -432,7 +462,7 @@ class AuthState:
         self.stats: dict[str, Any] = {
             "token_requests_total": 0, "token_requests": {}, "by_grant": {}, "by_status": {},
             "rejected_429": 0, "revoked": 0, "revoke_requests_total": 0,
-            "tokens_issued": 0, "tokens_reused": 0,
+            "tokens_issued": 0, "tokens_reused": 0, "jwks_requests": 0,
             "check_requests_total": 0, "slow_waiting": 0, "requests": []}
 
     def record_token_request(self, client_id: str | None, grant: str | None,
@@ -468,6 +498,22 @@ class AuthState:
             self.limiter.clear()
 
     # -- misbehaviour --------------------------------------------------------------------
+    def altered_token(self, token: str, mode: str) -> str:
+        """The token as a misbehaving auth server would hand it out (TOKEN_MODES)."""
+        claims = Signer.claims_of(token)
+        if mode == "foreign_key":
+            return self.signer.sign(claims, self.signer.foreign)
+        if mode == "other_application":
+            claims["application"] = dict(claims["application"], id="other-app",
+                                         client_id="another-application-client-id")
+        elif mode == "other_scope":
+            claims["scope"] = "market:code:elsewhere"
+        elif mode == "other_issuer":
+            claims["iss"] = "https://auth.elsewhere.example"
+        elif mode == "wrong_exp":
+            claims["exp"] = claims["exp"] + 3600
+        return self.signer.sign(claims)
+
     def take_misbehaviour(self, client_id: str | None) -> Misbehaviour | None:
         """The misbehaviour that applies to this token request, consuming one of `count`.
         Lock held by the caller."""
@@ -743,6 +789,7 @@ ROUTES = {
     "/_fake/stats": ("GET",),
     "/_fake/control": ("POST",),
     "/_fake/reset": ("POST",),
+    "/_fake/rotate_key": ("POST",),
     "/_fake/clients": ("POST",),
     "/_fake/users": ("POST",),
 }
@@ -1024,6 +1071,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except OAuthError as exc:
                     doc, status = exc.doc(), exc.status
             state.record_token_request(cid, grant, status, mode)
+        if mode in TOKEN_MODES and status == 200:
+            with state.lock:
+                doc = dict(doc, access_token=state.altered_token(doc["access_token"], mode))
         if mode == "truncated":
             self.send_truncated(status, json_bytes(doc), note)
             return
@@ -1089,7 +1139,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- /.well-known/jwks.json ----------------------------------------------------------
     def route__well_known_jwks_json(self) -> None:
         self.discard_body()
-        self.send_json(200, self.server.state.signer.jwks())
+        state = self.server.state
+        with state.lock:
+            state.stats["jwks_requests"] += 1
+            doc = state.signer.jwks()
+        self.send_json(200, doc)
 
     # -- /api/check ----------------------------------------------------------------------
     def route_api_check(self) -> None:
@@ -1151,6 +1205,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                    "rate_limit_per_minute": state.limiter.limit,
                    "reissue_window": state.config.reissue_window}
         self.send_json(200, doc, note=f"mode={doc['mode']['mode']}")
+
+    def route__fake_rotate_key(self) -> None:
+        """A new signing key; the old ones stay in the JWKS so their tokens still verify."""
+        self.discard_body()
+        state = self.server.state
+        with state.lock:
+            kid = state.signer.rotate()
+            kids = [k.kid for k in state.signer.keys]
+        self.send_json(200, {"kid": kid, "published": kids})
 
     def route__fake_reset(self) -> None:
         self.discard_body()

@@ -309,10 +309,15 @@ class FakeAuth:
         return self._ok("GET", "/_fake/stats")
 
     def control(self, **kw: Any) -> dict:
-        """mode=normal|429|500|hang|reset|garbage|truncated|errors_object|same_token|slow,
+        """mode=normal|429|500|hang|reset|garbage|truncated|errors_object|same_token|slow|
+        foreign_key|other_application|other_scope|other_issuer|wrong_exp,
         retry_after="4"|HTTP-date, count=N, delay_ms=N, clients=[ids], status=5xx,
         rate_limit_per_minute=N, reissue_window=SECONDS. See README.md."""
         return self._ok("POST", "/_fake/control", kw)
+
+    def rotate_key(self) -> dict:
+        """A new signing key (new kid); the old keys stay published. {"kid", "published"}."""
+        return self._ok("POST", "/_fake/rotate_key")
 
     def reset(self) -> dict:
         """Clears stats, the misbehaviour and the rate limiter's window (tokens stay valid)."""

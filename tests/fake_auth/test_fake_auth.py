@@ -492,6 +492,38 @@ class JwtTests(FakeAuthCase):
         status, doc = self.fake.check(forged)
         self.assertEqual(status, 401)
 
+    def test_rotation_publishes_the_new_key_and_keeps_the_old(self) -> None:
+        self.fake.control(reissue_window=0)
+        old = self.integration_token()["access_token"]
+        old_kid = jwt_parts(old)[0]["kid"]
+        rotated = self.fake.rotate_key()
+        self.assertNotEqual(rotated["kid"], old_kid)
+        self.assertEqual(rotated["published"], [old_kid, rotated["kid"]])
+        new = self.integration_token()["access_token"]
+        self.assertEqual(jwt_parts(new)[0]["kid"], rotated["kid"])
+        self.verify(new)
+        self.verify(old)  # still published: verifiable until it expires
+        self.assertEqual(self.fake.check(old)[0], 200)
+        self.assertGreaterEqual(self.fake.stats()["jwks_requests"], 2)
+
+    def test_token_misbehaviours_hand_out_tokens_a_verifier_must_refuse(self) -> None:
+        altered = {
+            "other_application": lambda c: self.assertEqual(c["application"]["client_id"], "another-application-client-id"),
+            "other_scope": lambda c: self.assertEqual(c["scope"], "market:code:elsewhere"),
+            "other_issuer": lambda c: self.assertEqual(c["iss"], "https://auth.elsewhere.example"),
+            "wrong_exp": lambda c: self.assertEqual(c["exp"] - c["iat"], 7200 + 3600),
+        }
+        for mode, check in altered.items():
+            with self.subTest(mode=mode):
+                self.fake.control(mode=mode, count=1)
+                doc = self.integration_token()
+                check(self.verify(doc["access_token"]))  # still signed by a published key
+        self.fake.control(mode="foreign_key", count=1)
+        token = self.integration_token()["access_token"]
+        with self.assertRaises(StopIteration):  # its kid is in no JWKS
+            self.verify(token)
+        self.assertEqual(self.fake.check(token)[0], 401)
+
 
 class RevokeAndCheckTests(FakeAuthCase):
     def assertInvalidToken(self, result) -> None:

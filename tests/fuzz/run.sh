@@ -16,10 +16,10 @@ BUILD=$(realpath -m "${BUILD:-$SOURCE/build-fuzz}")
 SECONDS_EACH=${FUZZ_SECONDS:-25}
 JOBS=${JOBS:-2}
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(request body token_response config)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(request body token_response config jwt)
 # The longest input worth trying per harness: a few requests, a body as large as a raised
-# server.max_body_bytes allows (deep nesting needs room), a response, a config file.
-declare -A MAX_LEN=([request]=8192 [body]=262144 [token_response]=4096 [config]=8192)
+# server.max_body_bytes allows (deep nesting needs room), a response, a config file, a token.
+declare -A MAX_LEN=([request]=8192 [body]=262144 [token_response]=4096 [config]=8192 [jwt]=8192)
 
 for tool in clang-14 clang++-14; do
   command -v "$tool" > /dev/null || { echo "run.sh: $tool is missing (apt-get install clang-14 libfuzzer-14-dev)" >&2; exit 2; }

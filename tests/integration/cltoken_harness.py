@@ -49,6 +49,14 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
                          + (f" (last error: {last_error})" if last_error else ""))
 
 
+def metric(text: str, name: str, labels: str) -> float:
+    """The value of one sample of a /metrics exposition."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {name}{{{labels}}} in /metrics")
+
+
 def make_workdir(prefix: str = "cltok-") -> str:
     """A short, world-traversable folder (socket paths are limited to 107 bytes, and tests
     run clients as other users)."""

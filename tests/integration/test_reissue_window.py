@@ -18,7 +18,7 @@ import subprocess
 import time
 import unittest
 
-from cltoken_harness import CL_TOKEND, DaemonTestCase, fake_harness, wait_for
+from cltoken_harness import CL_TOKEND, DaemonTestCase, fake_harness, metric, wait_for
 from resilience import in_parallel
 
 LIFETIME = 16
@@ -40,13 +40,6 @@ allow = ["*"]
 def jwt_exp(token: str) -> int:
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
-
-
-def metric(text: str, name: str, labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{labels}}} "):
-            return float(line.split()[-1])
-    raise AssertionError(f"no {name}{{{labels}}} in /metrics")
 
 
 class ReissueWindow(DaemonTestCase):

@@ -37,6 +37,7 @@ DOCUMENT_SCHEMAS = [
     "token", "status", "health", "error", "invalidate-request", "revoke-response",
     "reload-response", "session-create-request", "session-created", "session-ended",
     "credentials", "oauth-token-request", "oauth-token", "oauth-error",
+    "verify-request", "verify-result",
 ]
 
 # (method, path) of every endpoint in the contract, and who may call it.
@@ -48,6 +49,7 @@ ENDPOINTS = {
     ("get", "/v1/health"): "any",
     ("get", "/metrics"): "any",
     ("post", "/v1/reload"): "admin",
+    ("post", "/v1/verify"): "verify_allow",
     ("post", "/v1/customers/{name}/sessions"): "allow",
     ("get", "/v1/customers/{name}/sessions/{session}"): "session-owner",
     ("delete", "/v1/customers/{name}/sessions/{session}"): "session-owner",
@@ -64,6 +66,7 @@ CONTRACT_CODES = {
     ("get", "/v1/health"): {"200", "503"},
     ("get", "/metrics"): {"200"},
     ("post", "/v1/reload"): {"200", "400"},
+    ("post", "/v1/verify"): {"200", "400"},
     ("post", "/v1/customers/{name}/sessions"): {"201", "401", "429"},
     ("get", "/v1/customers/{name}/sessions/{session}"): {"200", "404", "410"},
     ("delete", "/v1/customers/{name}/sessions/{session}"): {"200"},

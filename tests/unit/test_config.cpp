@@ -188,6 +188,25 @@ TEST_CASE("every bad config names the file, the line and what is wrong") {
     CHECK(s.error("[upstream]\nmax_requests_per_minute = 0\n") ==
           file + ":2: upstream.max_requests_per_minute must be between 1 and 100000, not 0");
   }
+  SECTION("token verification settings and their defaults") {
+    const Config d = s.load("[upstream]\nauth_url = \"https://auth.example.test\"\n");
+    CHECK(d.upstream.verify == VerifyMode::when_available);
+    CHECK(d.upstream.issuer == "https://auth.example.test");
+    CHECK(d.upstream.jwks_min_interval == Seconds(30));
+    CHECK(d.upstream.verify_skew == Seconds(60));
+    REQUIRE(d.server.verify_allow.size() == 1);
+    const Config c = s.load("[upstream]\nverify = \"required\"\nissuer = \"https://iss.example\"\njwks_min_interval_s = 5\n"
+                            "verify_skew_s = 0\n");
+    CHECK(c.upstream.verify == VerifyMode::required);
+    CHECK(c.upstream.issuer == "https://iss.example");
+    CHECK(c.upstream.jwks_min_interval == Seconds(5));
+    CHECK(c.upstream.verify_skew == Seconds(0));
+    CHECK(s.load("[upstream]\nverify = \"off\"\n").upstream.verify == VerifyMode::off);
+    CHECK(s.error("[upstream]\nverify = \"sometimes\"\n") ==
+          file + ":2: upstream.verify must be \"required\", \"when_available\" or \"off\"");
+    CHECK(s.error("[upstream]\njwks_min_interval_s = 0\n") ==
+          file + ":2: upstream.jwks_min_interval_s must be between 1 and 86400, not 0");
+  }
   SECTION("reissue window out of range, and 0 allowed") {
     CHECK(s.error("[refresh]\nreissue_window_s = -1\n") ==
           file + ":2: refresh.reissue_window_s must be between 0 and 86400, not -1");

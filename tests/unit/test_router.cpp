@@ -16,6 +16,8 @@ TEST_CASE("token routes carry the credential and min_ttl") {
   CHECK(m.min_ttl == Seconds(300));
   CHECK(route("POST", "/v1/tokens/backoffice/invalidate").kind == RouteKind::invalidate_token);
   CHECK(route("POST", "/v1/tokens/backoffice/revoke").kind == RouteKind::revoke_token);
+  CHECK(route("POST", "/v1/verify").kind == RouteKind::verify);
+  CHECK(std::string(route("POST", "/v1/verify").name()) == "verify");
 }
 
 TEST_CASE("bad parameters and methods are named") {
@@ -24,6 +26,8 @@ TEST_CASE("bad parameters and methods are named") {
   CHECK(route("GET", "/v1/tokens/x?other=1").kind == RouteKind::bad_request);
   CHECK(route("POST", "/v1/tokens/x").kind == RouteKind::method_not_allowed);
   CHECK(route("GET", "/v1/reload").kind == RouteKind::method_not_allowed);
+  CHECK(route("GET", "/v1/verify").allow == "POST");
+  CHECK(route("POST", "/v1/verify?jwks=https://evil").kind == RouteKind::bad_request);
   CHECK(route("DELETE", "/v1/status").kind == RouteKind::method_not_allowed);
   CHECK(route("GET", "/v1/status?x").kind == RouteKind::bad_request);
 }

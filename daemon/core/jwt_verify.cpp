@@ -1,0 +1,188 @@
+#include "core/jwt_verify.hpp"
+
+#include <openssl/evp.h>
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/base64url.hpp"
+#include "core/documents.hpp"
+
+namespace cltoken {
+
+namespace {
+
+using json = nlohmann::json;
+
+VerifyFailure fail(VerifyReason r, std::string message) { return VerifyFailure{r, std::move(message)}; }
+
+std::optional<json> decode_object(std::string_view part) {
+  auto bytes = base64url_decode(part);
+  if (!bytes) return std::nullopt;
+  auto j = json::parse(*bytes, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+const json* member(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it == j.end() ? nullptr : &*it;
+}
+
+std::string string_at(const json& j, const char* object, const char* name) {
+  const json* o = member(j, object);
+  if (o == nullptr || !o->is_object()) return {};
+  const json* v = member(*o, name);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+std::set<std::string, std::less<>> scope_entries(std::string_view s) {
+  std::set<std::string, std::less<>> out;
+  while (!s.empty()) {
+    const auto sp = s.find(' ');
+    if (sp != 0) out.emplace(s.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    s.remove_prefix(sp + 1);
+  }
+  return out;
+}
+
+/// Entries that restrict what a token reaches: a token carrying one that was not asked
+/// for reaches another market, store or stock location than the credential's.
+bool restricting(std::string_view entry) {
+  return entry.starts_with("market:") || entry.starts_with("store:") || entry.starts_with("stock_location:");
+}
+
+} // namespace
+
+const char* to_string(VerifyReason r) {
+  switch (r) {
+  case VerifyReason::malformed: return "malformed";
+  case VerifyReason::unsupported_alg: return "unsupported_alg";
+  case VerifyReason::unknown_kid: return "unknown_kid";
+  case VerifyReason::bad_signature: return "bad_signature";
+  case VerifyReason::expired: return "expired";
+  case VerifyReason::wrong_issuer: return "wrong_issuer";
+  case VerifyReason::wrong_application: return "wrong_application";
+  case VerifyReason::wrong_kind: return "wrong_kind";
+  case VerifyReason::wrong_scope: return "wrong_scope";
+  case VerifyReason::wrong_owner: return "wrong_owner";
+  case VerifyReason::wrong_expiry: return "wrong_expiry";
+  case VerifyReason::keys_unavailable: return "keys_unavailable";
+  }
+  return "malformed";
+}
+
+std::variant<DecodedJwt, VerifyFailure> decode_jwt(std::string_view token) {
+  if (token.empty()) return fail(VerifyReason::malformed, "empty token");
+  if (token.size() > max_jwt_bytes) return fail(VerifyReason::malformed, fmt::format("token longer than {} bytes", max_jwt_bytes));
+  const auto a = token.find('.');
+  const auto b = a == std::string_view::npos ? a : token.find('.', a + 1);
+  if (b == std::string_view::npos || token.find('.', b + 1) != std::string_view::npos)
+    return fail(VerifyReason::malformed, "not a JWT (header.payload.signature)");
+  auto header = decode_object(token.substr(0, a));
+  if (!header) return fail(VerifyReason::malformed, "JWT header is not base64url JSON");
+  const json* alg = member(*header, "alg");
+  // Only RS512: "none" and the HMAC algorithms would let anyone holding the public key
+  // sign (the classic algorithm confusion); the algorithm is fixed here, not taken from
+  // the token.
+  if (alg == nullptr || !alg->is_string() || alg->get<std::string>() != "RS512")
+    return fail(VerifyReason::unsupported_alg, "JWT algorithm is not RS512");
+  const json* kid = member(*header, "kid");
+  if (kid == nullptr || !kid->is_string() || !valid_kid(kid->get<std::string>()))
+    return fail(VerifyReason::malformed, "JWT header has no usable kid");
+  auto claims = decode_object(token.substr(a + 1, b - a - 1));
+  if (!claims) return fail(VerifyReason::malformed, "JWT payload is not base64url JSON");
+  auto signature = base64url_decode(token.substr(b + 1));
+  if (!signature || signature->empty()) return fail(VerifyReason::malformed, "JWT signature is not base64url");
+  DecodedJwt out;
+  out.kid = kid->get<std::string>();
+  out.signing_input = std::string(token.substr(0, b));
+  out.signature = std::move(*signature);
+  out.claims = std::move(*claims);
+  return out;
+}
+
+std::optional<VerifyFailure> check_signature(const DecodedJwt& jwt, const KeySet& keys) {
+  auto it = keys.find(jwt.kid);
+  if (it == keys.end()) return fail(VerifyReason::unknown_kid, "signed with a key the auth server does not publish (unknown kid)");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr) return fail(VerifyReason::bad_signature, "signature check could not run (out of memory)");
+  // RS512 = RSASSA-PKCS1-v1_5 with SHA-512 (RFC 7518 section 3.3), the RSA default padding.
+  int ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha512(), nullptr, it->second.pkey.get());
+  if (ok == 1)
+    ok = EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(jwt.signature.data()), jwt.signature.size(),
+                          reinterpret_cast<const unsigned char*>(jwt.signing_input.data()), jwt.signing_input.size());
+  EVP_MD_CTX_free(ctx);
+  if (ok != 1) return fail(VerifyReason::bad_signature, "signature does not verify with the auth server's keys");
+  return std::nullopt;
+}
+
+std::optional<VerifyFailure> check_claims(const json& claims, const TokenExpectations& expect, WallTime now) {
+  const json* iss = member(claims, "iss");
+  if (iss == nullptr || !iss->is_string() || iss->get<std::string>() != expect.issuer)
+    return fail(VerifyReason::wrong_issuer, "token issued by another auth server than the configured one");
+  const json* exp = member(claims, "exp");
+  if (exp == nullptr || !exp->is_number_integer()) return fail(VerifyReason::malformed, "token has no numeric exp");
+  const std::int64_t exp_s = exp->get<std::int64_t>();
+  const std::int64_t now_s = std::chrono::duration_cast<Seconds>(now.time_since_epoch()).count();
+  if (exp_s <= now_s) return fail(VerifyReason::expired, "token has expired");
+  if (!expect.client_id.empty() && string_at(claims, "application", "client_id") != expect.client_id)
+    return fail(VerifyReason::wrong_application, "token issued to another application");
+  if (!expect.kind.empty() && string_at(claims, "application", "kind") != expect.kind)
+    return fail(VerifyReason::wrong_kind, "token issued to another kind of application");
+  if (!expect.scope.empty()) {
+    const json* s = member(claims, "scope");
+    const auto got = scope_entries(s != nullptr && s->is_string() ? s->get<std::string>() : std::string());
+    const auto want = scope_entries(expect.scope);
+    bool same = true;
+    for (const auto& w : want) same = same && got.contains(w);
+    for (const auto& g : got) same = same && (!restricting(g) || want.contains(g));
+    if (!same) return fail(VerifyReason::wrong_scope, "token scope differs from the configured scope");
+  }
+  if (!expect.owner_id.empty() && string_at(claims, "owner", "id") != expect.owner_id)
+    return fail(VerifyReason::wrong_owner, "token belongs to another customer");
+  if (expect.expires_in) {
+    // The daemon plans by expires_in; a token that dies earlier than that would be served
+    // dead, one that lives much longer is not what the auth server said it sent.
+    const std::int64_t said = now_s + expect.expires_in->count();
+    if (exp_s < said - expect.skew.count() || exp_s > said + expect.skew.count())
+      return fail(VerifyReason::wrong_expiry, "token exp contradicts the expires_in the auth server answered");
+  }
+  return std::nullopt;
+}
+
+std::variant<DecodedJwt, VerifyFailure> verify_jwt(std::string_view token, const KeySet& keys, const TokenExpectations& expect,
+                                                   WallTime now) {
+  auto decoded = decode_jwt(token);
+  if (auto* f = std::get_if<VerifyFailure>(&decoded)) return std::move(*f);
+  auto& jwt = std::get<DecodedJwt>(decoded);
+  if (auto f = check_signature(jwt, keys)) return std::move(*f);
+  if (auto f = check_claims(jwt.claims, expect, now)) return std::move(*f);
+  return decoded;
+}
+
+json public_claims(const json& claims) {
+  json out = json::object();
+  auto copy_object = [&](const char* name, std::initializer_list<const char*> fields) {
+    const json* o = member(claims, name);
+    if (o == nullptr || !o->is_object()) return;
+    json part = json::object();
+    for (const char* f : fields)
+      if (const json* v = member(*o, f); v != nullptr && (v->is_primitive() || v->is_array())) part[f] = *v;
+    out[name] = std::move(part);
+  };
+  copy_object("organization", {"id", "slug", "enterprise", "region"});
+  copy_object("application", {"id", "client_id", "kind", "public"});
+  copy_object("owner", {"id", "type"});
+  copy_object("market", {"id", "price_list_id", "stock_location_ids", "geocoder_id", "allows_external_prices"});
+  for (const char* f : {"scope", "test", "iat", "exp", "iss"})
+    if (const json* v = member(claims, f); v != nullptr && v->is_primitive()) out[f] = *v;
+  if (const json* exp = member(claims, "exp"); exp != nullptr && exp->is_number_integer()) {
+    out["expires_at"] = rfc3339(WallTime(Seconds(exp->get<std::int64_t>())));
+  }
+  return out;
+}
+
+} // namespace cltoken

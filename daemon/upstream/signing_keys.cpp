@@ -1,0 +1,76 @@
+#include "upstream/signing_keys.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+namespace cltoken {
+
+namespace asio = boost::asio;
+
+SigningKeys::SigningKeys(asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval)
+    : executor_(std::move(executor)), source_(source), clock_(clock), gate_(min_interval), keys_(std::make_shared<KeySet>()) {}
+
+void SigningKeys::adopt(KeySet keys) {
+  if (keys.empty()) return;
+  keys_ = std::make_shared<const KeySet>(std::move(keys));
+}
+
+void SigningKeys::reset() {
+  keys_ = std::make_shared<KeySet>();
+  gate_.reset();
+  last_error_.clear();
+}
+
+asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string kid, SteadyTime deadline) {
+  if (keys_->contains(kid)) co_return keys_;
+  if (!in_flight_) {
+    if (!gate_.may_fetch(clock_.now())) co_return keys_; // asked recently: the set stands
+    co_await fetch();
+    co_return keys_;
+  }
+  // One fetch at a time: the others wait for its outcome, bounded by their deadline.
+  asio::steady_timer t(executor_, deadline);
+  waiters_.push_back(&t);
+  (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &t));
+  co_return keys_;
+}
+
+asio::awaitable<void> SigningKeys::fetch() {
+  in_flight_ = true;
+  gate_.started(clock_.now());
+  JwksAnswer answer{UpstreamFailure{}};
+  try {
+    answer = co_await source_.fetch_jwks();
+  } catch (const std::exception& e) {
+    answer = UpstreamFailure{FailureKind::network_error, std::string("internal error asking for the key set: ") + e.what(), {}, 0, {}};
+  }
+  in_flight_ = false;
+  if (auto* f = std::get_if<UpstreamFailure>(&answer)) {
+    last_error_ = "the auth server's key set could not be fetched: " + f->message;
+    spdlog::warn("{}", last_error_);
+    if (count_) count_("failed");
+  } else {
+    JwksParse parsed = parse_jwks(std::get<std::string>(answer));
+    for (const auto& why : parsed.refused) spdlog::warn("auth server key set: refused {}", why);
+    if (!parsed.error.empty()) {
+      last_error_ = "the auth server's key set was refused: " + parsed.error;
+      spdlog::warn("{}", last_error_);
+      if (count_) count_("refused");
+    } else {
+      // The set is what the auth server publishes now: a rotation publishes the new key
+      // next to the old one for as long as tokens signed by the old one live.
+      spdlog::info("auth server key set fetched: {} key(s)", parsed.keys.size());
+      keys_ = std::make_shared<const KeySet>(std::move(parsed.keys));
+      last_error_.clear();
+      if (count_) count_("ok");
+      if (kept_) kept_(*keys_);
+    }
+  }
+  for (auto* w : waiters_) w->cancel();
+}
+
+} // namespace cltoken

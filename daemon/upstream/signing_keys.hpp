@@ -1,0 +1,66 @@
+#pragma once
+// The auth server's signing keys held in memory: fetched from the configured auth server
+// (never from a URL a token names), fetched again when a token names a kid the set does
+// not hold, at most once per upstream.jwks_min_interval_s (core/jwks_gate.hpp). Callers
+// that need keys while a fetch is in flight wait for that one fetch.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "core/clock.hpp"
+#include "core/jwks.hpp"
+#include "core/jwks_gate.hpp"
+#include "upstream/jwks_source.hpp"
+
+namespace cltoken {
+
+class SigningKeys {
+public:
+  /// Called with "ok", "failed" or "refused" (a set without a usable key) per request.
+  using CountFn = std::function<void(const char* outcome)>;
+  /// Called with the new set after each fetch that brought one (to keep it in the store).
+  using KeptFn = std::function<void(const KeySet&)>;
+
+  SigningKeys(boost::asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval);
+  SigningKeys(const SigningKeys&) = delete;
+  SigningKeys& operator=(const SigningKeys&) = delete;
+
+  void on_request(CountFn f) { count_ = std::move(f); }
+  void on_new_keys(KeptFn f) { kept_ = std::move(f); }
+  void set_min_interval(Seconds s) { gate_.set_min_interval(s); }
+
+  /// The key set once it holds `kid`, fetching it when allowed (waiting at most until the
+  /// deadline). The set may still lack `kid`: the caller then refuses the token.
+  boost::asio::awaitable<std::shared_ptr<const KeySet>> keys_for(std::string kid, SteadyTime deadline);
+  /// The set as held now (empty before the first fetch), without I/O.
+  [[nodiscard]] std::shared_ptr<const KeySet> current() const { return keys_; }
+  /// Keys from the store at start: used until a fetch brings newer ones.
+  void adopt(KeySet keys);
+  /// Drops every key (the auth server changed).
+  void reset();
+  /// When the key set may be fetched again (now when it may).
+  [[nodiscard]] SteadyTime next_fetch() const { return gate_.next_fetch(clock_.now()); }
+  /// Why the last fetch failed; empty after a good one.
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
+
+private:
+  boost::asio::awaitable<void> fetch();
+
+  boost::asio::any_io_executor executor_;
+  JwksSource& source_;
+  const Clock& clock_;
+  JwksGate gate_;
+  std::shared_ptr<const KeySet> keys_;
+  bool in_flight_ = false;
+  std::vector<boost::asio::steady_timer*> waiters_;
+  std::string last_error_;
+  CountFn count_;
+  KeptFn kept_;
+};
+
+} // namespace cltoken

@@ -1,0 +1,33 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/verify_answer.hpp"
+
+using namespace cltoken;
+
+TEST_CASE("the verify request is {\"access_token\":...} and nothing else; the body is wiped", "[jwt]") {
+  std::string body = R"({"access_token":"eyJ.a.b"})";
+  auto token = read_verify_request(body);
+  REQUIRE(token);
+  CHECK(token->reveal() == "eyJ.a.b");
+  CHECK(body.find("eyJ") == std::string::npos);
+  for (std::string bad : {"", "eyJ.a.b", "[]", R"({"access_token":1})", R"({"token":"x"})", R"({"access_token":"x","jwks":"y"})"})
+    CHECK_FALSE(read_verify_request(bad));
+}
+
+TEST_CASE("the verify answer: claims when valid, reason and message when not, never the token", "[jwt]") {
+  DecodedJwt jwt;
+  jwt.signature = "SIGNATURE-BYTES";
+  jwt.signing_input = "HEADER.PAYLOAD";
+  jwt.claims = {{"scope", "market:all"}, {"exp", 1764943200}, {"jti", "secret-ish"}, {"iss", "https://auth.example"}};
+  auto valid = nlohmann::json::parse(verify_answer(jwt));
+  CHECK(valid["valid"] == true);
+  CHECK(valid["claims"]["scope"] == "market:all");
+  CHECK(valid["claims"]["expires_at"] == "2025-12-05T14:00:00Z");
+  CHECK_FALSE(valid["claims"].contains("jti"));
+  const std::string text = verify_answer(jwt);
+  CHECK(text.find("SIGNATURE") == std::string::npos);
+  CHECK(text.find("PAYLOAD") == std::string::npos);
+  auto invalid = nlohmann::json::parse(verify_answer(VerifyFailure{VerifyReason::expired, "token has expired"}));
+  CHECK(invalid == nlohmann::json{{"valid", false}, {"reason", "expired"}, {"message", "token has expired"}});
+}
