@@ -182,7 +182,8 @@ class JsAuthStorage(unittest.TestCase):
         self.fake.start()
         self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
         self.addCleanup(self.fake.stop)
-        self.d = Daemon(self.workdir, self.fake)
+        # The issuer js-auth needs is not auth_url's host: tell the daemon which to expect.
+        self.d = Daemon(self.workdir, self.fake, upstream={"issuer": f"https://auth.localhost:{self.fake.port}"})
         self.d.start()
         self.addCleanup(self.d.stop)
         self.d.wait_ready()
