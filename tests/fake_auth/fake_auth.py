@@ -639,8 +639,8 @@ class AuthState:
             body["owner_id"] = owner_id
             body["owner_type"] = "customer"
         self.grants[jti] = grant
-        self.last_issued[client.client_id] = (body, now + lifetime)
         if owner_id is None and refresh is None:
+            self.last_issued[client.client_id] = (body, now + lifetime)
             self.current[(client.client_id, scope)] = (body, jti)
         return body
 
@@ -1074,7 +1074,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with state.lock:
             now = int(time.time()) + state.clock_offset
             body: dict | None = None
-            if mode == "same_token":
+            if mode == "same_token" and grant == GRANT_CLIENT_CREDENTIALS:
                 body = state.same_token(cid, now)
             if body is not None:
                 status = 200
