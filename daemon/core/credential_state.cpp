@@ -156,6 +156,8 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
 bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   if (t.expires_at <= now || t.access_token.empty()) return false;
   if (invalidated_ && invalidated_->equals(t.access_token)) return false;
+  for (const Secret& refused : refused_)
+    if (refused.equals(t.access_token)) return false;
   if (token_ && (token_->access_token.equals(t.access_token) || t.expires_at <= token_->expires_at + gain_slack))
     return false;
   // As for a fetched token: never a refresh in the past or right away, so a loaded token
@@ -220,9 +222,15 @@ void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& fail
                                      failure->retry_after ? Millis(*failure->retry_after) : Millis(0));
 }
 
+void CredentialState::remember_refused(const Secret& token) {
+  if (refused_.size() >= refused_kept) refused_.pop_front();
+  refused_.push_back(token);
+}
+
 bool CredentialState::invalidate(std::string_view reported) {
   if (!token_ || !token_->access_token.equals(reported)) return false;
   invalidated_ = token_->access_token;
+  remember_refused(token_->access_token);
   revoke_if_handed_back_ = true;
   token_.reset();
   demand_ = true;
@@ -232,7 +240,10 @@ bool CredentialState::invalidate(std::string_view reported) {
 }
 
 void CredentialState::drop() {
-  if (token_) invalidated_ = token_->access_token;
+  if (token_) {
+    invalidated_ = token_->access_token;
+    remember_refused(token_->access_token);
+  }
   revoke_if_handed_back_ = false; // revoked already
   token_.reset();
   had_token_ = false;

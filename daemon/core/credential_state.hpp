@@ -4,6 +4,7 @@
 // real timers and sockets; unit tests run it with a hand-moved clock.
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 
@@ -134,6 +135,12 @@ private:
   RefreshPolicy policy_;
   std::optional<CachedToken> token_;
   std::optional<Secret> invalidated_; ///< never accept this one back from the upstream
+  /// Every token a client reported invalid (or an admin revoked), newest last: another
+  /// daemon of the fleet may still hold one and write it to the store long after
+  /// invalidated_ has moved on, so adopt() refuses them all. Bounded: the oldest goes first.
+  std::deque<Secret> refused_;
+  static constexpr std::size_t refused_kept = 16;
+  void remember_refused(const Secret& token);
   /// invalidated_ came from a client's report and has not been revoked yet: if the upstream
   /// hands it back, revoke it once (after an admin revoke it already was).
   bool revoke_if_handed_back_ = false;

@@ -131,7 +131,9 @@ CustomerSession Sessions::from_grant(const std::string& credential, uid_t owner,
   s.scope = grant.scope;
   s.owner_id = grant.owner_id;
   s.obtained = sent;
-  s.expires_at = sent + grant.expires_in;
+  // As for credentials: created_at and exp are whole seconds rounded down, so the token may
+  // die up to a second before sent + expires_in (docs/failure-behaviour.md, "Expiry").
+  s.expires_at = sent + grant.expires_in - CredentialState::expiry_margin;
   s.refresh_at = policy_.refresh_at(sent, grant.expires_in, random_.symmetric());
   return s;
 }

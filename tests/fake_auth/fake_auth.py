@@ -421,8 +421,9 @@ class Misbehaviour:
 
 
 CONTROL_KEYS = {"mode", "retry_after", "count", "delay_ms", "clients", "status",
-                "rate_limit_per_minute", "reissue_window"}
-SETTING_KEYS = {"rate_limit_per_minute", "reissue_window"}   # allowed without a mode
+                "rate_limit_per_minute", "reissue_window", "clock_jump_s"}
+# allowed without a mode
+SETTING_KEYS = {"rate_limit_per_minute", "reissue_window", "clock_jump_s"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,6 +441,7 @@ class Grant:
     refresh_exp: int = 0
     revoked: bool = False
     refresh_used: bool = False   # rotated away: the refresh token no longer works
+    jti: str = ""
 
 
 class AuthState:
@@ -455,6 +457,12 @@ class AuthState:
         self.last_issued: dict[str, tuple[dict, int]] = {}  # client_id -> (body, exp)
         # (client_id, scope) -> (body, jti) of the current client_credentials token
         self.current: dict[tuple[str, str], tuple[dict, str]] = {}
+        # How far the fake's clock runs ahead of the real one (clock_jump_s adds to it):
+        # tokens and answers use the fake's clock, the ledger records the real one.
+        self.clock_offset = 0
+        # Every token issued and every revocation, in order, with real times: what a chaos
+        # run checks each answer of the daemon against (GET /_fake/ledger).
+        self.ledger: list[dict] = []
         self._reset_stats()
 
     # -- stats ---------------------------------------------------------------------------
@@ -616,7 +624,13 @@ class AuthState:
         body: dict[str, Any] = {"access_token": self.signer.sign(claims), "token_type": "bearer",
                                 "expires_in": lifetime, "scope": scope, "created_at": now}
         self.stats["tokens_issued"] += 1
-        grant = Grant(client.client_id, owner_id, scope, now + lifetime)
+        self.ledger.append({"seq": len(self.ledger), "event": "issued", "jti": jti,
+                            "client_id": client.client_id, "owner_id": owner_id,
+                            "t": time.time(), "exp": now + lifetime,
+                            # the real time at which the token expires, whatever the
+                            # fake's clock does later
+                            "expires_real": now + lifetime - self.clock_offset})
+        grant = Grant(client.client_id, owner_id, scope, now + lifetime, jti=jti)
         if refresh is not None:
             grant.refresh_token, grant.refresh_exp = refresh
             self.refresh_index[grant.refresh_token] = jti
@@ -625,8 +639,8 @@ class AuthState:
             body["owner_id"] = owner_id
             body["owner_type"] = "customer"
         self.grants[jti] = grant
-        self.last_issued[client.client_id] = (body, now + lifetime)
         if owner_id is None and refresh is None:
+            self.last_issued[client.client_id] = (body, now + lifetime)
             self.current[(client.client_id, scope)] = (body, jti)
         return body
 
@@ -760,6 +774,9 @@ class AuthState:
             return
         grant.revoked = True
         self.stats["revoked"] += 1
+        self.ledger.append({"seq": len(self.ledger), "event": "revoked", "jti": grant.jti,
+                            "client_id": grant.client_id, "owner_id": grant.owner_id,
+                            "t": time.time()})
 
     def check(self, token: str, now: float) -> dict:
         """What the Core API does with a bearer token. Raises InvalidToken."""
@@ -787,6 +804,7 @@ ROUTES = {
     "/.well-known/jwks.json": ("GET",),
     "/api/check": ("GET",),
     "/_fake/stats": ("GET",),
+    "/_fake/ledger": ("GET",),
     "/_fake/control": ("POST",),
     "/_fake/reset": ("POST",),
     "/_fake/rotate_key": ("POST",),
@@ -1053,10 +1071,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                note=f"{note} mode=garbage")
             return
 
-        now = int(time.time())
         with state.lock:
+            now = int(time.time()) + state.clock_offset
             body: dict | None = None
-            if mode == "same_token":
+            if mode == "same_token" and grant == GRANT_CLIENT_CREDENTIALS:
                 body = state.same_token(cid, now)
             if body is not None:
                 status = 200
@@ -1130,7 +1148,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             try:
-                state.revoke(params, int(time.time()))
+                state.revoke(params, int(time.time()) + state.clock_offset)
                 status, doc = 200, {}
             except OAuthError as exc:
                 status, doc = exc.status, exc.doc()
@@ -1158,7 +1176,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.stats["check_requests_total"] += 1
                 raise InvalidToken("missing bearer token")
             with state.lock:
-                doc = state.check(auth[7:].strip(), time.time())
+                doc = state.check(auth[7:].strip(), time.time() + state.clock_offset)
             self.send_json(200, doc, note=f"client={doc['client_id']}")
         except InvalidToken as exc:
             self.send_json(401, {"errors": [{"title": "Invalid token", "code": "INVALID_TOKEN",
@@ -1173,6 +1191,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.discard_body()
         self.send_json(200, self.server.state.snapshot())
 
+    def route__fake_ledger(self) -> None:
+        """The ledger from ?since=N on: {"events":[...], "next": N}."""
+        self.discard_body()
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        try:
+            since = max(0, int(query.get("since", ["0"])[0]))
+        except ValueError:
+            raise BadRequest(400, "since must be an integer") from None
+        state = self.server.state
+        with state.lock:
+            events = state.ledger[since:]
+            doc = {"events": [dict(e) for e in events], "next": since + len(events),
+                   "clock_offset_s": state.clock_offset}
+        self.send_json(200, doc)
+
     def route__fake_control(self) -> None:
         body = self._control_body()
         state = self.server.state
@@ -1186,6 +1219,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             limit = body.get("rate_limit_per_minute")
             if limit is not None and (not isinstance(limit, int) or limit < 0):
                 raise ValueError("rate_limit_per_minute must be an integer >= 0")
+            jump = body.get("clock_jump_s")
+            if jump is not None and (not isinstance(jump, int) or isinstance(jump, bool)
+                                     or jump < 0):
+                raise ValueError("clock_jump_s must be an integer >= 0 (the clock only "
+                                 "jumps ahead)")
             window = body.get("reissue_window")
             if window is not None and (not isinstance(window, int) or isinstance(window, bool)
                                        or window < 0):
@@ -1201,9 +1239,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 state.limiter.limit = limit
             if window is not None:
                 state.config.reissue_window = window
+            if jump is not None:
+                state.clock_offset += jump
             doc = {"mode": state.misbehaviour.as_json(),
                    "rate_limit_per_minute": state.limiter.limit,
-                   "reissue_window": state.config.reissue_window}
+                   "reissue_window": state.config.reissue_window,
+                   "clock_offset_s": state.clock_offset}
         self.send_json(200, doc, note=f"mode={doc['mode']['mode']}")
 
     def route__fake_rotate_key(self) -> None:

@@ -440,6 +440,49 @@ class ReissueTests(FakeAuthCase):
         self.assertEqual(self.fake.control(reissue_window=30)["reissue_window"], 30)
 
 
+class LedgerTests(FakeAuthCase):
+    """GET /_fake/ledger and clock_jump_s (a server of its own: the jump is for good)."""
+
+    def test_every_issue_and_revoke_in_order_with_real_times(self) -> None:
+        start = self.fake.ledger()["next"]
+        before = time.time()
+        doc = self.customer_token()
+        claims = jwt_parts(doc["access_token"])[1]
+        self.fake.revoke(doc["access_token"], SALES_CHANNEL_CLIENT_ID)
+        events = self.fake.ledger(start)
+        self.assertEqual(events["next"], start + 2)
+        issued, revoked = events["events"]
+        self.assertEqual((issued["event"], issued["jti"], issued["client_id"], issued["owner_id"]),
+                         ("issued", claims["jti"], SALES_CHANNEL_CLIENT_ID, CUSTOMER_ID))
+        self.assertEqual(issued["exp"], claims["exp"])
+        # Real time: the fake's exp less how far its clock has jumped (the other test).
+        self.assertEqual(issued["expires_real"], claims["exp"] - events["clock_offset_s"])
+        self.assertGreaterEqual(issued["t"], before - 1)
+        self.assertEqual((revoked["event"], revoked["jti"]), ("revoked", claims["jti"]))
+        self.assertEqual(self.fake.ledger(start + 2)["events"], [])
+
+    def test_a_clock_jump_shortens_what_is_handed_back_not_what_was_issued(self) -> None:
+        self.fake.control(reissue_window=100000)
+        first = self.integration_token()
+        self.fake.control(reissue_window=1)
+        self.assertEqual(self.fake.control(clock_jump_s=30)["clock_offset_s"], 30)
+        again = self.integration_token()
+        self.assertEqual(again["access_token"], first["access_token"])
+        self.assertLessEqual(again["expires_in"], first["expires_in"] - 30)
+        events = [e for e in self.fake.ledger()["events"] if e["event"] == "issued"]
+        self.assertEqual(len(events), 1)  # handed back, not issued again
+        self.fake.control(reissue_window=100000)
+        new = self.integration_token()
+        claims = jwt_parts(new["access_token"])[1]
+        last = self.fake.ledger()["events"][-1]
+        self.assertEqual(claims["exp"] - claims["iat"], new["expires_in"])
+        self.assertEqual(last["expires_real"], claims["exp"] - 30)
+        self.assertGreaterEqual(claims["iat"], time.time() + 28)
+        for bad in (-1, "5", True, 1.5):
+            status, body = self.fake._json("POST", "/_fake/control", {"clock_jump_s": bad})
+            self.assertEqual(status, 400, (bad, body))
+
+
 class JwtTests(FakeAuthCase):
     def jwks_key(self, kid: str) -> rsa.RSAPublicKey:
         status, _, data = self.fake.request("GET", "/.well-known/jwks.json")

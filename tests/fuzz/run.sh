@@ -6,6 +6,7 @@
 #
 #   tests/fuzz/run.sh                 every harness, FUZZ_SECONDS (default 25) each
 #   FUZZ_SECONDS=300 tests/fuzz/run.sh request
+#   FUZZ_SECONDS=600 FUZZ_RUNS=10000000 tests/fuzz/run.sh   ten million runs or 600 s each
 #   FUZZ_BUILD_ONLY=1 tests/fuzz/run.sh     build the harnesses, run nothing
 #
 # Needs: clang-14 and libfuzzer-14-dev (Debian 12). BUILD defaults to build-fuzz.
@@ -14,6 +15,7 @@ set -euo pipefail
 SOURCE=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(realpath -m "${BUILD:-$SOURCE/build-fuzz}")
 SECONDS_EACH=${FUZZ_SECONDS:-25}
+RUNS=${FUZZ_RUNS:--1}   # libFuzzer's -runs: -1 = no limit but the time
 JOBS=${JOBS:-2}
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(request body token_response config jwt)
@@ -45,7 +47,7 @@ for name in "${NAMES[@]}"; do
   echo "== fuzz_$name: ${SECONDS_EACH} s from $(ls "$SOURCE/tests/fuzz/corpus/$name" | wc -l) seeds"
   # New inputs go to a scratch corpus, never into the source tree.
   if "$BUILD/tests/fuzz/fuzz_$name" "$work" "$SOURCE/tests/fuzz/corpus/$name" \
-       -max_total_time="$SECONDS_EACH" -max_len="${MAX_LEN[$name]}" -timeout=10 -rss_limit_mb=2048 \
+       -max_total_time="$SECONDS_EACH" -runs="$RUNS" -max_len="${MAX_LEN[$name]}" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$artifacts/" > "$BUILD/fuzz_$name.log" 2>&1; then
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+ *DONE" "$BUILD/fuzz_$name.log" | sed 's/^/   /'
     echo "   ok: no finding"

@@ -100,6 +100,23 @@ TEST_CASE("a token a client reported invalid is never adopted back from the flee
   CHECK_FALSE(s.fetch_due(clock.now()));
 }
 
+TEST_CASE("a reported token stays refused after newer tokens came and went") {
+  // In a fleet another daemon may hold a token reported invalid here, and write it to the
+  // store again after this daemon has fetched (and lost) newer ones.
+  test::FakeClock clock;
+  CredentialState s(policy);
+  REQUIRE(s.adopt(stored(clock, "tok-bad-aaaaaaaaaaaaaaa", 7200s, 1min), clock.now(), 0.0));
+  REQUIRE(s.invalidate("tok-bad-aaaaaaaaaaaaaaa"));
+  s.fetch_started(clock.now());
+  REQUIRE(s.fetch_succeeded(grant("tok-next-aaaaaaaaaaaaaa", 7200s), clock.now(), clock.now(), 0.0, 0.5) ==
+          CredentialState::Outcome::accepted);
+  REQUIRE(s.invalidate("tok-next-aaaaaaaaaaaaaa"));
+  CHECK_FALSE(s.adopt(stored(clock, "tok-bad-aaaaaaaaaaaaaaa", 7200s, 0s), clock.now(), 0.0));
+  CHECK_FALSE(s.adopt(stored(clock, "tok-next-aaaaaaaaaaaaaa", 7200s, 0s), clock.now(), 0.0));
+  CHECK(s.fetch_due(clock.now()));
+  CHECK(s.adopt(stored(clock, "tok-good-aaaaaaaaaaaaaa", 7200s, 0s), clock.now(), 0.0));
+}
+
 TEST_CASE("adopting a token ends a failure streak and its backoff") {
   test::FakeClock clock;
   CredentialState s(policy);
