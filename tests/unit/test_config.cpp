@@ -223,7 +223,7 @@ TEST_CASE("identity decides which tokens survive a reload") {
   a.client_secret = Secret("s");
   a.scope = "market:all";
   CredentialConfig b = a;
-  b.allow.push_back(Principal{Principal::Kind::uid, 5, "uid:5"});
+  b.allow.push_back(Principal{Principal::Kind::uid, 5, "uid:5", {}});
   CHECK(a.same_identity(b));
   b.client_secret = Secret("t");
   CHECK_FALSE(a.same_identity(b));
