@@ -126,6 +126,7 @@ struct Daemon {
       sessions->apply(next);
       handler->set_admin(next.server.admin);
       handler->set_invalidate_rate(next.server.invalidate_burst, next.server.invalidate_interval);
+      handler->set_access_log(next.log.access, next.log.access_per_minute);
       listener->update(next.server);
       heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
       heartbeat->set_note("");
@@ -263,6 +264,7 @@ int main(int argc, char** argv) {
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
+    d.handler->set_access_log(cfg.log.access, cfg.log.access_per_minute);
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
     d.sessions->set_verifier(d.verifier);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
