@@ -23,6 +23,7 @@
 #include "core/metrics.hpp"
 #include "server/handler.hpp"
 #include "server/listener.hpp"
+#include "server/peer_unit.hpp"
 #include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
 #include "systemd/notify.hpp"
@@ -102,6 +103,7 @@ struct Daemon {
       Config next = load_config(config.path, system_config_environment());
       if (!log_level_override.empty()) next.log.level = log_level_override;
       for (const auto& w : next.warnings) spdlog::warn("{}", w);
+      for (const auto& w : unit_principal_warnings(next.unit_principals)) spdlog::warn("{}", w);
       // Everything that can fail happens before the first change.
       std::unique_ptr<AuthClient> next_upstream;
       if (upstream_changed(config.upstream, next.upstream))
@@ -124,6 +126,7 @@ struct Daemon {
       sessions->apply(next);
       handler->set_admin(next.server.admin);
       handler->set_invalidate_rate(next.server.invalidate_burst, next.server.invalidate_interval);
+      handler->set_access_log(next.log.access, next.log.access_per_minute);
       listener->update(next.server);
       heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
       heartbeat->set_note("");
@@ -237,6 +240,7 @@ int main(int argc, char** argv) {
   if (check) {
     for (const auto& c : config.credentials) std::printf("%s\n", describe(c).c_str());
     for (const auto& w : config.warnings) std::printf("warning: %s\n", w.c_str());
+    for (const auto& w : unit_principal_warnings(config.unit_principals)) std::printf("warning: %s\n", w.c_str());
     std::printf("%s: OK (%zu credentials, auth_url %s)\n", config.path.c_str(), config.credentials.size(),
                 config.upstream.auth_url.text.c_str());
     return 0;
@@ -244,6 +248,7 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) config.log.level = log_level;
   setup_logging(config.log.level, config.log.format);
   for (const auto& w : config.warnings) spdlog::warn("{}", w);
+  for (const auto& w : unit_principal_warnings(config.unit_principals)) spdlog::warn("{}", w);
 
   asio::io_context ctx(1);
   // The daemon keeps the one copy of the config (and of its secrets); what follows reads it there.
@@ -260,6 +265,7 @@ int main(int argc, char** argv) {
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
+    d.handler->set_access_log(cfg.log.access, cfg.log.access_per_minute);
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
     d.sessions->set_verifier(d.verifier);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });

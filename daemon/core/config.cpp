@@ -183,6 +183,15 @@ public:
     return v;
   }
 
+  std::optional<bool> boolean(std::string_view key) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return std::nullopt;
+    if (!n->is_boolean()) fail_at(*n, qualified(key) + " must be true or false");
+    return n->as_boolean()->get();
+  }
+
+  const std::string& file() const { return file_; }
+
   std::optional<std::vector<std::pair<std::string, unsigned>>> strings(std::string_view key) {
     const toml::node* n = get(key);
     if (n == nullptr) return std::nullopt;
@@ -218,7 +227,7 @@ const toml::table& sub_table(const std::string& file, const toml::table& root, s
 }
 
 std::vector<Principal> principals(TableReader& r, std::string_view key, const ConfigEnvironment& env,
-                                  std::optional<std::vector<Principal>> fallback) {
+                                  std::optional<std::vector<Principal>> fallback, std::vector<std::string>* units = nullptr) {
   auto list = r.strings(key);
   if (!list) {
     if (fallback) return *fallback;
@@ -229,6 +238,8 @@ std::vector<Principal> principals(TableReader& r, std::string_view key, const Co
     std::string error;
     auto p = parse_principal(text, *env.names, error);
     if (!p) r.fail(line, r.qualified(key) + ": " + error);
+    if (units != nullptr && (p->kind == Principal::Kind::unit || p->kind == Principal::Kind::slice))
+      units->push_back(fmt::format("{}:{}: {} names {}", r.file(), line, r.qualified(key), p->text));
     out.push_back(std::move(*p));
   }
   return out;
@@ -310,7 +321,7 @@ bool valid_name(const std::string& name) {
 }
 
 CredentialConfig load_credential(const std::string& file, const std::string& name, const toml::table& t,
-                                 const ConfigEnvironment& env, bool config_private) {
+                                 const ConfigEnvironment& env, bool config_private, std::vector<std::string>* units) {
   TableReader r(file, t, "credentials." + name);
   CredentialConfig c;
   c.name = name;
@@ -380,7 +391,7 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
   if (c.kind == CredentialKind::integration && !c.client_secret)
     r.fail_here("credentials." + name + ": an integration needs a client secret "
                 "(client_secret_file, client_secret_env, client_secret_credential or client_secret)");
-  c.allow = principals(r, "allow", env, std::nullopt);
+  c.allow = principals(r, "allow", env, std::nullopt, units);
   r.reject_unknown();
   return c;
 }
@@ -432,9 +443,11 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       }
     }
     std::string error;
-    cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
+    cfg.server.admin =
+        principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)}, &cfg.unit_principals);
     // Verifying a token reveals nothing the caller does not hold already.
-    cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)});
+    cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)},
+                                        &cfg.unit_principals);
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
     if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);
@@ -509,6 +522,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       if (*v != "text" && *v != "json") r.fail_at(*r.get("format"), "log.format must be \"text\" or \"json\"");
       cfg.log.format = *v;
     }
+    if (auto v = r.boolean("access")) cfg.log.access = *v;
+    if (auto v = r.integer("access_per_minute", 1, 1000000)) cfg.log.access_per_minute = static_cast<unsigned>(*v);
     r.reject_unknown();
   }
   { // [customers]
@@ -597,7 +612,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       std::string name(key.str());
       if (!node.is_table())
         throw ConfigError(path, std::max(1u, line_of(node)), "credentials." + name + " must be a table [credentials." + name + "]");
-      cfg.credentials.push_back(load_credential(path, name, *node.as_table(), env, config_private));
+      cfg.credentials.push_back(load_credential(path, name, *node.as_table(), env, config_private, &cfg.unit_principals));
     }
   }
   // Commerce Layer's default lifetimes: 2 h for an integration, 4 h for a sales channel.

@@ -95,6 +95,8 @@ struct RefreshConfig {
 struct LogConfig {
   std::string level = "info";
   std::string format = "text";
+  bool access = false;            ///< one line per token handed out or refused (core/access_log.hpp)
+  unsigned access_per_minute = 600; ///< access lines a minute, all peers; a tenth of it per uid
 };
 
 struct CredentialConfig {
@@ -150,6 +152,9 @@ struct Config {
   /// "FILE:LINE: text" for settings that load but will not do what they say: printed by
   /// --check, logged at start and reload.
   std::vector<std::string> warnings;
+  /// "FILE:LINE: KEY names PRINCIPAL" for every unit and slice principal: they match only
+  /// where the peer's unit can be read, which --check and the start-up verify on the host.
+  std::vector<std::string> unit_principals;
 
   [[nodiscard]] const CredentialConfig* find(std::string_view name) const;
 };

@@ -157,3 +157,30 @@ std::string health_document(bool ready, const std::vector<std::string>& not_read
 }
 
 } // namespace cltoken
+
+namespace cltoken {
+
+std::string clients_document(const ClientUsage& usage, SteadyTime now, WallTime wall_now,
+                             const std::function<std::optional<std::string>(uid_t)>& user_name) {
+  json list = json::array();
+  for (const ClientUsage::Row& r : usage.rows(now)) {
+    auto user = user_name(r.uid);
+    std::string principal = r.unit ? "unit:" + *r.unit : user ? "user:" + *user : "uid:" + std::to_string(r.uid);
+    list.push_back({{"principal", std::move(principal)},
+                    {"unit", r.unit ? json(*r.unit) : json(nullptr)},
+                    {"uid", r.uid},
+                    {"user", user ? json(*user) : json(nullptr)},
+                    {"credential", r.credential},
+                    {"requests", r.requests},
+                    {"refused", r.refused},
+                    {"first_seen", rfc3339(wall_of(r.first_seen, now, wall_now))},
+                    {"last_seen", rfc3339(wall_of(r.last_seen, now, wall_now))}});
+  }
+  return json{{"window_s", std::chrono::duration_cast<Seconds>(usage.window()).count()},
+              {"capacity", usage.capacity()},
+              {"evicted", usage.evicted()},
+              {"clients", std::move(list)}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+} // namespace cltoken

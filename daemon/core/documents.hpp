@@ -2,11 +2,13 @@
 // The JSON documents of the socket API (proto/schemas/*.schema.json), rendered from plain
 // snapshots. This is the only place that decides their shape.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/client_usage.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
@@ -121,6 +123,12 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
 /// for clients that find theirs by client id and scope (js-auth's storage keys). scope is
 /// null when the credential names none.
 std::string credentials_document(const std::vector<const CredentialConfig*>& credentials);
+
+/// GET /v1/clients: {"window_s","capacity","evicted","clients":[{"principal","unit","uid",
+/// "user","credential","requests","refused","first_seen","last_seen"}]}. `user_name` turns
+/// a uid into its name, or nullopt.
+std::string clients_document(const ClientUsage& usage, SteadyTime now, WallTime wall_now,
+                             const std::function<std::optional<std::string>(uid_t)>& user_name);
 
 /// {"live":true,"ready":bool,"credentials_not_ready":[...]}
 std::string health_document(bool ready, const std::vector<std::string>& not_ready);

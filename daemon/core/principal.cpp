@@ -16,6 +16,11 @@ bool Principal::matches(const PeerIdentity& peer) const {
   case Kind::uid: return peer.uid == id;
   case Kind::gid:
     return peer.gid == id || std::find(peer.groups.begin(), peer.groups.end(), static_cast<gid_t>(id)) != peer.groups.end();
+  case Kind::unit: return peer.unit && unit_glob_match(pattern, peer.unit->name);
+  case Kind::slice:
+    // Slices nest: a unit in shop-eu.slice under shop.slice is in both.
+    return peer.unit && std::any_of(peer.unit->slices.begin(), peer.unit->slices.end(),
+                                    [&](const std::string& s) { return unit_glob_match(pattern, s); });
   }
   return false;
 }
@@ -25,6 +30,28 @@ bool allowed(const std::vector<Principal>& list, const PeerIdentity& peer) {
 }
 
 namespace {
+constexpr std::string_view expected_forms = "(expected uid:N, gid:N, user:NAME, group:NAME, unit:NAME, slice:NAME or \"*\")";
+
+/// "unit:NAME" / "slice:NAME": a unit name in which `*` and `?` may stand for characters.
+std::optional<std::string> unit_pattern_error(std::string_view type, std::string_view value) {
+  std::string probe(value);
+  for (char& c : probe)
+    if (c == '*' || c == '?') c = 'x';
+  const bool is_slice = probe.ends_with(".slice");
+  // A glob that ends in `*` may stand for any type ("unit:*", "unit:cltok-*"); the
+  // characters must still be a unit name's.
+  const bool open_end = !value.empty() && value.back() == '*' && valid_unit_name(probe + ".service");
+  if (type == "slice") {
+    if (value == "-.slice") return "is the root slice, which holds every unit: use \"*\"";
+    if (!open_end && (!is_slice || !valid_unit_name(probe))) return "is not a slice name (such as shop.slice or shop-*.slice)";
+    return std::nullopt;
+  }
+  if (is_slice) return "names a slice: write slice:" + std::string(value);
+  if (!open_end && !valid_unit_name(probe))
+    return "is not a unit name with its type (such as storefront.service, export-*.service or session-*.scope)";
+  return std::nullopt;
+}
+
 std::optional<unsigned> parse_id(std::string_view s) {
   unsigned v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -65,7 +92,7 @@ std::optional<Principal> parse_principal(std::string_view text, const NameResolv
   }
   auto colon = text.find(':');
   if (colon == std::string_view::npos) {
-    error = "unknown principal \"" + std::string(text) + "\" (expected uid:N, gid:N, user:NAME, group:NAME or \"*\")";
+    error = "unknown principal \"" + std::string(text) + "\" " + std::string(expected_forms);
     return std::nullopt;
   }
   auto type = text.substr(0, colon);
@@ -100,7 +127,16 @@ std::optional<Principal> parse_principal(std::string_view text, const NameResolv
     p.id = *gid;
     return p;
   }
-  error = "unknown principal \"" + std::string(text) + "\" (expected uid:N, gid:N, user:NAME, group:NAME or \"*\")";
+  if (type == "unit" || type == "slice") {
+    if (auto why = unit_pattern_error(type, value)) {
+      error = "principal \"" + std::string(text) + "\": \"" + std::string(value) + "\" " + *why;
+      return std::nullopt;
+    }
+    p.kind = type == "unit" ? Principal::Kind::unit : Principal::Kind::slice;
+    p.pattern = std::string(value);
+    return p;
+  }
+  error = "unknown principal \"" + std::string(text) + "\" " + std::string(expected_forms);
   return std::nullopt;
 }
 

@@ -22,6 +22,7 @@ const char* Route::name() const {
   case RouteKind::credentials: return "credentials";
   case RouteKind::oauth_token: return "oauth_token";
   case RouteKind::verify: return "verify";
+  case RouteKind::clients: return "clients";
   case RouteKind::not_found: return "not_found";
   case RouteKind::method_not_allowed: return "method_not_allowed";
   case RouteKind::bad_request: return "bad_request";
@@ -155,6 +156,7 @@ Route route(std::string_view method, std::string_view target) {
     if (seg.size() == 2 && seg[1] == "reload") return simple(RouteKind::reload, post, "POST");
     if (seg.size() == 2 && seg[1] == "credentials") return simple(RouteKind::credentials, get, "GET");
     if (seg.size() == 2 && seg[1] == "verify") return simple(RouteKind::verify, post, "POST");
+    if (seg.size() == 2 && seg[1] == "clients") return simple(RouteKind::clients, get, "GET");
     if (seg[1] == "tokens" && (seg.size() == 3 || seg.size() == 4)) {
       Route r = for_credential(seg[2]);
       if (r.credential.empty()) return r; // not_found

@@ -31,6 +31,7 @@ enum class RouteKind {
   credentials,    ///< GET /v1/credentials: the ones this peer may use
   oauth_token,    ///< POST /oauth/token: Commerce Layer's own token request
   verify,         ///< POST /v1/verify
+  clients,        ///< GET /v1/clients: who used which credential lately (admin)
   not_found,
   method_not_allowed,
   bad_request,

@@ -79,6 +79,12 @@ void define(CLI::App& app, Bindings& b) {
         ->type_name("S")
         ->check(quiet(CLI::Range(0.1, 86'400.0)))
         ->needs(watch);
+    status->add_flag("--clients", b.invocation.clients,
+                     "Also list who used which credential in the last hour (admin; as the clients command)")
+        ->excludes(watch);
+
+    app.add_subcommand("clients", "Who used which credential in the last hour: unit or user, requests, last seen (admin)")
+        ->callback(choose(Command::clients));
 
     auto* token = app.add_subcommand("token", "Print the access token of a credential");
     token->callback(choose(Command::token));

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clients_table.hpp"
 #include "credential_state.hpp"
 #include "ctl_error.hpp"
 #include "daemon_answer.hpp"
@@ -64,11 +65,22 @@ Outcome confirmation(const Response& response, const Presentation& presentation,
     return {ExitCode::ok, presentation.json ? pretty(document) : said + "\n"};
 }
 
-Outcome status(const Exchange& exchange, const Presentation& presentation) {
+Outcome clients(const Exchange& exchange, const Presentation& presentation) {
+    const json document = expect_success(exchange({"GET", "/v1/clients", std::nullopt}));
+    return {ExitCode::ok, presentation.json ? pretty(document) : render_clients_table(document)};
+}
+
+Outcome status(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation) {
     const json document = expect_success(exchange({"GET", "/v1/status", std::nullopt}));
     const ExitCode code = status_exit_code(document);
-    if (presentation.json) return {code, pretty(document)};
-    return {code, render_status_table(document, {presentation.colour, presentation.terminal_columns})};
+    if (!invocation.clients) {
+        if (presentation.json) return {code, pretty(document)};
+        return {code, render_status_table(document, {presentation.colour, presentation.terminal_columns})};
+    }
+    const json list = expect_success(exchange({"GET", "/v1/clients", std::nullopt}));
+    if (presentation.json) return {code, pretty(json{{"status", document}, {"clients", list}})};
+    return {code, render_status_table(document, {presentation.colour, presentation.terminal_columns}) + "\n" +
+                      render_clients_table(list)};
 }
 
 bool flag_of(const json& document, const char* key) {
@@ -175,7 +187,8 @@ Outcome run_command(const Invocation& invocation, const Exchange& daemon, const 
         return response;
     };
     switch (invocation.command) {
-    case Command::status: return status(exchange, presentation);
+    case Command::status: return status(invocation, exchange, presentation);
+    case Command::clients: return clients(exchange, presentation);
     case Command::health: return health(exchange, presentation);
     case Command::token:
         return token_outcome(exchange({"GET", token_path(invocation) + min_ttl_query(invocation.min_ttl), std::nullopt}),

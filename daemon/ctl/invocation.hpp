@@ -19,6 +19,7 @@ enum class Command {
     customer_token,  ///< GET /v1/customers/NAME/sessions/SESSION[?min_ttl=S]
     customer_logout, ///< DELETE /v1/customers/NAME/sessions/SESSION
     verify,          ///< POST /v1/verify
+    clients,         ///< GET /v1/clients
 };
 
 struct Invocation {
@@ -36,6 +37,7 @@ struct Invocation {
     std::string session;              ///< customer token/logout SESSION.
     std::string username;             ///< customer login --username.
     bool watch = false;               ///< status --watch.
+    bool clients = false;             ///< status --clients: the client list after the table.
     std::chrono::milliseconds interval{2000};
 };
 

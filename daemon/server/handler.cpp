@@ -1,5 +1,12 @@
 #include "server/handler.hpp"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <vector>
+
 #include <spdlog/spdlog.h>
 
 #include "core/invalidate_request.hpp"
@@ -19,6 +26,22 @@ Response oauth_response(const OAuthError& e) {
   return r;
 }
 
+/// Was this request about handing out a token of the credential it names?
+bool hands_out_tokens(RouteKind kind) {
+  return kind == RouteKind::get_token || kind == RouteKind::invalidate_token || kind == RouteKind::create_session ||
+         kind == RouteKind::get_session;
+}
+
+/// The user database's name for a uid, looked up once per uid per document.
+std::optional<std::string> user_name(uid_t uid) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* result = nullptr;
+  while (getpwuid_r(uid, &pw, buf.data(), buf.size(), &result) == ERANGE) buf.resize(buf.size() * 2);
+  if (result == nullptr) return std::nullopt;
+  return std::string(result->pw_name);
+}
+
 } // namespace
 
 Handler::Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vector<Principal> admin, ReloadFn reload)
@@ -29,7 +52,15 @@ void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
   // cannot flood the journal nor hide another uid's denials; the lines left out are counted.
   auto v = denials_.admit(peer.uid, clock_.now());
   if (v.suppressed > 0) spdlog::warn("{} further access denials of uid {} were not logged", v.suppressed, peer.uid);
-  if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} {}", peer.uid, peer.gid, peer.pid, what);
+  if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} unit={} {}", peer.uid, peer.gid, peer.pid, unit_text(peer), what);
+}
+
+void Handler::account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status) {
+  usage_.record(peer, credential, status == 403, clock_.now());
+  if (!access_ || status == 403) return;
+  auto v = access_->admit(peer.uid, clock_.now());
+  for (const auto& note : v.notes) spdlog::warn("{}", note);
+  if (v.log) spdlog::info("{}", access_line(credential, route, peer, status));
 }
 
 std::string Handler::known_name(const std::string& name) const {
@@ -41,6 +72,8 @@ asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, St
   const SteadyTime start = clock_.now();
   const Route route = cltoken::route(request.method, request.target);
   Response response = co_await dispatch(route, request, peer, deadline);
+  if (hands_out_tokens(route.kind) && broker_.credential(route.credential) != nullptr)
+    account(peer, route.credential, route.name(), response.status);
   const double seconds = std::chrono::duration<double>(clock_.now() - start).count();
   metrics_.observe_request(route.name(), response.status, seconds);
   // The route and a configured credential name only: never the body, nor a name the
@@ -92,6 +125,19 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     co_return json_response(credentials_document(mine));
   }
   case RouteKind::oauth_token: co_return co_await dispatch_oauth(request, peer, deadline);
+  case RouteKind::clients: {
+    if (!allowed(admin_, peer)) {
+      log_denial(peer, "clients");
+      co_return error_response(403, "forbidden", "the client list needs an admin principal");
+    }
+    std::map<uid_t, std::optional<std::string>> names;
+    auto name_of = [&names](uid_t uid) {
+      auto it = names.find(uid);
+      if (it == names.end()) it = names.emplace(uid, user_name(uid)).first;
+      return it->second;
+    };
+    co_return json_response(clients_document(usage_, clock_.now(), clock_.wall_now(), name_of));
+  }
   case RouteKind::verify: {
     std::string body = std::move(request.body); // a token: wiped on every path
     if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
@@ -150,8 +196,10 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
   const auto& req = std::get<OAuthTokenRequest>(parsed);
   bool named = false, permitted = false;
   std::string name; // copied: a reload may replace the config while the request waits
+  std::string first_named; // for the access log and /v1/clients when none is used
   for (const CredentialConfig* c : broker_.credentials()) {
     if (!names_credential(req, *c)) continue;
+    if (!named) first_named = c->name;
     named = true;
     // The allow list before the secret, so that a peer that may not use the credential
     // cannot use the socket to try secrets faster than the auth server would let it.
@@ -163,18 +211,27 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
     }
   }
   if (named && !permitted) {
-    log_denial(peer, "oauth_token (client id of a configured credential)");
+    log_denial(peer, "oauth_token credential=" + first_named);
+    account(peer, first_named, "oauth_token", 403);
     co_return oauth_response({403, "forbidden", "this peer may not use this credential"});
   }
   if (name.empty()) {
-    if (named) log_denial(peer, "oauth_token: wrong or missing client secret");
+    if (named) {
+      log_denial(peer, "oauth_token: wrong or missing client secret");
+      account(peer, first_named, "oauth_token", 401);
+    }
     co_return oauth_response(invalid_client());
   }
   Response r = co_await broker_.get_token(name, std::nullopt, deadline);
   if (r.status == 200) {
-    if (auto doc = oauth_token_document(r.body, clock_.wall_now())) co_return json_response(std::move(*doc));
+    if (auto doc = oauth_token_document(r.body, clock_.wall_now())) {
+      account(peer, name, "oauth_token", 200);
+      co_return json_response(std::move(*doc));
+    }
+    account(peer, name, "oauth_token", 500);
     co_return oauth_response({500, "server_error", "cl-tokend could not answer"});
   }
+  account(peer, name, "oauth_token", r.status);
   Response refused = oauth_response(oauth_error_from(r.status, r.body));
   refused.retry_after = r.retry_after;
   co_return refused;

@@ -8,6 +8,8 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/broker.hpp"
+#include "core/access_log.hpp"
+#include "core/client_usage.hpp"
 #include "core/log_throttle.hpp"
 #include "core/metrics.hpp"
 #include "core/peer_rate_limiter.hpp"
@@ -44,6 +46,11 @@ public:
     verify_allow_ = std::move(allow);
   }
   void set_verify_allow(std::vector<Principal> allow) { verify_allow_ = std::move(allow); }
+  /// [log] access: one line per token handed out or refused, at most `per_minute` a minute.
+  void set_access_log(bool on, unsigned per_minute) {
+    if (!on) access_.reset();
+    else if (!access_ || access_->per_minute() != per_minute) access_.emplace(per_minute);
+  }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
   /// Called by a connection that answered without routing (400, 408, 413, 429).
@@ -52,6 +59,9 @@ public:
 private:
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);
+  /// A request naming configured credential `credential` ended with `status`: counted for
+  /// GET /v1/clients and written to the access log (403s are the denial lines instead).
+  void account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status);
   /// `name` when it is a configured credential, else "(unknown)": safe to log.
   [[nodiscard]] std::string known_name(const std::string& name) const;
   /// POST /oauth/token: Commerce Layer's request and documents, served from the cache.
@@ -70,6 +80,8 @@ private:
   PeerRateLimiter invalidations_{5, Millis(12000)};
   TokenVerifier* verifier_ = nullptr;
   std::vector<Principal> verify_allow_;
+  ClientUsage usage_;               ///< GET /v1/clients
+  std::optional<AccessLog> access_; ///< when [log] access = true
 };
 
 } // namespace cltoken

@@ -24,6 +24,7 @@
 #include "core/path_trust.hpp"
 #include "server/connection.hpp"
 #include "server/peer.hpp"
+#include "server/peer_unit.hpp"
 
 namespace cltoken {
 
@@ -132,6 +133,7 @@ Listener::Listener(asio::any_io_executor executor, int listening_fd, const Serve
 }
 
 void Listener::apply_limits() {
+  read_units_ = !unit_principals_unavailable();
   control_.slots.set_limit(config_.max_requests_per_peer);
   idle_timer_.cancel(); // idle_timeout_ms may have changed: the timer sets itself again
   ensure_fd_room(config_.max_connections);
@@ -207,6 +209,12 @@ asio::awaitable<void> Listener::accept_loop() {
     if (pec) {
       spdlog::warn("cannot read peer credentials: {}", pec.message());
       continue;
+    }
+    // Once per connection: every request on it is the same process's.
+    if (read_units_) {
+      auto lookup = look_up_peer_unit(socket.native_handle(), peer);
+      if (!lookup.unit) spdlog::debug("peer uid={} pid={}: unit unknown: {}", peer.uid, peer.pid, lookup.unknown_because);
+      peer.unit = std::move(lookup.unit);
     }
     const ConnectionLimits limits{config_.max_connections, config_.max_connections_per_peer, config_.admin_reserved_connections};
     const Admission admission =

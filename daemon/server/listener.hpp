@@ -59,6 +59,8 @@ private:
   bool owns_path_ = false;
   std::optional<std::pair<dev_t, ino_t>> socket_file_; ///< the socket file we created
   LogThrottle accept_log_;
+  /// Whether peers' systemd units can be read on this host (server/peer_unit.hpp).
+  bool read_units_ = false;
   ConnectionControl control_;
   boost::asio::steady_timer idle_timer_;
   std::size_t connections_ = 0;

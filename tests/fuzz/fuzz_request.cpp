@@ -66,7 +66,7 @@ public:
   double uniform() override { return 0.5; }
 };
 
-Principal principal(Principal::Kind kind, unsigned id, std::string text) { return Principal{kind, id, std::move(text)}; }
+Principal principal(Principal::Kind kind, unsigned id, std::string text) { return Principal{kind, id, std::move(text), {}}; }
 
 CredentialConfig credential(std::string name, CredentialKind kind, std::string client_id, std::vector<Principal> allow) {
   CredentialConfig c;

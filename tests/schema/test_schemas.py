@@ -37,7 +37,7 @@ DOCUMENT_SCHEMAS = [
     "token", "status", "health", "error", "invalidate-request", "revoke-response",
     "reload-response", "session-create-request", "session-created", "session-ended",
     "credentials", "oauth-token-request", "oauth-token", "oauth-error",
-    "verify-request", "verify-result",
+    "verify-request", "verify-result", "clients",
 ]
 
 # (method, path) of every endpoint in the contract, and who may call it.
@@ -55,6 +55,7 @@ ENDPOINTS = {
     ("delete", "/v1/customers/{name}/sessions/{session}"): "session-owner",
     ("get", "/v1/credentials"): "allow",
     ("post", "/oauth/token"): "allow",
+    ("get", "/v1/clients"): "admin",
 }
 
 # Response codes the contract names per endpoint; the spec may list more.
@@ -72,6 +73,7 @@ CONTRACT_CODES = {
     ("delete", "/v1/customers/{name}/sessions/{session}"): {"200"},
     ("get", "/v1/credentials"): {"200"},
     ("post", "/oauth/token"): {"200", "400", "401", "403", "503"},
+    ("get", "/v1/clients"): {"200", "403"},
 }
 
 
@@ -486,7 +488,7 @@ class ConfigExample(unittest.TestCase):
         "server": {"socket", "socket_mode", "socket_group", "admin", "max_connections", "idle_timeout_ms"},
         "upstream": {"auth_url", "ca_file", "connect_timeout_ms", "request_timeout_ms", "max_requests_per_minute"},
         "refresh": {"at", "jitter", "min_ttl", "backoff_initial_ms", "backoff_max_ms"},
-        "log": {"level", "format"},
+        "log": {"level", "format", "access", "access_per_minute"},
         "customers": {"max_sessions", "idle_timeout_s"},
         "store": {"backend", "path", "key_file", "url"},
     }
@@ -514,7 +516,9 @@ class ConfigExample(unittest.TestCase):
         self.assertEqual(creds["backoffice"]["kind"], "integration")
         self.assertIn("client_secret_file", creds["backoffice"])
         self.assertEqual(creds["storefront-eu"]["kind"], "sales_channel")
-        principal = re.compile(r"^(\*|uid:[0-9]+|gid:[0-9]+|user:[^:\s]+|group:[^:\s]+)$")
+        principal = re.compile(r"^(\*|uid:[0-9]+|gid:[0-9]+|user:[^:\s]+|group:[^:\s]+"
+                               r"|unit:[A-Za-z0-9:_.\\@*?-]+\.(service|scope|socket|mount|swap)"
+                               r"|slice:[A-Za-z0-9:_.\\@*?-]+\.slice)$")
         for name, c in creds.items():
             with self.subTest(credential=name):
                 v.validate(mutate(example("token.backoffice.json"), ["credential"], name), "token")

@@ -4,8 +4,8 @@ boots (as root, with the source tree at /srv/cltokend-src and the .deb in
 /srv/cltokend-test); never run it on a host.
 
 install the .deb -> configure (secret through LoadCredential=) -> socket-activated start ->
-status -> reload with a changed config -> a refused reload -> restart while a client keeps
-fetching -> the watchdog -> stop -> purge.
+status -> unit principals with transient units -> reload with a changed config -> a refused
+reload -> restart while a client keeps fetching -> the watchdog -> stop -> purge.
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ def credentials(names: list[str]) -> str:
         "storefront-eu": f'kind = "sales_channel"\nclient_id = "{SC}"\nscope = "market:code:europe"\nallow = ["*"]\n',
         "erp": f'kind = "integration"\nclient_id = "{ERP}"\nclient_secret_credential = "erp.secret"\n'
                f'allow = ["uid:0"]\n',
+        # One unit by name, and any unit in one slice: never the uid, which units share
+        # (User=) or do not know in advance (DynamicUser=).
+        "shop": f'kind = "sales_channel"\nclient_id = "{SC}"\nscope = "market:code:europe"\n'
+                f'allow = ["unit:cltok-shop.service", "slice:cltok-shop.slice"]\n',
     }
     return "".join(f"\n[credentials.{n}]\n{tables[n]}" for n in names)
 
@@ -111,6 +115,7 @@ class PackageUnderSystemd(unittest.TestCase):
         self.configure()
         self.socket_activated_start()
         self.status()
+        self.unit_principals()
         self.reload_with_a_changed_config()
         self.refused_reload()
         self.restart_while_a_client_keeps_fetching()
@@ -196,6 +201,65 @@ class PackageUnderSystemd(unittest.TestCase):
         self.assertEqual({c["name"]: c["state"] for c in doc["credentials"]},
                          {"backoffice": "fresh", "storefront-eu": "fresh"})
         self.assertEqual(sh("cl-tokenctl", "health", check=False).returncode, 0)
+
+    def run_unit(self, unit: str, *properties: str, slice_: str | None = None) -> subprocess.CompletedProcess:
+        """`cl-tokenctl token shop` in a transient service `unit`; its exit status is ours."""
+        cmd = ["systemd-run", f"--unit={unit}", "--pipe", "--wait", "--quiet", "--collect",
+               "-p", "SupplementaryGroups=cl-tokens"]
+        for p in properties:
+            cmd += ["-p", p]
+        if slice_:
+            cmd.append(f"--slice={slice_}")
+        return sh(*cmd, "/usr/bin/cl-tokenctl", "--json", "token", "shop", check=False, timeout=60)
+
+    def unit_principals(self) -> None:
+        step("unit principals: transient units with one uid and with DynamicUser=, allowed by unit or slice")
+        self.write_config(["backoffice", "storefront-eu", "shop"])
+        sh("systemctl", "reload", "cl-tokend.service")
+        wait_for(lambda: "shop" in sh("cl-tokenctl", "--json", "status").stdout, 20, "the shop credential")
+        # The shipped unit hides other users' processes (ProtectProc=invisible): their unit
+        # cannot be told, so a unit principal does not admit them, and the daemon says why.
+        self.assertEqual(self.run_unit("cltok-shop.service", "User=erpapp").returncode, 3)
+        journal = sh("journalctl", "-u", "cl-tokend.service", "--no-pager").stdout
+        self.assertIn("names unit:cltok-shop.service, which matches only peers of the daemon's own user", journal)
+        # With /proc visible (docs/security.md), units are told apart whatever their uid.
+        with open(os.path.join(DROPIN, "units.conf"), "w") as f:
+            f.write("[Service]\nProtectProc=default\n")
+        sh("systemctl", "daemon-reload")
+        sh("systemctl", "restart", "cl-tokend.service")
+        self.wait_status("3/3 credentials fresh")
+        erpapp = pwd.getpwnam("erpapp").pw_uid
+        outcomes = {}
+        for unit, props, slice_ in (("cltok-shop.service", ["User=erpapp"], None),
+                                    ("cltok-other.service", ["User=erpapp"], None),
+                                    ("cltok-dyn-a.service", ["DynamicUser=yes"], "cltok-shop.slice"),
+                                    ("cltok-dyn-b.service", ["DynamicUser=yes"], None)):
+            r = self.run_unit(unit, *props, slice_=slice_)
+            outcomes[unit] = r.returncode
+            if r.returncode == 0:
+                self.assertEqual(self.fake.check(json.loads(r.stdout)["access_token"])[0], 200)
+        self.assertEqual(outcomes, {"cltok-shop.service": 0, "cltok-other.service": 3,
+                                    "cltok-dyn-a.service": 0, "cltok-dyn-b.service": 3})
+        # erpapp itself, outside those units, is not admitted either.
+        self.assertEqual(sh("cl-tokenctl", "token", "shop", user="erpapp", check=False).returncode, 3)
+        # Each refusal is logged with the unit; the list shows all four units and their uids.
+        journal = sh("journalctl", "-u", "cl-tokend.service", "--no-pager").stdout
+        self.assertRegex(journal, rf"access denied: uid={erpapp} .*unit=cltok-other\.service token credential=shop")
+        self.assertRegex(journal, r"access denied: uid=\d+ .*unit=cltok-dyn-b\.service token credential=shop")
+        rows = {c["principal"]: c for c in json.loads(sh("cl-tokenctl", "--json", "clients").stdout)["clients"]
+                if c["credential"] == "shop"}
+        for unit in outcomes:
+            self.assertIn(f"unit:{unit}", rows)
+            self.assertEqual(rows[f"unit:{unit}"]["unit"], unit)
+            self.assertEqual(rows[f"unit:{unit}"]["refused"], 1 if outcomes[unit] else 0, rows[f"unit:{unit}"])
+        self.assertEqual(rows["unit:cltok-shop.service"]["uid"], erpapp)
+        self.assertEqual(rows["unit:cltok-other.service"]["uid"], erpapp)
+        dynamic = {rows["unit:cltok-dyn-a.service"]["uid"], rows["unit:cltok-dyn-b.service"]["uid"]}
+        self.assertNotIn(erpapp, dynamic)
+        self.assertTrue(all(61184 <= uid <= 65519 for uid in dynamic), dynamic)  # systemd's DynamicUser= range
+        table = sh("cl-tokenctl", "clients").stdout
+        self.assertRegex(table, r"unit:cltok-dyn-a\.service\s+shop\s+1\s+0\s")
+        print(table, flush=True)
 
     def reload_with_a_changed_config(self) -> None:
         step("systemctl reload: storefront-eu removed, erp added, backoffice kept with its token")

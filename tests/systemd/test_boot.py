@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """The package end to end under a real systemd: builds the .deb with CPack, boots systemd as
 PID 1 in private namespaces over an overlay of / (systemd_ns.py), and runs
-inside_boot.py in there: dpkg -i, systemctl start (socket activation), status, reload,
+inside_boot.py in there: dpkg -i, systemctl start (socket activation), status, unit
+principals with transient units (same uid, DynamicUser=), reload,
 restart under load, the watchdog, stop, purge. The fake auth server runs inside too.
 Skips only where namespaces (or root) are not available."""
-# ctest-timeout: 240
+# ctest-timeout: 300
 
 import glob
 import os
@@ -44,7 +45,7 @@ class PackageUnderRealSystemd(unittest.TestCase):
         ns = SystemdNamespace(self.workdir, self.share, SOURCE_DIR)
         self.addCleanup(ns.cleanup)
         ns.boot()
-        inside = ns.run("/usr/bin/python3", "/srv/cltokend-src/tests/systemd/inside_boot.py", timeout=180)
+        inside = ns.run("/usr/bin/python3", "/srv/cltokend-src/tests/systemd/inside_boot.py", timeout=240)
         if inside.returncode != 0:
             journal = ns.run("journalctl", "--no-pager", "-n", "150", "-o", "short-precise").stdout
             self.fail(f"the scenario failed inside the namespace:\n{inside.stdout}\n{inside.stderr}\n"

@@ -223,7 +223,7 @@ TEST_CASE("identity decides which tokens survive a reload") {
   a.client_secret = Secret("s");
   a.scope = "market:all";
   CredentialConfig b = a;
-  b.allow.push_back(Principal{Principal::Kind::uid, 5, "uid:5"});
+  b.allow.push_back(Principal{Principal::Kind::uid, 5, "uid:5", {}});
   CHECK(a.same_identity(b));
   b.client_secret = Secret("t");
   CHECK_FALSE(a.same_identity(b));
@@ -349,4 +349,35 @@ TEST_CASE("server limits load with their ranges") {
   CHECK(s.error("[server]\nmax_header_bytes = 100\n") == file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
   CHECK(s.error("[server]\nsocket_mode = \"0066\"\n") ==
         file + ":2: server.socket_mode must let the owner read and write (0600 at least)");
+}
+
+TEST_CASE("unit and slice principals load, and each is remembered with its line for --check") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  auto cfg = s.load(std::string(base) +
+                    "[server]\nadmin = [\"uid:0\", \"unit:ops-*.service\"]\n"
+                    "[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"
+                    "allow = [\"uid:0\",\n  \"unit:storefront.service\",\n  \"slice:shop.slice\"]\n");
+  REQUIRE(cfg.credentials.size() == 1);
+  CHECK(cfg.credentials[0].allow.size() == 3);
+  CHECK(cfg.unit_principals == std::vector<std::string>{file + ":5: server.admin names unit:ops-*.service",
+                                                       file + ":10: credentials.x.allow names unit:storefront.service",
+                                                       file + ":11: credentials.x.allow names slice:shop.slice"});
+  CHECK(s.load(std::string(base)).unit_principals.empty());
+  CHECK(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\"unit:storefront\"]\n") ==
+        file + ":4: credentials.x.allow: principal \"unit:storefront\": \"storefront\" is not a unit name with its type "
+               "(such as storefront.service, export-*.service or session-*.scope)");
+}
+
+TEST_CASE("[log] access and its rate") {
+  Scratch s;
+  const std::string file = (s.dir / "c.toml").string();
+  auto off = s.load(std::string(base));
+  CHECK_FALSE(off.log.access);
+  CHECK(off.log.access_per_minute == 600);
+  auto on = s.load(std::string(base) + "[log]\naccess = true\naccess_per_minute = 60\n");
+  CHECK(on.log.access);
+  CHECK(on.log.access_per_minute == 60);
+  CHECK(s.error("[log]\naccess = \"yes\"\n") == file + ":2: log.access must be true or false");
+  CHECK(s.error("[log]\naccess_per_minute = 0\n") == file + ":2: log.access_per_minute must be between 1 and 1000000, not 0");
 }

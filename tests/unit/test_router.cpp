@@ -18,6 +18,10 @@ TEST_CASE("token routes carry the credential and min_ttl") {
   CHECK(route("POST", "/v1/tokens/backoffice/revoke").kind == RouteKind::revoke_token);
   CHECK(route("POST", "/v1/verify").kind == RouteKind::verify);
   CHECK(std::string(route("POST", "/v1/verify").name()) == "verify");
+  CHECK(route("GET", "/v1/clients").kind == RouteKind::clients);
+  CHECK(std::string(route("GET", "/v1/clients").name()) == "clients");
+  CHECK(route("POST", "/v1/clients").kind == RouteKind::method_not_allowed);
+  CHECK(route("GET", "/v1/clients?all=1").kind == RouteKind::bad_request);
 }
 
 TEST_CASE("bad parameters and methods are named") {
