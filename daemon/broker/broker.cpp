@@ -102,10 +102,10 @@ void Broker::perform(SchedulerAction& a) {
           spawn(ask_fleet(act.credential, *scheduler_.credential(act.credential.name), act.newer_than),
                 "credential " + act.credential.name + ": asking the token store");
         } else if constexpr (std::is_same_v<A, action::Save>) {
-          spawn(store_->save({*scheduler_.credential(act.credential.name), scheduler_.auth_url()}, std::move(act.token)),
+          spawn(save(*scheduler_.credential(act.credential.name), scheduler_.auth_url(), std::move(act.token)),
                 "credential " + act.credential.name + ": saving the token");
         } else if constexpr (std::is_same_v<A, action::Forget>) {
-          spawn(store_->forget({*scheduler_.credential(act.credential.name), scheduler_.auth_url()}),
+          spawn(forget(*scheduler_.credential(act.credential.name), scheduler_.auth_url()),
                 "credential " + act.credential.name + ": removing the revoked or invalidated token from the store");
         }
       },
@@ -166,6 +166,18 @@ asio::awaitable<void> Broker::ask_fleet(CredentialRef ref, CredentialConfig conf
   auto token = co_await store_->before_fetch(subject, newer_than);
   scheduler_.fleet_answered(now(), ref, std::move(token));
   drive();
+}
+
+// The store calls own a copy of the credential's config and auth server, as they were
+// when the action was decided: a reload may replace the scheduler's while they run.
+asio::awaitable<void> Broker::save(CredentialConfig config, std::string auth_url, CachedToken token) {
+  const StoreSubject subject{config, std::move(auth_url)}; // named: see load()
+  co_await store_->save(subject, std::move(token));
+}
+
+asio::awaitable<void> Broker::forget(CredentialConfig config, std::string auth_url) {
+  const StoreSubject subject{config, std::move(auth_url)}; // named: see load()
+  co_await store_->forget(subject);
 }
 
 asio::awaitable<TokenAnswer> Broker::await_answer(TokenScheduler::Asked asked) {

@@ -93,6 +93,8 @@ private:
   boost::asio::awaitable<void> revoke_reported(CredentialRef ref, CredentialConfig config, Secret token);
   boost::asio::awaitable<void> load(CredentialRef ref, CredentialConfig config);
   boost::asio::awaitable<void> ask_fleet(CredentialRef ref, CredentialConfig config, SteadyTime newer_than);
+  boost::asio::awaitable<void> save(CredentialConfig config, std::string auth_url, CachedToken token);
+  boost::asio::awaitable<void> forget(CredentialConfig config, std::string auth_url);
   /// Runs `task` after the current event is fully handled, logging a failure as `what`.
   void spawn(boost::asio::awaitable<void> task, std::string what);
 
