@@ -9,14 +9,12 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "async/spawn.hpp"
 #include "broker/broker.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -39,7 +37,6 @@ using namespace cltoken;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 /// SIGTERM to exit: in-flight requests get this long...
 constexpr auto shutdown_grace = std::chrono::seconds(5);
 /// ...of which the last part is left for clients still waiting on the auth server, who
@@ -85,9 +82,12 @@ struct Daemon {
   Metrics metrics;
   std::unique_ptr<AuthClient> upstream;
   std::vector<std::unique_ptr<AuthClient>> retired; // replaced clients may still have a request in flight
+  /// The host's one upstream budget: credentials and customer sessions take their slots
+  /// here. Declared before both, which use it.
+  std::unique_ptr<UpstreamBudget> budget;
   std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
   std::unique_ptr<Broker> broker;
-  std::unique_ptr<Sessions> sessions; ///< customer sessions; after the broker, whose budget they share
+  std::unique_ptr<Sessions> sessions; ///< customer sessions
   std::unique_ptr<Handler> handler;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<systemd::Heartbeat> heartbeat;
@@ -183,15 +183,6 @@ struct Daemon {
     }
   }
 
-  /// Waits until every connection has closed or `until` has passed.
-  asio::awaitable<void> drain(SteadyTime until) {
-    asio::steady_timer t(ctx);
-    while (listener->connections() > 0 && clock.now() < until) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(use_tuple);
-    }
-  }
-
   /// Stop accepting (under socket activation new clients queue in systemd's socket for the
   /// next instance), let in-flight requests finish within shutdown_grace, then stop.
   asio::awaitable<void> shutdown() {
@@ -200,10 +191,10 @@ struct Daemon {
     systemd::notify(fmt::format("STOPPING=1\nSTATUS=stopping: {} connections open", listener->connections()));
     listener->stop();
     const SteadyTime deadline = clock.now() + shutdown_grace;
-    co_await drain(deadline - last_answers);
+    co_await listener->wait_closed(deadline - last_answers);
     broker->stop(); // clients still waiting for the auth server get their 503 now
     sessions->stop();
-    co_await drain(deadline);
+    co_await listener->wait_closed(deadline);
     if (listener->connections() > 0)
       spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
     ctx.stop();
@@ -257,11 +248,12 @@ int main(int argc, char** argv) {
   try {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock);
     d.proxy.target = d.upstream.get();
-    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, cfg);
+    d.budget = std::make_unique<UpstreamBudget>(cfg.upstream.max_requests_per_minute);
+    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, *d.budget, cfg);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.broker->set_store(*d.store);
-    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.broker, d.random, cfg);
+    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.budget, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
@@ -293,11 +285,8 @@ int main(int argc, char** argv) {
   d.heartbeat->ready();
   spdlog::info("cl-tokend {} ready: {} credentials, upstream {}", CLTOKEN_VERSION, cfg.credentials.size(),
                cfg.upstream.auth_url.text);
-  auto rethrow = [](std::exception_ptr p) {
-    if (p) std::rethrow_exception(p);
-  };
-  asio::co_spawn(ctx, d.signals(), rethrow);
-  asio::co_spawn(ctx, d.heartbeat->run(), rethrow);
+  asio::co_spawn(ctx, d.signals(), Rethrow{"the signal handler"});
+  asio::co_spawn(ctx, d.heartbeat->run(), Rethrow{"the systemd heartbeat"});
   try {
     ctx.run();
   } catch (const std::exception& e) {

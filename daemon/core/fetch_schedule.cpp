@@ -5,6 +5,7 @@
 namespace cltoken {
 
 bool fetch_before(const FetchCandidate& a, const FetchCandidate& b) {
+  if (a.rank != b.rank) return a.rank < b.rank;
   if (a.starving != b.starving) return a.starving;
   const SteadyTime ea = a.expires_at.value_or(SteadyTime::min());
   const SteadyTime eb = b.expires_at.value_or(SteadyTime::min());

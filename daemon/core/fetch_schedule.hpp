@@ -17,12 +17,16 @@ namespace cltoken {
 /// One credential whose fetch is due.
 struct FetchCandidate {
   std::size_t id = 0;                   ///< the caller's handle, returned in the plan
+  /// UpstreamBudget::rank of whoever made it due (0: scheduled work, or a peer that
+  /// caused no request in the last window); lower goes first.
+  unsigned rank = 0;
   bool starving = false;                ///< a client is waiting and no valid token exists
   std::optional<SteadyTime> expires_at; ///< the current token's expiry; none = no token
 };
 
-/// Strict weak order: true when `a` should be fetched before `b`. Starving first; then
-/// earliest expiry, a missing token counting as already expired.
+/// Strict weak order: true when `a` should be fetched before `b`. Lower rank first (a
+/// peer that caused many requests waits behind one that caused none); then starving;
+/// then earliest expiry, a missing token counting as already expired.
 [[nodiscard]] bool fetch_before(const FetchCandidate& a, const FetchCandidate& b);
 
 /// At most this many token requests in flight at once. The budget alone would let a cold

@@ -11,6 +11,7 @@
 
 #include "core/invalidate_request.hpp"
 #include "core/oauth_endpoint.hpp"
+#include "server/answers.hpp"
 #include "server/verify_route.hpp"
 
 namespace cltoken {
@@ -165,12 +166,13 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   // lists the names to any peer, so this reveals nothing more.
   const CredentialConfig* cred = broker_.credential(route.credential);
   if (cred == nullptr) co_return error_response(404, "unknown_credential", unknown_credential_message);
-  if (route.kind == RouteKind::revoke_token) co_return co_await broker_.revoke(route.credential, deadline);
+  if (route.kind == RouteKind::revoke_token) co_return revoke_response(co_await broker_.revoke(route.credential, peer.uid));
   if (!allowed(cred->allow, peer)) {
     log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
     co_return error_response(403, "forbidden", "this peer may not use this credential");
   }
-  if (route.kind == RouteKind::get_token) co_return co_await broker_.get_token(route.credential, route.min_ttl, deadline);
+  if (route.kind == RouteKind::get_token)
+    co_return token_response(co_await broker_.get_token(route.credential, route.min_ttl, deadline, peer.uid));
 
   // invalidate: {"access_token":"..."}
   auto reported = parse_invalidate_request(request.body);
@@ -187,7 +189,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
       co_return r;
     }
   }
-  co_return co_await broker_.invalidate(route.credential, std::move(*reported), deadline);
+  co_return token_response(co_await broker_.invalidate(route.credential, std::move(*reported), deadline, peer.uid));
 }
 
 asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerIdentity& peer, SteadyTime deadline) {
@@ -222,7 +224,7 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
     }
     co_return oauth_response(invalid_client());
   }
-  Response r = co_await broker_.get_token(name, std::nullopt, deadline);
+  Response r = token_response(co_await broker_.get_token(name, std::nullopt, deadline, peer.uid));
   if (r.status == 200) {
     if (auto doc = oauth_token_document(r.body, clock_.wall_now())) {
       account(peer, name, "oauth_token", 200);

@@ -12,14 +12,12 @@
 #include <cstring>
 #include <stdexcept>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "async/spawn.hpp"
 #include "core/connection_admission.hpp"
 #include "core/path_trust.hpp"
 #include "server/connection.hpp"
@@ -101,7 +99,7 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 } // namespace
 
 Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, Handler& handler, const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor), closed_(executor) {
   prepare_path(config.socket);
   // Create it with no access for anyone, then open it up to socket_mode: there is no
   // moment when the socket is reachable with looser permissions than configured.
@@ -125,7 +123,7 @@ Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, H
 
 Listener::Listener(asio::any_io_executor executor, int listening_fd, const ServerConfig& config, Handler& handler,
                    const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor), closed_(executor) {
   boost::system::error_code ec;
   acceptor_.assign(stream_protocol(), listening_fd, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot adopt the listening socket from systemd: {}", ec.message()));
@@ -157,15 +155,18 @@ Listener::~Listener() {
 }
 
 void Listener::start() {
-  auto rethrow = [](std::exception_ptr p) {
-    if (p) std::rethrow_exception(p);
-  };
-  asio::co_spawn(executor_, accept_loop(), rethrow);
-  asio::co_spawn(executor_, idle_timer(), rethrow);
+  asio::co_spawn(executor_, accept_loop(), Rethrow{"the socket listener"});
+  asio::co_spawn(executor_, idle_timer(), Rethrow{"the idle-connection timer"});
+}
+
+asio::awaitable<void> Listener::wait_closed(SteadyTime until) {
+  while (connections_ > 0 && clock_.now() < until) {
+    closed_.expires_at(until);
+    co_await closed_.async_wait(use_tuple);
+  }
 }
 
 asio::awaitable<void> Listener::idle_timer() {
-  constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   auto alive = alive_;
   for (;;) {
     // Waits for the oldest idle connection's timeout or, with none idle, one timeout from
@@ -186,7 +187,6 @@ void Listener::stop() {
 }
 
 asio::awaitable<void> Listener::accept_loop() {
-  constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   while (!control_.stopping) {
     auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
     // A client accepted just as a stop came in is still served: dropping it would close
@@ -240,13 +240,8 @@ asio::awaitable<void> Listener::accept_loop() {
                      if (!*alive) return;
                      --connections_;
                      handler_.set_connections(connections_);
-                     if (p) {
-                       try {
-                         std::rethrow_exception(p);
-                       } catch (const std::exception& e) {
-                         spdlog::error("connection ended with an error: {}", e.what());
-                       }
-                     }
+                     if (connections_ == 0) closed_.cancel();
+                     log_failure("a connection")(p);
                    });
   }
 }

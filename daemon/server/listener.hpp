@@ -41,6 +41,8 @@ public:
   /// Applies limits from a reloaded config (the socket itself stays).
   void update(const ServerConfig& config);
   [[nodiscard]] std::size_t connections() const { return connections_; }
+  /// Returns once every connection has closed, or at `until` (the shutdown's grace).
+  boost::asio::awaitable<void> wait_closed(SteadyTime until);
   /// True when the listener owns the socket file (and removes it on exit).
   [[nodiscard]] bool owns_path() const { return owns_path_; }
 
@@ -63,6 +65,7 @@ private:
   bool read_units_ = false;
   ConnectionControl control_;
   boost::asio::steady_timer idle_timer_;
+  boost::asio::steady_timer closed_; ///< cancelled as the last connection closes
   std::size_t connections_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "async/spawn.hpp"
 #include "core/jwt_claims.hpp"
 #include "core/session_request.hpp"
 #include "sessions/handle.hpp"
@@ -15,7 +14,6 @@
 namespace cltoken {
 
 namespace asio = boost::asio;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -59,9 +57,9 @@ UpstreamFailure internal_failure(const std::exception& e) {
 
 } // namespace
 
-Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Broker& broker, Random& random,
+Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream& upstream, UpstreamBudget& budget, Random& random,
                    const Config& config)
-    : executor_(executor), clock_(clock), upstream_(upstream), broker_(broker), random_(random), policy_(policy_of(config)),
+    : executor_(executor), clock_(clock), upstream_(upstream), budget_(budget), random_(random), policy_(policy_of(config)),
       min_ttl_(config.refresh.min_ttl), auth_url_(config.upstream.auth_url.text), table_(config.customers.max_sessions, config.customers.idle_timeout),
       limiter_(config.customers.login_burst, config.customers.login_interval), tick_(executor) {
   table_.set_peer_limits(config.customers.max_sessions_per_peer, config.customers.max_memory_mib << 20);
@@ -70,15 +68,7 @@ Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream&
 
 void Sessions::start() {
   running_ = true;
-  asio::co_spawn(executor_, sweep(), [](std::exception_ptr p) {
-    if (!p) return;
-    try {
-      std::rethrow_exception(p);
-    } catch (const std::exception& e) {
-      spdlog::critical("customer session sweep stopped: {}", e.what());
-      throw;
-    }
-  });
+  asio::co_spawn(executor_, sweep(), Rethrow{"customer session sweep"});
 }
 
 void Sessions::stop() {
@@ -145,7 +135,7 @@ asio::awaitable<UpstreamResult> Sessions::request_token(const TokenRequest& tr) 
   } catch (const std::exception& e) {
     result = internal_failure(e);
   }
-  broker_.release_upstream_slot();
+  budget_.release(clock_.now());
   co_return result;
 }
 
@@ -218,9 +208,9 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
       co_return error_response(400, "bad_request", "the assertion grant needs a credential with a client secret");
     // A login has a client waiting: it takes a slot when there is one, and is told when
     // to come back when there is none, rather than queueing behind the budget.
-    if (!broker_.take_upstream_slot()) {
+    if (!budget_.try_take(owner, clock_.now())) {
       ++view_.logins["rate_limited"];
-      co_return rate_limited(seconds_ceil(broker_.next_upstream_slot() - clock_.now()),
+      co_return rate_limited(seconds_ceil(budget_.next_slot(clock_.now()) - clock_.now()),
                              "upstream request budget exhausted; retry later");
     }
     TokenRequest tr;
@@ -254,9 +244,9 @@ asio::awaitable<Response> Sessions::create(CredentialConfig cred, uid_t owner, s
         co_return error_response(401, "invalid_credentials", "the auth server rejected the customer's credentials");
       }
       if (f->kind == FailureKind::rate_limited) {
-        broker_.upstream_rate_limited(*f, cred.name);
+        pause_for_rate_limit(*f, cred.name);
         ++view_.logins["rate_limited"];
-        co_return rate_limited(seconds_ceil(broker_.next_upstream_slot() - clock_.now()),
+        co_return rate_limited(seconds_ceil(budget_.next_slot(clock_.now()) - clock_.now()),
                                "the auth server is rate limiting this host; retry later");
       }
       ++view_.logins["failed"];
@@ -297,13 +287,13 @@ asio::awaitable<Response> Sessions::read(std::string credential, uid_t owner, st
   switch (decide_read(*s, now, want)) {
   case SessionRead::serve:
   case SessionRead::serve_last: break;
-  case SessionRead::serve_and_refresh: spawn_refresh(key); break;
+  case SessionRead::serve_and_refresh: spawn_refresh(key, owner); break;
   case SessionRead::expired:
     table_.erase(key);
     ++view_.expired;
     co_return session_expired();
   case SessionRead::refresh_then_serve: {
-    Outcome o = co_await refresh(key, deadline);
+    Outcome o = co_await refresh(key, deadline, owner);
     s = table_.get(key);
     if (o == Outcome::expired || s == nullptr) co_return o == Outcome::expired ? session_expired() : not_found();
     if (clock_.now() >= s->expires_at) {
@@ -337,9 +327,9 @@ asio::awaitable<Response> Sessions::end(CredentialConfig cred, uid_t owner, std:
   // Copies: the session may go (evicted, a second logout) while the revokes are under way.
   Secret access = s->access_token;
   std::optional<Secret> refresh = s->refresh_token;
-  if (!broker_.take_upstream_slot()) {
+  if (!budget_.try_take(owner, clock_.now())) {
     Response r = error_response(503, "upstream_unavailable", "the upstream request budget is used up for now; the session is kept");
-    r.retry_after = seconds_ceil(broker_.next_upstream_slot() - clock_.now());
+    r.retry_after = seconds_ceil(budget_.next_slot(clock_.now()) - clock_.now());
     co_return r;
   }
   std::optional<UpstreamFailure> failure;
@@ -351,9 +341,9 @@ asio::awaitable<Response> Sessions::end(CredentialConfig cred, uid_t owner, std:
   } catch (const std::exception& e) {
     failure = internal_failure(e);
   }
-  broker_.release_upstream_slot();
+  budget_.release(clock_.now());
   if (failure) {
-    if (failure->kind == FailureKind::rate_limited) broker_.upstream_rate_limited(*failure, cred.name);
+    if (failure->kind == FailureKind::rate_limited) pause_for_rate_limit(*failure, cred.name);
     spdlog::warn("credential {}: customer session logout: revoke failed: {}", cred.name, failure->message);
     Response r = error_response(503, "upstream_unavailable", "revoke failed, the session is kept: " + failure->message);
     r.retry_after = 1;
@@ -383,18 +373,17 @@ void Sessions::notify(const SessionKey& key) {
   for (auto* t : it->second) t->cancel();
 }
 
-void Sessions::spawn_refresh(const SessionKey& key) {
-  asio::co_spawn(executor_, refresh(key, clock_.now()), [](std::exception_ptr p, Outcome) {
-    if (!p) return;
-    try {
-      std::rethrow_exception(p);
-    } catch (const std::exception& e) {
-      spdlog::error("customer session refresh failed: {}", e.what());
-    }
-  });
+void Sessions::spawn_refresh(const SessionKey& key, std::optional<uid_t> peer) {
+  asio::co_spawn(executor_, refresh(key, clock_.now(), peer), log_failure("customer session refresh"));
 }
 
-asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime deadline) {
+void Sessions::pause_for_rate_limit(const UpstreamFailure& f, const std::string& name) {
+  // The auth server counts per client IP: a 429 here pauses the credentials' requests too.
+  const Millis pause = budget_.rate_limited(f, clock_.now(), policy_, random_.uniform());
+  spdlog::warn("credential {}: {}; all upstream requests paused for {} ms", name, f.message, pause.count());
+}
+
+asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime deadline, std::optional<uid_t> peer) {
   CustomerSession* s = table_.get(key);
   if (s == nullptr) co_return Outcome::gone;
   if (s->refreshing) { // single flight: wait for the one under way
@@ -406,7 +395,7 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
   }
   const CredentialConfig* cred = credential(s->credential);
   if (cred == nullptr || !s->refresh_token) co_return Outcome::failed;
-  if (!broker_.take_upstream_slot()) co_return Outcome::failed;
+  if (!budget_.try_take(peer, clock_.now())) co_return Outcome::failed;
   TokenRequest tr;
   tr.grant_type = "refresh_token";
   tr.client_id = cred->client_id;
@@ -432,7 +421,7 @@ asio::awaitable<Sessions::Outcome> Sessions::refresh(SessionKey key, SteadyTime 
       ++view_.expired;
       outcome = Outcome::expired;
     } else {
-      if (f->kind == FailureKind::rate_limited) broker_.upstream_rate_limited(*f, name);
+      if (f->kind == FailureKind::rate_limited) pause_for_rate_limit(*f, name);
       ++view_.refreshes["failed"];
       ++s->failures;
       s->refresh_at = clock_.now() + policy_.backoff(s->failures, random_.uniform());
@@ -464,8 +453,8 @@ asio::awaitable<void> Sessions::sweep() {
     // Only sessions read since their token was obtained; each takes a budget slot, and one
     // is always left for a client that is waiting (a login, or a credential's own fetch).
     for (const auto& key : table_.due_for_refresh(now)) {
-      if (broker_.upstream_slots_left() <= 1) break;
-      spawn_refresh(key);
+      if (budget_.left(now) <= 1) break;
+      spawn_refresh(key, std::nullopt);
     }
   }
 }

@@ -2,7 +2,7 @@
 // Customer sessions with real I/O (docs/customer-sessions.md): login, read with
 // refresh, logout, and a sweep that evicts idle sessions and refreshes the ones in use.
 // The decisions are core/session_table.hpp's; this class only sequences upstream calls
-// (through the Broker's shared budget) and the clients waiting for them.
+// (through the host's shared UpstreamBudget) and the clients waiting for them.
 // Single-threaded: everything runs on the io_context's one thread, like the Broker.
 #include <map>
 #include <memory>
@@ -14,13 +14,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "broker/broker.hpp"
-#include "broker/random.hpp"
+#include "core/random.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/documents.hpp"
 #include "core/refresh_policy.hpp"
 #include "core/router.hpp"
+#include "core/upstream_budget.hpp"
 #include "core/peer_rate_limiter.hpp"
 #include "core/session_table.hpp"
 #include "upstream/token_verifier.hpp"
@@ -30,7 +30,7 @@ namespace cltoken {
 
 class Sessions {
 public:
-  Sessions(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Broker& broker, Random& random,
+  Sessions(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, UpstreamBudget& budget, Random& random,
            const Config& config);
   Sessions(const Sessions&) = delete;
   Sessions& operator=(const Sessions&) = delete;
@@ -63,12 +63,15 @@ private:
   boost::asio::awaitable<std::optional<std::string>> verify_adopted(const CredentialConfig& cred, std::string_view token,
                                                                     std::string owner_id, SteadyTime deadline);
   /// Refreshes one session (single flight: a second caller waits for the first).
-  boost::asio::awaitable<Outcome> refresh(SessionKey key, SteadyTime deadline);
+  /// `peer` made it happen (a read), or nobody did (the sweep); it is charged for it.
+  boost::asio::awaitable<Outcome> refresh(SessionKey key, SteadyTime deadline, std::optional<uid_t> peer);
+  /// A 429 from the auth server pauses the whole host's budget.
+  void pause_for_rate_limit(const UpstreamFailure& f, const std::string& name);
   /// One token request on an upstream budget slot the caller took; releases the slot when
   /// the answer is in, and turns an exception into a failure.
   boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request);
   boost::asio::awaitable<void> sweep();
-  void spawn_refresh(const SessionKey& key);
+  void spawn_refresh(const SessionKey& key, std::optional<uid_t> peer);
   /// The client credentials of a session's credential, as configured now.
   [[nodiscard]] const CredentialConfig* credential(const std::string& name) const;
   boost::asio::awaitable<bool> wait_refresh(const SessionKey& key, SteadyTime deadline);
@@ -81,7 +84,7 @@ private:
   const Clock& clock_;
   Upstream& upstream_;
   TokenVerifier* verifier_ = nullptr;
-  Broker& broker_;
+  UpstreamBudget& budget_;
   Random& random_;
   RefreshPolicy policy_;
   Seconds min_ttl_;

@@ -4,7 +4,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "broker/random.hpp"
+#include "core/random.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "store/token_store.hpp"

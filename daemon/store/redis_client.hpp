@@ -16,7 +16,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "broker/random.hpp"
+#include "core/random.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "store/redis_connection.hpp"

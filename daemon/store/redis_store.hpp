@@ -17,7 +17,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "broker/random.hpp"
+#include "core/random.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/store_identity.hpp"

@@ -8,16 +8,16 @@
 
 #include <optional>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "async/spawn.hpp"
 
 namespace cltoken {
 
@@ -25,7 +25,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 /// One kept-alive connection to the auth server, plain (loopback only) or TLS.
 struct AuthClient::Connection {

@@ -148,7 +148,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ScriptedUpstream upstream;
   FixedRandom random;
   Metrics metrics;
-  Broker broker(ctx.get_executor(), clock, upstream, random, config);
+  UpstreamBudget budget(config.upstream.max_requests_per_minute);
+  Broker broker(ctx.get_executor(), clock, upstream, random, budget, config);
   Handler handler(broker, metrics, clock, config.server.admin, [] { return std::string(); });
   ConnectionControl control;
   control.slots.set_limit(config.server.max_requests_per_peer);

@@ -1,14 +1,14 @@
 // Commerce Layer answers a client-credentials request with the token it already issued until
 // that token has 15 minutes left. Refreshes are planned in that window, a "same token"
 // answer before it means "not yet", and a day of 100 credentials costs one request per
-// token lifetime: the planning pieces alone, then the broker's loop in virtual time.
+// token lifetime: the planning pieces alone, then the daemon's scheduler in virtual time.
 #include <catch2/catch.hpp>
 
 #include <map>
 #include <random>
 
 #include "core/refresh_advice.hpp"
-#include "virtual_broker.hpp"
+#include "virtual_driver.hpp"
 
 using namespace cltoken;
 using namespace cltoken::test;
@@ -176,7 +176,7 @@ TEST_CASE("a day of 100 credentials against an upstream that reissues only in th
     upstream.exp_of["old-" + std::to_string(c)] = t0 + left;
   }
   // The reference figures from the config example: jitter 0.05, budget 25 a minute.
-  VirtualBroker vb(clock, n, 25, window_policy(900s, 0.75, 0.05, 60s), 300ms, std::ref(upstream));
+  VirtualDriver vb(clock, n, 25, window_policy(900s, 0.75, 0.05, 60s), 300ms, std::ref(upstream));
 
   // Clients: every credential read every 7 minutes with the config's min_ttl of 60 s; one
   // credential read every 10 s with a min_ttl longer than the window can ever give.

@@ -1,12 +1,12 @@
-// The guarantees about the upstream, each over minutes of virtual time with the
-// broker's loop run on the real core pieces (virtual_broker.hpp).
+// The guarantees about the upstream, each over minutes of virtual time, on the daemon's
+// own TokenScheduler (virtual_driver.hpp turns its actions into virtual-time events).
 #include <catch2/catch.hpp>
 
 #include <map>
 #include <random>
 #include <set>
 
-#include "virtual_broker.hpp"
+#include "virtual_driver.hpp"
 
 using namespace cltoken;
 using namespace cltoken::test;
@@ -30,7 +30,7 @@ const RefreshPolicy policy{0.75, 0.0, 1000ms, 8000ms};
 TEST_CASE("cold start: 60 credentials under 25 a minute; waiting clients are served as soon as the budget allows") {
   FakeClock clock;
   const SteadyTime t0 = clock.now();
-  VirtualBroker vb(clock, 60, 25, policy, 300ms, Issuer{7200s});
+  VirtualDriver vb(clock, 60, 25, policy, 300ms, Issuer{7200s});
 
   // A client per credential, with a 15 s request deadline; on 503 it comes back when
   // Retry-After says. It never learns anything else about the queue.
@@ -88,7 +88,7 @@ TEST_CASE("whatever the clients do, no 60 s window holds more requests than the 
   FakeClock clock;
   const SteadyTime t0 = clock.now();
   // Short tokens, aggressive clients: invalidations, min_ttl near the lifetime, bursts.
-  VirtualBroker vb(clock, 12, 25, RefreshPolicy{0.5, 0.05, 200ms, 2000ms}, 150ms, Issuer{20s});
+  VirtualDriver vb(clock, 12, 25, RefreshPolicy{0.5, 0.05, 200ms, 2000ms}, 150ms, Issuer{20s});
   std::mt19937 rng(20261125);
   std::uniform_int_distribution<std::size_t> which(0, 11);
   std::uniform_int_distribution<int> kind(0, 2), ttl(0, 25), gap_ms(1, 400);
@@ -127,7 +127,7 @@ TEST_CASE("after a 429 with Retry-After: 4 no request is sent for 4 s, and valid
   bool limited = false;
   int issued = 0;
   std::optional<SteadyTime> answered_429;
-  VirtualBroker vb(clock, 5, 25, RefreshPolicy{0.5, 0.0, 1000ms, 8000ms}, 300ms, [&](std::size_t c, SteadyTime now) -> UpstreamResult {
+  VirtualDriver vb(clock, 5, 25, RefreshPolicy{0.5, 0.0, 1000ms, 8000ms}, 300ms, [&](std::size_t c, SteadyTime now) -> UpstreamResult {
     if (limited) {
       limited = false;
       answered_429 = now + 300ms; // when the daemon reads it
@@ -167,7 +167,7 @@ TEST_CASE("a client with no token during a 429 pause hears when the pause ends")
   FakeClock clock;
   const SteadyTime t0 = clock.now();
   int calls = 0;
-  VirtualBroker vb(clock, 2, 25, policy, 200ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 2, 25, policy, 200ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     if (++calls == 1) return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, Retry-After 30 s)", 30s);
     return make_grant("tok-" + std::to_string(calls), 600s);
   });
@@ -186,7 +186,7 @@ TEST_CASE("429 without Retry-After: every request pauses, for exponentially long
   FakeClock clock;
   const SteadyTime t0 = clock.now();
   int calls = 0;
-  VirtualBroker vb(clock, 1, 25, RefreshPolicy{0.75, 0.0, 1000ms, 8000ms}, 100ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.75, 0.0, 1000ms, 8000ms}, 100ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     if (++calls <= 6) return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, no Retry-After)");
     return make_grant("tok", 600s);
   });
@@ -205,7 +205,7 @@ TEST_CASE("a 500 storm until expiry: the valid token is served to the end, then 
   bool storm = false;
   int issued = 0;
   const RefreshPolicy p{0.5, 0.0, 200ms, 2000ms};
-  VirtualBroker vb(clock, 1, 25, p, 50ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, p, 50ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     if (storm) return make_failure(FailureKind::server_error, "auth server error (500)");
     return make_grant("tok-" + std::to_string(++issued), 10s);
   });
@@ -252,7 +252,7 @@ TEST_CASE("a 500 storm until expiry: the valid token is served to the end, then 
 TEST_CASE("50 concurrent invalidations of one revoked token cost one upstream request and all get the same new token") {
   FakeClock clock;
   const SteadyTime t0 = clock.now();
-  VirtualBroker vb(clock, 1, 25, policy, 300ms, Issuer{3600s});
+  VirtualDriver vb(clock, 1, 25, policy, 300ms, Issuer{3600s});
   vb.run_until(t0 + 1s);
   const std::string revoked(vb.state(0).token()->access_token.reveal());
   REQUIRE(vb.sent().size() == 1);
@@ -282,7 +282,7 @@ TEST_CASE("a refresh that gains nothing keeps the token and retries with backoff
   // The upstream's same_token mode: the token it issued first, with what it has left.
   std::optional<SteadyTime> first_exp;
   const RefreshPolicy p{0.5, 0.0, 1000ms, 8000ms};
-  VirtualBroker vb(clock, 1, 25, p, 100ms, [&](std::size_t, SteadyTime now) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, p, 100ms, [&](std::size_t, SteadyTime now) -> UpstreamResult {
     if (!first_exp) {
       first_exp = now + 60s;
       return make_grant("same", 60s);
@@ -313,7 +313,7 @@ TEST_CASE("a refresh that gains nothing keeps the token and retries with backoff
 TEST_CASE("a rejected credential is retried only slowly and its clients hear upstream_rejected") {
   FakeClock clock;
   const SteadyTime t0 = clock.now();
-  VirtualBroker vb(clock, 1, 25, RefreshPolicy{0.75, 0.0, 1000ms, 30000ms}, 50ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.75, 0.0, 1000ms, 30000ms}, 50ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     UpstreamFailure f = make_failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)");
     f.http_status = 401;
     f.code = "invalid_client";
@@ -338,7 +338,7 @@ TEST_CASE("min_ttl: refreshed before being handed out, within the deadline; a fa
   const SteadyTime t0 = clock.now();
   bool fail = false;
   int issued = 0;
-  VirtualBroker vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 200ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 200ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     if (fail) return make_failure(FailureKind::server_error, "auth server error (503)");
     return make_grant("tok-" + std::to_string(++issued), 100s);
   });
@@ -381,7 +381,7 @@ TEST_CASE("min_ttl with a hanging upstream is bounded by the request deadline") 
   const SteadyTime t0 = clock.now();
   int issued = 0;
   // The upstream takes 10 s to answer (upstream.request_timeout_ms), the client gives 1 s.
-  VirtualBroker vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 10000ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
+  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 10000ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
     if (++issued == 1) return make_grant("tok-1", 100s);
     return make_failure(FailureKind::network_error, "auth server localhost: no answer in time (read)");
   });

@@ -86,7 +86,9 @@ TEST_CASE("the broker's fetch that outlives every deadline stops the watchdog") 
   test::FakeClock clock;
   SilentUpstream upstream(ctx.get_executor());
   HalfRandom random;
-  Broker broker(ctx.get_executor(), clock, upstream, random, one_credential());
+  const Config config = one_credential();
+  UpstreamBudget budget(config.upstream.max_requests_per_minute);
+  Broker broker(ctx.get_executor(), clock, upstream, random, budget, config);
   broker.start();
   ctx.poll(); // the scheduler's first pass: the cold credential is fetched at once
   REQUIRE(upstream.requests == 1);
