@@ -23,6 +23,7 @@
 #include "core/metrics.hpp"
 #include "server/handler.hpp"
 #include "server/listener.hpp"
+#include "store/key_set_keeper.hpp"
 #include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
 #include "systemd/notify.hpp"
@@ -85,6 +86,7 @@ struct Daemon {
   std::unique_ptr<AuthClient> upstream;
   std::vector<std::unique_ptr<AuthClient>> retired; // replaced clients may still have a request in flight
   std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
+  std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store; before `keys`, which uses it
   std::unique_ptr<Broker> broker;
   std::unique_ptr<Sessions> sessions; ///< customer sessions; after the broker, whose budget they share
   std::unique_ptr<Handler> handler;
@@ -255,11 +257,14 @@ int main(int argc, char** argv) {
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.broker->set_store(*d.store);
+    d.key_keeper = std::make_unique<StoreKeySetKeeper>(ctx.get_executor(), *d.store, d.config, d.clock);
+    d.keys.set_keeper(d.key_keeper.get());
     d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.broker, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
+    d.handler->set_metrics_allow(cfg.server.metrics_allow);
     d.sessions->set_verifier(d.verifier);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
     if (auto fd = systemd::listen_fd()) {

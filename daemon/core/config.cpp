@@ -472,6 +472,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     // Commerce Layer writes its origin in `iss`; a proxy in front of it may need this set.
     cfg.upstream.issuer = r.string("issuer").value_or(cfg.upstream.auth_url.text);
     if (auto v = r.integer("jwks_min_interval_s", 1, 86400)) cfg.upstream.jwks_min_interval = Seconds(*v);
+    if (auto v = r.integer("jwks_max_age_s", 60, 2592000)) cfg.upstream.jwks_max_age = Seconds(*v);
     if (auto v = r.integer("verify_skew_s", 0, 3600)) cfg.upstream.verify_skew = Seconds(*v);
     r.reject_unknown();
   }
@@ -563,6 +564,17 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("timeout_ms", 10, 600000)) cfg.store.timeout = Millis(*v);
     if (auto v = r.integer("poll_ms", 10, 60000)) cfg.store.poll = Millis(*v);
     if (auto v = r.integer("reconnect_max_ms", 100, 3600000)) cfg.store.reconnect_max = Millis(*v);
+    // Where the state file's generations are anchored: somewhere a copy of the state folder
+    // (a backup, a snapshot) does not bring back. systemd's RuntimeDirectory= (kept across
+    // restarts by RuntimeDirectoryPreserve=yes, emptied at boot) by default.
+    if (auto v = r.string("generation_path")) {
+      cfg.store.generation_path = *v;
+      if (!v->empty() && (v->front() != '/' || v->back() == '/' || *v == cfg.store.path))
+        r.fail_at(*r.get("generation_path"),
+                  "store.generation_path must be \"\" or the absolute path of a file other than store.path");
+    } else if (auto dir = env.getenv("RUNTIME_DIRECTORY"); dir && !dir->empty() && dir->front() == '/') {
+      cfg.store.generation_path = dir->substr(0, dir->find(':')) + "/state.generation";
+    }
     if (auto v = r.string("prefix")) {
       const bool ok = !v->empty() && v->size() <= 64 && std::all_of(v->begin(), v->end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';

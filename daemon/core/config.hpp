@@ -78,6 +78,7 @@ struct UpstreamConfig {
   VerifyMode verify = VerifyMode::when_available;
   std::string issuer;               ///< the `iss` tokens must carry; default: auth_url
   Seconds jwks_min_interval{30};    ///< no two key-set requests closer than this
+  Seconds jwks_max_age{86400};      ///< a key set kept in the store longer than this is fetched again
   Seconds verify_skew{60};          ///< tolerance between a token's exp and expires_in
 };
 
@@ -124,6 +125,10 @@ struct CustomersConfig {
 struct StoreConfig {
   std::string backend = "memory"; ///< memory | file | redis
   std::string path = "/var/lib/cl-tokend/state";
+  /// file: where the count of saves and removals per credential is kept, so that a rolled
+  /// back state file is refused (docs/store.md); "" = not kept. Default
+  /// $RUNTIME_DIRECTORY/state.generation under systemd, else "".
+  std::string generation_path;
   std::string key_file;
   std::string key_credential;
   std::string key_source = "none"; ///< "file PATH", "credential NAME" or "none", for --check
