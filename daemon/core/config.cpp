@@ -22,6 +22,15 @@
 
 namespace cltoken {
 
+const char* to_string(VerifyMode m) {
+  switch (m) {
+  case VerifyMode::required: return "required";
+  case VerifyMode::when_available: return "when_available";
+  case VerifyMode::off: return "off";
+  }
+  return "when_available";
+}
+
 const char* to_string(CredentialKind k) {
   return k == CredentialKind::integration ? "integration" : "sales_channel";
 }

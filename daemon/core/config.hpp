@@ -68,6 +68,8 @@ enum class VerifyMode {
   when_available, ///< no keys yet: claims are checked, the signature once keys arrive
   off,            ///< tokens are served as the auth server sends them
 };
+/// The config spelling: "required", "when_available", "off".
+[[nodiscard]] const char* to_string(VerifyMode m);
 
 struct UpstreamConfig {
   AuthUrl auth_url;

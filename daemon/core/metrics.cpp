@@ -138,6 +138,15 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
     x.put("cl_tokend_jwks_requests_total{{outcome=\"{}\"}} {}\n", outcome, it == jwks_.end() ? 0 : it->second);
   }
 
+  if (s.verification) {
+    x.family("signing_keys", "gauge",
+             "Signing keys of the auth server held; 0 means token signatures cannot be checked now.");
+    x.put("cl_tokend_signing_keys {}\n", s.verification->keys);
+    x.family("unverified_tokens_total", "counter",
+             "Tokens served or stored with their signature unchecked (verify = when_available, key set unavailable).");
+    x.put("cl_tokend_unverified_tokens_total {}\n", s.verification->unverified_tokens);
+  }
+
   x.family("upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");
   x.put("cl_tokend_upstream_budget_remaining {}\n", budget_remaining);
 

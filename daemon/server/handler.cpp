@@ -62,6 +62,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::status: {
     auto view = broker_.status_view();
     if (sessions_ != nullptr) view.customers = sessions_->view();
+    if (verifier_ != nullptr) view.verification = verifier_->view();
     co_return json_response(status_document(view, clock_.now(), clock_.wall_now(), allowed(admin_, peer)));
   }
   case RouteKind::health: {
