@@ -116,6 +116,7 @@ struct Daemon {
       verifier.set(verify_settings(next.upstream));
       verifying.set_key_timeout(next.upstream.request_timeout);
       handler->set_verify_allow(next.server.verify_allow);
+      handler->set_metrics_allow(next.server.metrics_allow);
       if (next_upstream) {
         // The broker keeps the Upstream& it was given: swap the object behind the proxy.
         retired.push_back(std::move(upstream));

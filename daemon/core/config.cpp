@@ -442,6 +442,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     cfg.server.admin = principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)});
     // Verifying a token reveals nothing the caller does not hold already.
     cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)});
+    // Per-credential counters say how often each service works: admins and these only.
+    cfg.server.metrics_allow = principals(r, "metrics_allow", env, std::vector<Principal>{});
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
     if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);

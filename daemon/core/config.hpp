@@ -49,6 +49,7 @@ struct ServerConfig {
   std::string socket_group_name;
   std::vector<Principal> admin;
   std::vector<Principal> verify_allow; ///< who may POST /v1/verify (default: any peer)
+  std::vector<Principal> metrics_allow; ///< besides admins, who gets per-credential counters in /metrics (default: nobody)
   std::size_t max_connections = 256;
   std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
   std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only

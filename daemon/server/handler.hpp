@@ -44,6 +44,8 @@ public:
     verify_allow_ = std::move(allow);
   }
   void set_verify_allow(std::vector<Principal> allow) { verify_allow_ = std::move(allow); }
+  /// Besides admins, who gets the per-credential counters of /metrics (config reload).
+  void set_metrics_allow(std::vector<Principal> allow) { metrics_allow_ = std::move(allow); }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
 
@@ -68,6 +70,7 @@ private:
   PeerRateLimiter invalidations_{5, Millis(12000)};
   TokenVerifier* verifier_ = nullptr;
   std::vector<Principal> verify_allow_;
+  std::vector<Principal> metrics_allow_;
 };
 
 } // namespace cltoken
