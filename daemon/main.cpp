@@ -131,6 +131,7 @@ struct Daemon {
       heartbeat->set_fetch_bound(systemd::fetch_bound(next.upstream));
       heartbeat->set_note("");
       set_log_level(next.log.level);
+      if (next.log.format != config.log.format) set_log_format(next.log.format);
       config = std::move(next);
       spdlog::info("config reloaded from {}: {} credentials", config.path, config.credentials.size());
     } catch (const std::exception& e) {

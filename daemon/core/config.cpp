@@ -19,6 +19,7 @@
 #include <toml++/toml.h>
 
 #include "core/path_trust.hpp"
+#include "core/secret_variables.hpp"
 
 namespace cltoken {
 
@@ -55,6 +56,7 @@ ConfigEnvironment system_config_environment() {
     if (v == nullptr) return std::nullopt;
     return std::string(v);
   };
+  env.secret_variable = take_secret_variable;
   env.names = &resolver;
   return env;
 }
@@ -359,7 +361,7 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
       c.client_secret = read_secret_file(r, line, key, v);
       c.secret_source = "file " + v;
     } else if (std::string_view(chosen->key) == "client_secret_env") {
-      auto value = env.getenv(v);
+      auto value = env.secret_variable ? env.secret_variable(v) : env.getenv(v);
       if (!value || value->empty()) r.fail(line, fmt::format("{}: environment variable {} is not set or empty", key, v));
       c.client_secret = Secret(trim_trailing_newlines(*value));
       wipe(*value);

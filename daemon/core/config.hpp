@@ -165,6 +165,8 @@ struct Config {
 /// What the loader may ask of the outside world, injected so tests control it.
 struct ConfigEnvironment {
   std::function<std::optional<std::string>(const std::string&)> getenv;
+  /// Reads a variable named by client_secret_env; getenv when unset.
+  std::function<std::optional<std::string>(const std::string&)> secret_variable;
   const NameResolver* names = nullptr;
 };
 

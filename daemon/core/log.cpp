@@ -21,10 +21,14 @@ bool stderr_is_journal() {
                                 static_cast<unsigned long long>(st.st_ino));
 }
 
+void set_log_format(const std::string& format) {
+  spdlog::default_logger()->set_formatter(
+      make_log_formatter(format == "json" ? LogFormat::json : LogFormat::text, stderr_is_journal()));
+}
+
 void setup_logging(const std::string& level, const std::string& format) {
-  auto logger = spdlog::stderr_logger_mt("cl-tokend");
-  logger->set_formatter(make_log_formatter(format == "json" ? LogFormat::json : LogFormat::text, stderr_is_journal()));
-  spdlog::set_default_logger(logger);
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("cl-tokend"));
+  set_log_format(format);
   // Every line reaches the journal or the file at once: a crash loses nothing, and the
   // volume (a few lines per refresh) makes the cost irrelevant.
   spdlog::flush_on(spdlog::level::trace);

@@ -12,6 +12,9 @@ void setup_logging(const std::string& level, const std::string& format);
 /// Changes the level at run time (reload, --log-level).
 void set_log_level(const std::string& level);
 
+/// Changes the line format at run time (reload): "text" or "json".
+void set_log_format(const std::string& format);
+
 /// True when stderr is the journal stream systemd connected ($JOURNAL_STREAM matches it).
 [[nodiscard]] bool stderr_is_journal();
 

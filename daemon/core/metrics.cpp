@@ -39,6 +39,17 @@ void Metrics::observe_request(const std::string& route, unsigned code, double se
 
 namespace {
 
+constexpr unsigned refused_codes[] = {400, 408, 413, 429};
+
+} // namespace
+
+void Metrics::count_refused(unsigned code) {
+  for (std::size_t i = 0; i < std::size(refused_codes); ++i)
+    if (refused_codes[i] == code) ++refused_[i];
+}
+
+namespace {
+
 constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error", "invalid_token", "no_gain"};
 static_assert(std::size(outcome_names) == std::tuple_size_v<decltype(CredentialCounters::outcomes)>);
 static_assert(std::string_view(outcome_names[CredentialCounters::no_gain_outcome]) == "no_gain");
@@ -181,6 +192,10 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   x.family("requests_total", "counter", "Requests answered on the socket, by route and HTTP status code.");
   for (const auto& [key, n] : requests_)
     x.put("cl_tokend_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", escape_label_value(key.first), key.second, n);
+  x.family("requests_refused_total", "counter",
+           "Requests answered before routing, by HTTP status code: malformed, too slow, too large, too many in progress.");
+  for (std::size_t i = 0; i < std::size(refused_codes); ++i)
+    x.put("cl_tokend_requests_refused_total{{code=\"{}\"}} {}\n", refused_codes[i], refused_[i]);
 
   x.histogram("request_duration_seconds", "Time from a complete request on the socket to its answer.", request_duration_);
 

@@ -38,6 +38,9 @@ public:
   /// One token request to the auth server, from send to answer (or failure).
   void observe_upstream(double seconds) { upstream_duration_.observe(seconds); }
   void set_connections(std::size_t n) { connections_ = n; }
+  /// A request answered before routing: 400 malformed, 408 too slow, 413 too large, 429
+  /// over max_requests_per_peer. Other codes are not counted.
+  void count_refused(unsigned code);
   /// One request for the auth server's key set: "ok", "failed" or "refused".
   void count_jwks(const std::string& outcome) { ++jwks_[outcome]; }
 
@@ -51,6 +54,7 @@ public:
 
 private:
   std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;
+  std::array<std::uint64_t, 4> refused_{}; ///< by refused_codes
   Histogram<request_buckets.size()> request_duration_{request_buckets};
   Histogram<upstream_buckets.size()> upstream_duration_{upstream_buckets};
   std::size_t connections_ = 0;

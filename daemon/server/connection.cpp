@@ -114,6 +114,7 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
     Response r = error_response(429, "rate_limited",
                                 "too many requests in progress for this user; wait for an answer before sending more");
     r.retry_after = 1;
+    handler.count_refused(r.status);
     co_await send_final(stream, std::move(r), config);
     co_return false;
   }
@@ -128,7 +129,10 @@ asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, 
     if (rec && read_deadline.expired()) rec = beast::error::timeout;
   }
   if (rec) {
-    if (auto answer = read_failure(rec, config)) co_await send_final(stream, std::move(*answer), config);
+    if (auto answer = read_failure(rec, config)) {
+      handler.count_refused(answer->status);
+      co_await send_final(stream, std::move(*answer), config);
+    }
     co_return false;
   }
   auto& req = parser.get();

@@ -48,6 +48,8 @@ public:
   void set_metrics_allow(std::vector<Principal> allow) { metrics_allow_ = std::move(allow); }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
+  /// Called by a connection that answered without routing (400, 408, 413, 429).
+  void count_refused(unsigned code) { metrics_.count_refused(code); }
 
 private:
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);

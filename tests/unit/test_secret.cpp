@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -7,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/secret.hpp"
+#include "core/secret_variables.hpp"
 
 using cltoken::Secret;
 
@@ -84,4 +86,21 @@ TEST_CASE("copies are independent and assignment replaces the value") {
   CHECK(b.reveal() == "first-secret-value");
   b = b; // self-assignment keeps the value
   CHECK(b.reveal() == "first-secret-value");
+}
+
+TEST_CASE("A secret variable is taken out of the environment at its first read") {
+  // Names of our own, so no other test (or the shell) sees the change.
+  ::setenv("CLTOKEN_TEST_TAKEN_SECRET", "value-from-env", 1);
+  CHECK(cltoken::take_secret_variable("CLTOKEN_TEST_TAKEN_SECRET") == "value-from-env");
+  CHECK(std::getenv("CLTOKEN_TEST_TAKEN_SECRET") == nullptr);
+  // A reload reads it again: the value found first, whatever the environment says now.
+  CHECK(cltoken::take_secret_variable("CLTOKEN_TEST_TAKEN_SECRET") == "value-from-env");
+  ::setenv("CLTOKEN_TEST_TAKEN_SECRET", "set-later", 1);
+  CHECK(cltoken::take_secret_variable("CLTOKEN_TEST_TAKEN_SECRET") == "value-from-env");
+  ::unsetenv("CLTOKEN_TEST_TAKEN_SECRET");
+
+  CHECK_FALSE(cltoken::take_secret_variable("CLTOKEN_TEST_NEVER_SET").has_value());
+  ::setenv("CLTOKEN_TEST_NEVER_SET", "too-late", 1);
+  CHECK_FALSE(cltoken::take_secret_variable("CLTOKEN_TEST_NEVER_SET").has_value());
+  ::unsetenv("CLTOKEN_TEST_NEVER_SET");
 }
