@@ -1,7 +1,7 @@
 // cltoken-load: a closed-loop HTTP/1.1 load generator for a Unix socket.
 //
 //   cltoken-load --socket PATH --path /v1/tokens/backoffice [--connections 16]
-//                [--duration 10] [--warmup 2] [--body-file F] [--json]
+//                [--duration 10] [--warmup 2] [--body-file F] [--json] [--mark]
 //   cltoken-load --socket PATH --hold 1000 [--path P]  (opens idle connections, each served
 //                one request if --path is given, and holds them until stdin closes)
 //
@@ -9,7 +9,9 @@
 // the whole answer, checks it is a 200, and sends the next: the offered load follows what the server can do. After the
 // warm-up every answer's latency (send to last byte) is recorded; requests/s, p50, p99 and
 // p99.9 are printed at the end. Plain epoll on one thread, so the generator is cheap next
-// to the server it measures (both share the same 2 cores).
+// to the server it measures (both share the same 2 cores). --mark prints `measuring` and
+// `measured` on lines of their own when the measured window opens and closes, so that a
+// script can read the server's CPU time over exactly that window.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -39,6 +41,7 @@ struct Options {
   double duration = 10;
   double warmup = 2;
   bool json = false;
+  bool mark = false;
   int hold = 0;
   bool path_set = false;
   std::string body; ///< --body-file: sent as a POST (application/json) instead of a GET
@@ -54,7 +57,7 @@ std::string request_of(const Options& o) {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "cltoken-load: %s\nusage: cltoken-load --socket PATH [--path P] [--connections N] [--duration S] "
-               "[--warmup S] [--body-file F] [--json]\n       cltoken-load --socket PATH --hold N\n",
+               "[--warmup S] [--body-file F] [--json] [--mark]\n       cltoken-load --socket PATH --hold N\n",
                why);
   std::exit(2);
 }
@@ -77,6 +80,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = std::atof(value());
     else if (a == "--hold") o.hold = std::atoi(value());
     else if (a == "--json") o.json = true;
+    else if (a == "--mark") o.mark = true;
     else if (a == "--body-file") {
       std::FILE* f = std::fopen(value(), "rb");
       if (f == nullptr) usage("cannot read --body-file");
@@ -243,12 +247,25 @@ int main(int argc, char** argv) {
   std::vector<epoll_event> events(conns.size());
   char buf[16384];
   bool stopping = false;
+  bool measuring = false;
+  auto mark = [&](const char* line) {
+    if (!o.mark) return;
+    std::fputs(line, stdout);
+    std::fflush(stdout);
+  };
   std::size_t in_flight = conns.size();
   while (in_flight > 0) {
     int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
     if (n < 0 && errno == EINTR) continue;
     const auto now = Clock::now();
-    if (now >= stop_at) stopping = true; // let in-flight answers finish, send no more
+    if (!measuring && now >= measure_from) {
+      measuring = true;
+      mark("measuring\n");
+    }
+    if (now >= stop_at && !stopping) {
+      stopping = true; // let in-flight answers finish, send no more
+      mark("measured\n");
+    }
     for (int k = 0; k < n; ++k) {
       const std::size_t i = events[k].data.u64;
       Conn& c = conns[i];

@@ -2,16 +2,17 @@
 """cl-tokend benchmark: throughput and latency next to nginx, upstream economy, and cost
 (RSS, idle CPU, start to READY), in one run; writes the table into docs/performance.md.
 
-    cmake --build build --target cl-tokend cltoken-load
+    cmake --build build --target cl-tokend cltoken-load floor-server
     bench/run.py                  # the full run (several minutes), rewrites the table
     bench/run.py --quick          # seconds; what CI runs as the ctest bench.smoke
     bench/run.py --no-write       # print the table, leave docs/performance.md alone
+    bench/run.py --only throughput  # the serving comparison alone, printed
 
 Real processes only: the fake Commerce Layer auth server (tests/fake_auth), cl-tokend,
-nginx (Debian nginx-light, one worker, its own config in a temporary folder) and
-cltoken-load (bench/cltoken_load.cpp). Standard library only. It never fails on a number:
-it exits non-zero only when something did not work (a process did not start, an answer
-was not 200). docs/performance.md says what the numbers mean.
+nginx (Debian nginx-light, one worker, its own config in a temporary folder), the floor
+(bench/floor_server.cpp) and cltoken-load (bench/cltoken_load.cpp). Standard library only.
+It never fails on a number: it exits non-zero only when something did not work (a process
+did not start, an answer was not 200). docs/performance.md says what the numbers mean.
 """
 
 from __future__ import annotations
@@ -69,6 +70,22 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def tree_cpu_ns(pid: int) -> int:
+    """cpu_ns of a process and of its children (nginx: the master and its worker)."""
+    total = cpu_ns(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        children = []
+    for child in children:
+        try:
+            total += cpu_ns(child)
+        except FileNotFoundError:
+            pass  # a child that ended
+    return total
+
+
 def wait_socket(path: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,15 +102,66 @@ def wait_socket(path: str, timeout: float, proc: subprocess.Popen | None = None)
     raise RuntimeError(f"nothing accepts on {path}")
 
 
+def raw_answer(sock: str, path: str) -> bytes:
+    """One GET on a fresh connection: the whole answer as sent, head and body."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(sock)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"{sock} closed before answering {path}")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError(f"{sock}: answer to {path} without Content-Length")
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"{sock} closed in the middle of the answer to {path}")
+            body += chunk
+        if not head.startswith(b"HTTP/1.1 200"):
+            status = head.split(b"\r\n")[0].decode(errors="replace")
+            raise RuntimeError(f"{sock}: {status} for {path}")
+        return head + b"\r\n\r\n" + body[:length]
+    finally:
+        s.close()
+
+
+def header(answer: bytes, name: str) -> str | None:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == name.lower().encode():
+            return v.strip().decode()
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # The contenders
 # ---------------------------------------------------------------------------------------
 class Nginx:
-    """nginx serving one static JSON file over a Unix socket: one worker, no access log."""
+    """nginx (one worker, no access log) in two configurations, one process, two Unix sockets:
 
-    def __init__(self, workdir: str, url_path: str, body: bytes):
+    - `file`: the document as a static file, with the tuning a user who cares applies to a
+      small static file: `open_file_cache` (descriptor, size and mtime kept, so no open,
+      fstat and close per request) and `sendfile` as given (on this machine `off` serves a
+      ~1 KiB body faster: one writev instead of a writev plus a sendfile);
+    - `memory`: the document inline in the config (`return 200 '...'`), answered from memory
+      with no file at all: the least nginx can do per request.
+    Both send Cache-Control: no-store and cl-tokend's Content-Type."""
+
+    def __init__(self, workdir: str, url_path: str, body: bytes, content_type: str, sendfile: str):
         self.dir = os.path.join(workdir, "nginx")
-        self.socket = os.path.join(self.dir, "nginx.sock")
+        self.socket = os.path.join(self.dir, "file.sock")
+        self.memory_socket = os.path.join(self.dir, "memory.sock")
         www = os.path.join(self.dir, "www")
         target = os.path.join(www, url_path.lstrip("/"))
         os.makedirs(os.path.dirname(target), mode=0o755)
@@ -102,6 +170,10 @@ class Nginx:
         with open(target, "wb") as f:
             f.write(body)
         os.chmod(target, 0o644)
+        text = body.decode()
+        # Inside '...' nginx reads $ as a variable and \ as an escape; a token document has neither.
+        if any(c in text for c in "$\\'") or any(ord(c) < 0x20 for c in text):
+            raise RuntimeError("the document has characters an inline nginx string cannot hold as they are")
         user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
         tmp = os.path.join(self.dir, "tmp")
         os.makedirs(tmp)
@@ -114,13 +186,22 @@ http {{
   access_log off;
   client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  default_type application/json;
+  default_type "{content_type}";
   keepalive_requests 100000000;
   keepalive_timeout 120s;
+  sendfile {sendfile};
+  open_file_cache max=1000 inactive=60s;
+  open_file_cache_valid 60s;
+  open_file_cache_min_uses 1;
+  open_file_cache_errors on;
   server {{
     listen unix:{self.socket};
     root {www};
     location / {{ add_header Cache-Control no-store; }}
+  }}
+  server {{
+    listen unix:{self.memory_socket};
+    location = {url_path} {{ add_header Cache-Control no-store; return 200 '{text}'; }}
   }}
 }}
 """
@@ -133,6 +214,7 @@ http {{
         self.proc = subprocess.Popen([NGINX, "-e", os.path.join(self.dir, "error.log"), "-p", self.dir, "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_socket(self.socket, 10, self.proc)
+        wait_socket(self.memory_socket, 10, self.proc)
         return self
 
     def stop(self) -> None:
@@ -145,15 +227,60 @@ http {{
                 self.proc.wait()
 
 
-def load(binary: str, sock: str, path: str, connections: int, duration: float, warmup: float) -> dict:
-    out = subprocess.run([binary, "--socket", sock, "--path", path, "--connections", str(connections),
-                          "--duration", str(duration), "--warmup", str(warmup), "--json"],
-                         capture_output=True, text=True, timeout=duration + warmup + 60)
-    if not out.stdout.strip():
-        raise RuntimeError(f"cltoken-load failed ({out.returncode}): {out.stderr.strip()}")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+class Floor:
+    """bench/floor_server.cpp: answers every request with the bytes cl-tokend answered."""
+
+    def __init__(self, binary: str, workdir: str, answer: bytes):
+        self.binary = binary
+        self.socket = os.path.join(workdir, "floor.sock")
+        self.answer_file = os.path.join(workdir, "floor.answer")
+        with open(self.answer_file, "wb") as f:
+            f.write(answer)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Floor":
+        self.proc = subprocess.Popen([self.binary, "--socket", self.socket, "--answer-file", self.answer_file])
+        wait_socket(self.socket, 10, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def load(binary: str, sock: str, path: str, connections: int, duration: float, warmup: float,
+         server_pid: int | None = None) -> dict:
+    """One cltoken-load run. With server_pid, also the CPU time that process (and its
+    children) spent over the measured window, per answer counted in it."""
+    cmd = [binary, "--socket", sock, "--path", path, "--connections", str(connections),
+           "--duration", str(duration), "--warmup", str(warmup), "--json", "--mark"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = {}
+    try:
+        lines = []
+        for line in proc.stdout:
+            word = line.strip()
+            if word in ("measuring", "measured"):
+                if server_pid is not None:
+                    cpu[word] = tree_cpu_ns(server_pid)
+            else:
+                lines.append(word)
+        proc.wait(duration + warmup + 60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if not lines or not lines[-1]:
+        raise RuntimeError(f"cltoken-load failed ({proc.returncode}): {err.strip()}")
+    r = json.loads(lines[-1])
     if r["errors"] or r["requests"] == 0:
         raise RuntimeError(f"cltoken-load against {sock}: {r['errors']} errors, {r['requests']} answers 200")
+    if server_pid is not None:
+        if len(cpu) != 2:
+            raise RuntimeError(f"cltoken-load against {sock} did not mark its measured window")
+        r["cpu_us"] = (cpu["measured"] - cpu["measuring"]) / 1000 / r["requests"]
     return r
 
 
@@ -178,39 +305,70 @@ BENCH_UPSTREAM = {"max_requests_per_minute": 100000}
 # ---------------------------------------------------------------------------------------
 # The three parts
 # ---------------------------------------------------------------------------------------
-def throughput(args, load_bin: str) -> dict:
-    from cltoken_harness import Daemon, FakeAuth, make_workdir
+# The servers of the throughput table, in its order, with what they are in its legend.
+SERVERS = ("cl-tokend", "nginx-file", "nginx-memory", "floor")
+TOKEN_PATH = "/v1/tokens/backoffice"
+# A read with a min_ttl the held token satisfies (it lives 7,200 s, refreshed at 3/4 of
+# that): answered from memory, never waiting for a refresh.
+MIN_TTL_PATH = TOKEN_PATH + "?min_ttl=60"
+STOREFRONT_CONNECTIONS = 16
+
+
+def throughput(args, load_bin: str, floor_bin: str) -> dict:
+    from cltoken_harness import Daemon, FakeAuth, fake_harness, make_workdir
     workdir = make_workdir("cltok-bench-")
     fake = FakeAuth(workdir, rate_limit_per_minute=0)
-    daemon = nginx = None
-    path = "/v1/tokens/backoffice"
+    daemon = nginx = floor = None
     try:
         fake.start()
         daemon = Daemon(workdir, fake, server=BENCH_SERVER, upstream=BENCH_UPSTREAM, log_level="info")
         daemon.start()
         daemon.wait_ready(30)
-        body = daemon.get(path).body
-        nginx = Nginx(workdir, path, body).start()
-        targets = {"nginx": nginx.socket, "cl-tokend": daemon.socket}
+        answer = raw_answer(daemon.socket, TOKEN_PATH)
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        content_type = header(answer, "Content-Type") or "application/json"
+        nginx = Nginx(workdir, TOKEN_PATH, body, content_type, args.nginx_sendfile).start()
+        floor = Floor(floor_bin, workdir, answer).start()
+        # A customer signed in once (password grant at the fake); the storefront then reads
+        # the session's token on every page.
+        login = daemon.post(f"/v1/customers/{fake_harness.SALES_CHANNEL_CREDENTIAL}/sessions",
+                            {"username": fake_harness.CUSTOMER_USERNAME, "password": fake_harness.CUSTOMER_PASSWORD})
+        if login.status != 201:
+            raise RuntimeError(f"no customer session: {login.status} {login.body[:200]!r}")
+        session_path = f"/v1/customers/{fake_harness.SALES_CHANNEL_CREDENTIAL}/sessions/{login.json()['session']}"
+        # name -> (socket, path, pid whose CPU time is read)
+        targets = {"cl-tokend": (daemon.socket, TOKEN_PATH, daemon.proc.pid),
+                   "nginx-file": (nginx.socket, TOKEN_PATH, nginx.proc.pid),
+                   "nginx-memory": (nginx.memory_socket, TOKEN_PATH, nginx.proc.pid),
+                   "floor": (floor.socket, TOKEN_PATH, floor.proc.pid)}
+        reads = {"min_ttl": (daemon.socket, MIN_TTL_PATH, daemon.proc.pid),
+                 "session": (daemon.socket, session_path, daemon.proc.pid)}
+        sizes = {name: len(raw_answer(sock, path)) for name, (sock, path, _) in {**targets, **reads}.items()}
+        upstream_before = fake.stats()["token_requests_total"]
         runs: dict[tuple[str, int], list[dict]] = {}
         for rnd in range(args.rounds):
             for conns in args.connections:
-                # Interleaved, and the order flips every round: neither side always goes first.
-                order = list(targets) if rnd % 2 == 0 else list(reversed(targets))
-                for name in order:
-                    r = load(load_bin, targets[name], path, conns, args.duration, args.warmup)
+                cells = list(targets.items())
+                if conns == STOREFRONT_CONNECTIONS:
+                    cells += list(reads.items())
+                # Interleaved, and the order flips every round: no server always goes first.
+                if rnd % 2:
+                    cells.reverse()
+                for name, (sock, path, pid) in cells:
+                    r = load(load_bin, sock, path, conns, args.duration, args.warmup, pid)
                     runs.setdefault((name, conns), []).append(r)
                     log(f"round {rnd + 1}/{args.rounds} {name} {conns} conns: {r['rps']:.0f} req/s "
-                        f"p99 {r['p99_us']:.0f} us")
+                        f"p99 {r['p99_us']:.0f} us, {r['cpu_us']:.1f} us CPU/request")
+        upstream = fake.stats()["token_requests_total"] - upstream_before
         med = {}
-        for (name, conns), rs in runs.items():
-            med[(name, conns)] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_us", "p99_us", "p999_us")}
-        return {"median": med, "bytes": len(body)}
+        for key, rs in runs.items():
+            med[key] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_us", "p99_us", "p999_us", "cpu_us")}
+        return {"median": med, "bytes": len(body), "sizes": sizes, "upstream_requests": upstream,
+                "sendfile": args.nginx_sendfile}
     finally:
-        if nginx:
-            nginx.stop()
-        if daemon:
-            daemon.stop()
+        for p in (floor, nginx, daemon):
+            if p:
+                p.stop()
         fake.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -550,6 +708,93 @@ def render_steady(steady: dict) -> list[str]:
     return lines
 
 
+LEGEND = {"cl-tokend": "cl-tokend",
+          "nginx-file": "nginx, static file",
+          "nginx-memory": "nginx, from memory",
+          "floor": "floor",
+          "min_ttl": "cl-tokend, `?min_ttl=60`",
+          "session": "cl-tokend, customer session"}
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "–"
+
+
+def render_throughput(args, tp: dict) -> list[str]:
+    med, sizes = tp["median"], tp["sizes"]
+    lines = ["**Throughput and latency** (`GET /v1/tokens/backoffice`, the same "
+             f"{tp['bytes']}-byte document from each server; whole answers of {sizes['cl-tokend']} bytes from "
+             f"cl-tokend and the floor, {sizes['nginx-file']} from nginx's static file, {sizes['nginx-memory']} "
+             f"from nginx's memory; nginx with `sendfile {tp['sendfile']}`; latency in µs; CPU: the server's "
+             "CPU time over the measured window per answer, all its threads or processes)",
+             "",
+             "| connections | server | requests/s | p50 | p99 | p99.9 | CPU µs/request |",
+             "|---|---|---|---|---|---|---|"]
+    for conns in args.connections:
+        for name in SERVERS:
+            r = med[(name, conns)]
+            lines.append(f"| {conns} | {LEGEND[name]} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+                         f"{r['p999_us']:.0f} | {r['cpu_us']:.1f} |")
+    lines += ["",
+              "**cl-tokend relative to each** (requests/s: above 1 is cl-tokend faster; p99 and CPU per request: "
+              "below 1 is cl-tokend better)",
+              "",
+              "| connections | vs | requests/s | p99 | CPU/request |",
+              "|---|---|---|---|---|"]
+    for conns in args.connections:
+        t = med[("cl-tokend", conns)]
+        for name in SERVERS[1:]:
+            o = med[(name, conns)]
+            lines.append(f"| {conns} | {LEGEND[name]} | {ratio(t['rps'], o['rps'])} | "
+                         f"{ratio(t['p99_us'], o['p99_us'])} | {ratio(t['cpu_us'], o['cpu_us'])} |")
+    if ("session", STOREFRONT_CONNECTIONS) in med:
+        lines += ["",
+                  f"**What a page render costs** (cl-tokend, {STOREFRONT_CONNECTIONS} connections, same run; "
+                  "latency in µs)",
+                  "",
+                  "| read | answer bytes | requests/s | p50 | p99 | p99.9 | CPU µs/request |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, what in (("cl-tokend", "`GET /v1/tokens/backoffice`"),
+                           ("min_ttl", "`GET /v1/tokens/backoffice?min_ttl=60` (no refresh needed)"),
+                           ("session", "`GET /v1/customers/storefront-eu/sessions/SESSION`")):
+            r = med[(name, STOREFRONT_CONNECTIONS)]
+            lines.append(f"| {what} | {sizes[name]} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+                         f"{r['p999_us']:.0f} | {r['cpu_us']:.1f} |")
+        lines += ["", f"Upstream token requests during all the throughput runs: {tp['upstream_requests']}."]
+    return lines
+
+
+def throughput_targets(tp: dict) -> list[str]:
+    """The serving targets, each against the tuned nginx (static file) unless it says otherwise."""
+    med = tp["median"]
+    lines = []
+
+    def both(name: str, conns: int):
+        return med.get(("cl-tokend", conns)), med.get((name, conns))
+
+    t, n = both("nginx-file", 16)
+    if t and n:
+        lines.append(f"| 16 connections: requests/s ≥ 1.2 × nginx (static file) | "
+                     f"{verdict(t['rps'] >= 1.2 * n['rps'])} ({t['rps'] / n['rps']:.2f}×) |")
+        lines.append(f"| 16 connections: p99 ≤ 0.8 × nginx (static file) | "
+                     f"{verdict(t['p99_us'] <= 0.8 * n['p99_us'])} ({t['p99_us'] / n['p99_us']:.2f}×: "
+                     f"{t['p99_us']:.0f} vs {n['p99_us']:.0f} µs) |")
+    for conns in (1, 64):
+        t, n = both("nginx-file", conns)
+        if t and n:
+            lines.append(f"| {conns} connection{'s' if conns != 1 else ''}: requests/s ≥ nginx (static file) | "
+                         f"{verdict(t['rps'] >= n['rps'])} ({t['rps'] / n['rps']:.2f}×) |")
+    t, f = both("floor", 16)
+    if t and f:
+        lines.append(f"| 16 connections: requests/s ≥ 0.7 × the floor | {verdict(t['rps'] >= 0.7 * f['rps'])} "
+                     f"({t['rps'] / f['rps']:.2f}×) |")
+    t, n = both("nginx-file", 16)
+    if t and n:
+        lines.append(f"| 16 connections: CPU per request < nginx (static file) | "
+                     f"{verdict(t['cpu_us'] < n['cpu_us'])} ({t['cpu_us']:.1f} vs {n['cpu_us']:.1f} µs) |")
+    return lines
+
+
 def render(args, tp: dict, eco: dict, steady: dict, ready: list[float], cst: dict) -> str:
     nginx_version = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
     try:
@@ -561,20 +806,8 @@ def render(args, tp: dict, eco: dict, steady: dict, ready: list[float], cst: dic
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, "
              f"Linux {platform.release()}, nginx {nginx_version}; "
              f"{args.rounds} rounds of {args.duration:g} s (after {args.warmup:g} s warm-up) per cell, medians.",
-             "",
-             "**Throughput and latency** (`GET /v1/tokens/backoffice`, the same "
-             f"{tp['bytes']}-byte document; latency in µs)",
-             "",
-             "| connections | server | requests/s | p50 | p99 | p99.9 | cl-tokend / nginx req/s | p99 cl-tokend / nginx |",
-             "|---|---|---|---|---|---|---|---|"]
-    med = tp["median"]
-    for conns in args.connections:
-        n, t = med[("nginx", conns)], med[("cl-tokend", conns)]
-        for name, r in (("nginx", n), ("cl-tokend", t)):
-            ratio = f"{t['rps'] / n['rps']:.2f}" if name == "cl-tokend" else ""
-            p99r = f"{t['p99_us'] / n['p99_us']:.2f}" if name == "cl-tokend" else ""
-            lines.append(f"| {conns} | {name} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
-                         f"{r['p999_us']:.0f} | {ratio} | {p99r} |")
+             ""]
+    lines += render_throughput(args, tp)
     lines += ["",
               f"**Upstream economy**: {eco['m']} client processes starting cold at once, {eco['k']} credentials",
               "",
@@ -603,12 +836,7 @@ def render(args, tp: dict, eco: dict, steady: dict, ready: list[float], cst: dic
               "",
               "| target | result |",
               "|---|---|"]
-    n16, t16 = med.get(("nginx", 16)), med.get(("cl-tokend", 16))
-    if n16 and t16:
-        lines.append(f"| 16 connections: requests/s ≥ nginx | {verdict(t16['rps'] >= n16['rps'])} "
-                     f"({t16['rps'] / n16['rps']:.2f}×) |")
-        lines.append(f"| 16 connections: p99 ≤ nginx | {verdict(t16['p99_us'] <= n16['p99_us'])} "
-                     f"({t16['p99_us']:.0f} vs {n16['p99_us']:.0f} µs) |")
+    lines += throughput_targets(tp)
     big = cst["rss_idle_conns"] / 1024
     lines += [f"| RSS < 20 MiB with {biggest} credentials and {args.idle_connections} idle connections | "
               f"{verdict(big < 20)} ({big:.1f} MiB) |",
@@ -647,8 +875,11 @@ def main() -> int:
     ap.add_argument("--steady-lifetime", type=int, default=48,
                     help="token lifetime (s) for the steady-state economy; the window is an eighth of it")
     ap.add_argument("--steady-lifetimes", type=int, default=4, help="how many lifetimes it runs")
-    ap.add_argument("--only", choices=["steady", "verify"], help="run one part alone and print its table (nothing written)")
+    ap.add_argument("--only", choices=["steady", "throughput", "verify"],
+                    help="run one part alone and print its table (nothing written)")
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
+    ap.add_argument("--nginx-sendfile", choices=["on", "off"], default="off",
+                    help="nginx's sendfile for the static file (off: the faster for a ~1 KiB body here)")
     ap.add_argument("--credentials", type=int, default=4, help="K, for the upstream economy")
     ap.add_argument("--processes", type=int, default=64, help="M, for the upstream economy")
     ap.add_argument("--cred-counts", type=lambda s: [int(x) for x in s.split(",")], default=[1, 100, 1000])
@@ -660,6 +891,7 @@ def main() -> int:
     args.argv = [a for a in argv if not a.startswith("--build-dir") and a != "--no-write"]
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 0.5, 0.2
+        args.connections = [STOREFRONT_CONNECTIONS]  # every server and every read once
         args.credentials, args.processes = 2, 6
         args.steady_lifetime, args.steady_lifetimes = 8, 1
         args.cred_counts, args.idle_connections, args.idle_seconds, args.ready_runs = [1, 10], 50, 0.5, 2
@@ -667,10 +899,11 @@ def main() -> int:
     os.environ.setdefault("CL_TOKEND", os.path.join(args.build_dir, "daemon", "cl-tokend"))
     os.environ.setdefault("CLTOKEN_SOURCE_DIR", SOURCE)
     load_bin = os.environ.get("CLTOKEN_LOAD", os.path.join(args.build_dir, "bench", "cltoken-load"))
-    for b in (os.environ["CL_TOKEND"], load_bin, NGINX):
+    floor_bin = os.environ.get("CLTOKEN_FLOOR", os.path.join(args.build_dir, "bench", "floor-server"))
+    for b in (os.environ["CL_TOKEND"], load_bin, floor_bin, NGINX):
         if not os.access(b, os.X_OK):
-            print(f"bench/run.py: {b} is missing (build cl-tokend and cltoken-load; apt-get install nginx-light)",
-                  file=sys.stderr)
+            print(f"bench/run.py: {b} is missing (build cl-tokend, cltoken-load and floor-server; "
+                  "apt-get install nginx-light)", file=sys.stderr)
             return 1
 
     if args.only == "steady":
@@ -683,8 +916,14 @@ def main() -> int:
         ver["js_auth"] = js_auth_fresh(args)
         print(render_verification(ver))
         return 0
-    log("throughput and latency, cl-tokend and nginx interleaved")
-    tp = throughput(args, load_bin)
+    if args.only == "throughput":
+        log("throughput and latency alone")
+        tp = throughput(args, load_bin, floor_bin)
+        print("\n".join(render_throughput(args, tp) + ["", "| target | result |", "|---|---|"]
+                        + throughput_targets(tp)))
+        return 0
+    log("throughput and latency: cl-tokend, nginx (static file, from memory) and the floor, interleaved")
+    tp = throughput(args, load_bin, floor_bin)
     log("upstream economy")
     eco = economy(args)
     log("steady state: upstream requests per token lifetime")
