@@ -875,7 +875,8 @@ def main() -> int:
     ap.add_argument("--steady-lifetime", type=int, default=48,
                     help="token lifetime (s) for the steady-state economy; the window is an eighth of it")
     ap.add_argument("--steady-lifetimes", type=int, default=4, help="how many lifetimes it runs")
-    ap.add_argument("--only", choices=["steady", "throughput"], help="run one part alone and print its table (nothing written)")
+    ap.add_argument("--only", choices=["steady", "throughput", "verify"],
+                    help="run one part alone and print its table (nothing written)")
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     ap.add_argument("--nginx-sendfile", choices=["on", "off"], default="off",
                     help="nginx's sendfile for the static file (off: the faster for a ~1 KiB body here)")
@@ -908,6 +909,12 @@ def main() -> int:
     if args.only == "steady":
         log("steady state: upstream requests per token lifetime")
         print("\n".join(render_steady(steady_state(args))))
+        return 0
+    if args.only == "verify":
+        log("token verification")
+        ver = verification(args, load_bin)
+        ver["js_auth"] = js_auth_fresh(args)
+        print(render_verification(ver))
         return 0
     if args.only == "throughput":
         log("throughput and latency alone")

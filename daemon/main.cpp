@@ -22,6 +22,7 @@
 #include "server/handler.hpp"
 #include "server/listener.hpp"
 #include "server/peer_unit.hpp"
+#include "store/key_set_keeper.hpp"
 #include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
 #include "systemd/notify.hpp"
@@ -86,6 +87,7 @@ struct Daemon {
   /// here. Declared before both, which use it.
   std::unique_ptr<UpstreamBudget> budget;
   std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
+  std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store; before `keys`, which uses it
   std::unique_ptr<Broker> broker;
   std::unique_ptr<Sessions> sessions; ///< customer sessions
   std::unique_ptr<Handler> handler;
@@ -116,6 +118,7 @@ struct Daemon {
       verifier.set(verify_settings(next.upstream));
       verifying.set_key_timeout(next.upstream.request_timeout);
       handler->set_verify_allow(next.server.verify_allow);
+      handler->set_metrics_allow(next.server.metrics_allow);
       if (next_upstream) {
         // The broker keeps the Upstream& it was given: swap the object behind the proxy.
         retired.push_back(std::move(upstream));
@@ -253,12 +256,15 @@ int main(int argc, char** argv) {
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.broker->set_store(*d.store);
+    d.key_keeper = std::make_unique<StoreKeySetKeeper>(ctx.get_executor(), *d.store, d.config, d.clock);
+    d.keys.set_keeper(d.key_keeper.get());
     d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.budget, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
     d.handler->set_access_log(cfg.log.access, cfg.log.access_per_minute);
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
+    d.handler->set_metrics_allow(cfg.server.metrics_allow);
     d.sessions->set_verifier(d.verifier);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
     if (auto fd = systemd::listen_fd()) {

@@ -23,6 +23,15 @@
 
 namespace cltoken {
 
+const char* to_string(VerifyMode m) {
+  switch (m) {
+  case VerifyMode::required: return "required";
+  case VerifyMode::when_available: return "when_available";
+  case VerifyMode::off: return "off";
+  }
+  return "when_available";
+}
+
 const char* to_string(CredentialKind k) {
   return k == CredentialKind::integration ? "integration" : "sales_channel";
 }
@@ -448,6 +457,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     // Verifying a token reveals nothing the caller does not hold already.
     cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)},
                                         &cfg.unit_principals);
+    // Per-credential counters say how often each service works: admins and these only.
+    cfg.server.metrics_allow = principals(r, "metrics_allow", env, std::vector<Principal>{}, &cfg.unit_principals);
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
     if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);
@@ -487,6 +498,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     // Commerce Layer writes its origin in `iss`; a proxy in front of it may need this set.
     cfg.upstream.issuer = r.string("issuer").value_or(cfg.upstream.auth_url.text);
     if (auto v = r.integer("jwks_min_interval_s", 1, 86400)) cfg.upstream.jwks_min_interval = Seconds(*v);
+    if (auto v = r.integer("jwks_max_age_s", 60, 2592000)) cfg.upstream.jwks_max_age = Seconds(*v);
     if (auto v = r.integer("verify_skew_s", 0, 3600)) cfg.upstream.verify_skew = Seconds(*v);
     r.reject_unknown();
   }
@@ -580,6 +592,17 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("timeout_ms", 10, 600000)) cfg.store.timeout = Millis(*v);
     if (auto v = r.integer("poll_ms", 10, 60000)) cfg.store.poll = Millis(*v);
     if (auto v = r.integer("reconnect_max_ms", 100, 3600000)) cfg.store.reconnect_max = Millis(*v);
+    // Where the state file's generations are anchored: somewhere a copy of the state folder
+    // (a backup, a snapshot) does not bring back. systemd's RuntimeDirectory= (kept across
+    // restarts by RuntimeDirectoryPreserve=yes, emptied at boot) by default.
+    if (auto v = r.string("generation_path")) {
+      cfg.store.generation_path = *v;
+      if (!v->empty() && (v->front() != '/' || v->back() == '/' || *v == cfg.store.path))
+        r.fail_at(*r.get("generation_path"),
+                  "store.generation_path must be \"\" or the absolute path of a file other than store.path");
+    } else if (auto dir = env.getenv("RUNTIME_DIRECTORY"); dir && !dir->empty() && dir->front() == '/') {
+      cfg.store.generation_path = dir->substr(0, dir->find(':')) + "/state.generation";
+    }
     if (auto v = r.string("prefix")) {
       const bool ok = !v->empty() && v->size() <= 64 && std::all_of(v->begin(), v->end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';

@@ -49,6 +49,7 @@ struct ServerConfig {
   std::string socket_group_name;
   std::vector<Principal> admin;
   std::vector<Principal> verify_allow; ///< who may POST /v1/verify (default: any peer)
+  std::vector<Principal> metrics_allow; ///< besides admins, who gets per-credential counters in /metrics (default: nobody)
   std::size_t max_connections = 256;
   std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
   std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
@@ -68,6 +69,8 @@ enum class VerifyMode {
   when_available, ///< no keys yet: claims are checked, the signature once keys arrive
   off,            ///< tokens are served as the auth server sends them
 };
+/// The config spelling: "required", "when_available", "off".
+[[nodiscard]] const char* to_string(VerifyMode m);
 
 struct UpstreamConfig {
   AuthUrl auth_url;
@@ -78,6 +81,7 @@ struct UpstreamConfig {
   VerifyMode verify = VerifyMode::when_available;
   std::string issuer;               ///< the `iss` tokens must carry; default: auth_url
   Seconds jwks_min_interval{30};    ///< no two key-set requests closer than this
+  Seconds jwks_max_age{86400};      ///< a key set kept in the store longer than this is fetched again
   Seconds verify_skew{60};          ///< tolerance between a token's exp and expires_in
 };
 
@@ -126,6 +130,10 @@ struct CustomersConfig {
 struct StoreConfig {
   std::string backend = "memory"; ///< memory | file | redis
   std::string path = "/var/lib/cl-tokend/state";
+  /// file: where the count of saves and removals per credential is kept, so that a rolled
+  /// back state file is refused (docs/store.md); "" = not kept. Default
+  /// $RUNTIME_DIRECTORY/state.generation under systemd, else "".
+  std::string generation_path;
   std::string key_file;
   std::string key_credential;
   std::string key_source = "none"; ///< "file PATH", "credential NAME" or "none", for --check

@@ -136,6 +136,13 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
     for (const auto& [outcome, n] : c.refreshes) jc["refreshes_" + outcome] = n;
     j["customers"] = std::move(jc);
   }
+  if (s.verification) {
+    const auto& v = *s.verification;
+    j["verification"] = {{"mode", v.mode},
+                         {"keys", v.keys},
+                         {"unverified_tokens", v.unverified_tokens},
+                         {"key_set_error", v.key_set_error.empty() ? json(nullptr) : json(v.key_set_error)}};
+  }
   return j.dump();
 }
 

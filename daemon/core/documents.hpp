@@ -97,6 +97,16 @@ struct CustomersView {
   }
 };
 
+/// Token verification at a glance: whether signatures can be checked now, and how many
+/// tokens were accepted without a signature check (upstream.verify = "when_available" while
+/// the key set could not be had). Nothing here is secret.
+struct VerificationView {
+  std::string mode;                    ///< required | when_available | off
+  std::size_t keys = 0;                ///< signing keys held; 0: signatures cannot be checked
+  std::uint64_t unverified_tokens = 0; ///< tokens served or stored with their signature unchecked
+  std::string key_set_error;           ///< why the last key-set fetch failed; empty after a good one
+};
+
 struct StatusView {
   std::string version;
   WallTime started_at;
@@ -107,6 +117,7 @@ struct StatusView {
   std::optional<SteadyTime> rate_limited_until;
   std::vector<CredentialView> credentials;
   std::optional<CustomersView> customers; ///< absent when the daemon holds no session machinery
+  std::optional<VerificationView> verification; ///< absent when no verifier is wired in
 };
 
 /// A customer session's token document: the fields of token_document(); with a handle

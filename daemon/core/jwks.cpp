@@ -7,6 +7,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -44,6 +45,17 @@ std::shared_ptr<EVP_PKEY> rsa_public_key(const BIGNUM* n, const BIGNUM* e) {
   return std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free);
 }
 
+std::shared_ptr<EVP_PKEY_CTX> rs512_verifier(EVP_PKEY* pkey) {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
+  if (ctx == nullptr) return nullptr;
+  if (EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha512()) != 1) {
+    EVP_PKEY_CTX_free(ctx);
+    return nullptr;
+  }
+  return std::shared_ptr<EVP_PKEY_CTX>(ctx, EVP_PKEY_CTX_free);
+}
+
 std::string string_member(const json& j, const char* name) {
   auto it = j.find(name);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -77,7 +89,8 @@ std::variant<std::pair<std::string, SigningKey>, std::string> read_key(const jso
   if (!BN_is_odd(bn_e.get()) || BN_is_one(bn_e.get())) return std::string("unusable RSA exponent");
   auto pkey = rsa_public_key(bn_n.get(), bn_e.get());
   if (!pkey) return std::string("OpenSSL refused the key");
-  return std::pair{kid, SigningKey{std::move(pkey), bits}};
+  auto verifier = rs512_verifier(pkey.get());
+  return std::pair{kid, SigningKey{std::move(pkey), bits, std::move(verifier)}};
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 typedef struct evp_pkey_st EVP_PKEY;
+typedef struct evp_pkey_ctx_st EVP_PKEY_CTX;
 
 namespace cltoken {
 
@@ -18,6 +19,11 @@ namespace cltoken {
 struct SigningKey {
   std::shared_ptr<EVP_PKEY> pkey;
   int bits = 0;
+  /// The key set up once for RS512 verification (PKCS#1 v1.5 padding, SHA-512), so that a
+  /// verification does not look the algorithms up in OpenSSL's provider store again: that
+  /// set-up cost more than the RSA operation itself. Used from one thread only (the
+  /// daemon's); null when OpenSSL could not set it up, then each check sets up its own.
+  std::shared_ptr<EVP_PKEY_CTX> verifier;
 };
 
 /// Keys by `kid`.

@@ -107,14 +107,24 @@ std::variant<DecodedJwt, VerifyFailure> decode_jwt(std::string_view token) {
 std::optional<VerifyFailure> check_signature(const DecodedJwt& jwt, const KeySet& keys) {
   auto it = keys.find(jwt.kid);
   if (it == keys.end()) return fail(VerifyReason::unknown_kid, "signed with a key the auth server does not publish (unknown kid)");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr) return fail(VerifyReason::bad_signature, "signature check could not run (out of memory)");
-  // RS512 = RSASSA-PKCS1-v1_5 with SHA-512 (RFC 7518 section 3.3), the RSA default padding.
-  int ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha512(), nullptr, it->second.pkey.get());
-  if (ok == 1)
-    ok = EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(jwt.signature.data()), jwt.signature.size(),
-                          reinterpret_cast<const unsigned char*>(jwt.signing_input.data()), jwt.signing_input.size());
-  EVP_MD_CTX_free(ctx);
+  const auto* sig = reinterpret_cast<const unsigned char*>(jwt.signature.data());
+  const auto* input = reinterpret_cast<const unsigned char*>(jwt.signing_input.data());
+  // RS512 = RSASSA-PKCS1-v1_5 with SHA-512 (RFC 7518 section 3.3).
+  int ok = 0;
+  if (EVP_PKEY_CTX* verifier = it->second.verifier.get()) {
+    // SHA-512 fetched from the provider once: EVP_sha512() is looked up again at each use.
+    static EVP_MD* const sha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    ok = EVP_Digest(input, jwt.signing_input.size(), digest, &digest_len, sha512 != nullptr ? sha512 : EVP_sha512(), nullptr);
+    if (ok == 1) ok = EVP_PKEY_verify(verifier, sig, jwt.signature.size(), digest, digest_len);
+  } else {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    if (ctx == nullptr) return fail(VerifyReason::bad_signature, "signature check could not run (out of memory)");
+    ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha512(), nullptr, it->second.pkey.get());
+    if (ok == 1) ok = EVP_DigestVerify(ctx, sig, jwt.signature.size(), input, jwt.signing_input.size());
+    EVP_MD_CTX_free(ctx);
+  }
   if (ok != 1) return fail(VerifyReason::bad_signature, "signature does not verify with the auth server's keys");
   return std::nullopt;
 }

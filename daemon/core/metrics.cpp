@@ -87,7 +87,7 @@ double seconds_between(SteadyTime from, SteadyTime to) { return std::chrono::dur
 
 } // namespace
 
-std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget_remaining) const {
+std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget_remaining, bool detailed) const {
   std::string out;
   out.reserve(8192);
   Exposition x(out);
@@ -104,14 +104,28 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   x.put("cl_tokend_uptime_seconds {:.3f}\n", seconds_between(s.started_steady, now));
 
   x.family("tokens_served_total", "counter", "Token documents handed to clients.");
-  for (std::size_t i = 0; i < s.credentials.size(); ++i)
-    x.put("cl_tokend_tokens_served_total{{credential=\"{}\"}} {}\n", names[i], s.credentials[i].counters.served);
+  if (detailed) {
+    for (std::size_t i = 0; i < s.credentials.size(); ++i)
+      x.put("cl_tokend_tokens_served_total{{credential=\"{}\"}} {}\n", names[i], s.credentials[i].counters.served);
+  } else {
+    std::uint64_t served = 0;
+    for (const auto& c : s.credentials) served += c.counters.served;
+    x.put("cl_tokend_tokens_served_total {}\n", served);
+  }
 
   x.family("upstream_requests_total", "counter", "Token requests sent to the auth server, by outcome.");
-  for (std::size_t i = 0; i < s.credentials.size(); ++i)
-    for (std::size_t o = 0; o < std::size(outcome_names); ++o)
-      x.put("cl_tokend_upstream_requests_total{{credential=\"{}\",outcome=\"{}\"}} {}\n", names[i], outcome_names[o],
-            s.credentials[i].counters.outcomes[o]);
+  if (detailed) {
+    for (std::size_t i = 0; i < s.credentials.size(); ++i)
+      for (std::size_t o = 0; o < std::size(outcome_names); ++o)
+        x.put("cl_tokend_upstream_requests_total{{credential=\"{}\",outcome=\"{}\"}} {}\n", names[i], outcome_names[o],
+              s.credentials[i].counters.outcomes[o]);
+  } else {
+    for (std::size_t o = 0; o < std::size(outcome_names); ++o) {
+      std::uint64_t n = 0;
+      for (const auto& c : s.credentials) n += c.counters.outcomes[o];
+      x.put("cl_tokend_upstream_requests_total{{outcome=\"{}\"}} {}\n", outcome_names[o], n);
+    }
+  }
 
   x.family("credential_state", "gauge", "1 for the state each credential is in, 0 for the others.");
   for (std::size_t i = 0; i < s.credentials.size(); ++i)
@@ -136,17 +150,28 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   for (std::size_t i = 0; i < s.credentials.size(); ++i)
     x.put("cl_tokend_refresh_overdue{{credential=\"{}\"}} {}\n", names[i], refresh_overdue(s.credentials[i], now) ? 1 : 0);
 
-  x.family("last_refresh_age_seconds", "gauge",
-           "Seconds since the last token was obtained from the auth server; absent until the first one.");
-  for (std::size_t i = 0; i < s.credentials.size(); ++i)
-    if (const auto& at = s.credentials[i].last_refresh_at)
-      x.put("cl_tokend_last_refresh_age_seconds{{credential=\"{}\"}} {:.3f}\n", names[i], seconds_between(*at, now));
+  if (detailed) {
+    x.family("last_refresh_age_seconds", "gauge",
+             "Seconds since the last token was obtained from the auth server; absent until the first one.");
+    for (std::size_t i = 0; i < s.credentials.size(); ++i)
+      if (const auto& at = s.credentials[i].last_refresh_at)
+        x.put("cl_tokend_last_refresh_age_seconds{{credential=\"{}\"}} {:.3f}\n", names[i], seconds_between(*at, now));
+  }
 
   x.family("jwks_requests_total", "counter",
            "Requests for the auth server's signing keys, by outcome (ok, failed, refused); outside the token budget.");
   for (const char* outcome : {"ok", "failed", "refused"}) {
     auto it = jwks_.find(outcome);
     x.put("cl_tokend_jwks_requests_total{{outcome=\"{}\"}} {}\n", outcome, it == jwks_.end() ? 0 : it->second);
+  }
+
+  if (s.verification) {
+    x.family("signing_keys", "gauge",
+             "Signing keys of the auth server held; 0 means token signatures cannot be checked now.");
+    x.put("cl_tokend_signing_keys {}\n", s.verification->keys);
+    x.family("unverified_tokens_total", "counter",
+             "Tokens served or stored with their signature unchecked (verify = when_available, key set unavailable).");
+    x.put("cl_tokend_unverified_tokens_total {}\n", s.verification->unverified_tokens);
   }
 
   x.family("upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");

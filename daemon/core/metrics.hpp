@@ -45,7 +45,12 @@ public:
   void count_jwks(const std::string& outcome) { ++jwks_[outcome]; }
 
   /// The whole exposition. `budget_remaining`: upstream requests left in the window.
-  [[nodiscard]] std::string render(const StatusView& status, SteadyTime now, unsigned budget_remaining) const;
+  /// `detailed`: for admins and server.metrics_allow. Other peers get what /v1/status shows
+  /// them per credential (state, validity, expiry) and the daemon-wide totals of the rest:
+  /// served counts and upstream requests without the credential label, and no refresh
+  /// times, since how often a credential is used and refreshed is not theirs to see.
+  [[nodiscard]] std::string render(const StatusView& status, SteadyTime now, unsigned budget_remaining,
+                                   bool detailed = true) const;
 
 private:
   std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;

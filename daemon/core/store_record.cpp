@@ -21,6 +21,8 @@ std::string encode_record(const StoredToken& t) {
          {"scope", t.scope},
          {"obtained_at_ms", unix_ms(t.obtained_at)},
          {"expires_at_ms", unix_ms(t.expires_at)}};
+  // Only when counted, so a record without one reads exactly as before it existed.
+  if (t.generation != 0) j["generation"] = t.generation;
   std::string out = j.dump();
   wipe(j["access_token"].get_ref<std::string&>());
   return out;
@@ -47,6 +49,10 @@ std::optional<StoredToken> decode_record(std::string_view text, std::string& err
   t.scope = j["scope"].get<std::string>();
   t.obtained_at = from_unix_ms(j["obtained_at_ms"].get<std::int64_t>());
   t.expires_at = from_unix_ms(j["expires_at_ms"].get<std::int64_t>());
+  if (j.contains("generation")) {
+    if (!j["generation"].is_number_unsigned()) return fail("the record's \"generation\" is not a count");
+    t.generation = j["generation"].get<std::uint64_t>();
+  }
   if (t.access_token.empty()) return fail("the record's access_token is empty");
   if (t.expires_at <= t.obtained_at) return fail("the record expires before it was obtained");
   return t;

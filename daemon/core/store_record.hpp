@@ -2,6 +2,7 @@
 // One stored token: what survives a restart (state file) or travels between daemons
 // (Redis), before sealing. Times are wall-clock, because a steady clock means nothing in
 // another process; the broker maps them back onto its own steady clock when it loads one.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ struct StoredToken {
   std::string scope;
   WallTime obtained_at{}; ///< when the request that got it was sent
   WallTime expires_at{};  ///< obtained_at + expires_in
+  /// The state file's count of saves and removals of this credential's token when this one
+  /// was saved (docs/store.md, "Rolled-back files"); 0: not counted (Redis, older files).
+  std::uint64_t generation = 0;
 };
 
 /// The plaintext inside a sealed record: a JSON object, times in Unix milliseconds. The

@@ -96,6 +96,7 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::status: {
     auto view = broker_.status_view();
     if (sessions_ != nullptr) view.customers = sessions_->view();
+    if (verifier_ != nullptr) view.verification = verifier_->view();
     co_return json_response(status_document(view, clock_.now(), clock_.wall_now(), allowed(admin_, peer)));
   }
   case RouteKind::health: {
@@ -107,7 +108,9 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     auto view = broker_.status_view();
     if (sessions_ != nullptr) view.customers = sessions_->view();
-    r.body = metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute));
+    if (verifier_ != nullptr) view.verification = verifier_->view();
+    r.body = metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute),
+                             allowed(admin_, peer) || allowed(metrics_allow_, peer));
     co_return r;
   }
   case RouteKind::reload: {

@@ -51,6 +51,8 @@ public:
     if (!on) access_.reset();
     else if (!access_ || access_->per_minute() != per_minute) access_.emplace(per_minute);
   }
+  /// Besides admins, who gets the per-credential counters of /metrics (config reload).
+  void set_metrics_allow(std::vector<Principal> allow) { metrics_allow_ = std::move(allow); }
   /// Called by the listener as connections come and go (for /metrics).
   void set_connections(std::size_t n) { metrics_.set_connections(n); }
   /// Called by a connection that answered without routing (400, 408, 413, 429).
@@ -82,6 +84,7 @@ private:
   std::vector<Principal> verify_allow_;
   ClientUsage usage_;               ///< GET /v1/clients
   std::optional<AccessLog> access_; ///< when [log] access = true
+  std::vector<Principal> metrics_allow_;
 };
 
 } // namespace cltoken

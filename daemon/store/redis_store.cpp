@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/sealed_key_set.hpp"
 #include "core/sealed_token.hpp"
 #include "core/store_crypto.hpp"
 
@@ -192,6 +193,38 @@ asio::awaitable<void> RedisStore::forget(StoreSubject s) {
   std::vector<std::string> del{"DEL", keys.token};
   auto reply = co_await client_->call(std::move(del));
   if (!reply) spdlog::warn("credential {}: could not remove the revoked or invalidated token from redis (unreachable)", key->credential);
+}
+
+asio::awaitable<std::optional<StoredKeySet>> RedisStore::load_key_set(KeySetKey key) {
+  if (!client_->connected()) co_await client_->first_attempt();
+  std::vector<std::string> get{"GET", config_.prefix + ":keyset:" + key.identity};
+  auto reply = co_await client_->call(std::move(get));
+  if (!reply || reply->type != RedisReply::Type::string) {
+    if (reply && reply->is_error()) spdlog::warn("redis {}: GET answered {}", client_->where(), reply->str);
+    co_return std::nullopt;
+  }
+  auto opened = unseal_key_set(reply->str, key);
+  if (auto* bad = std::get_if<UnsealError>(&opened)) {
+    spdlog::error("key set in redis {} refused: {}; fetching it from the auth server", client_->where(), bad->message);
+    co_return std::nullopt;
+  }
+  co_return std::move(std::get<StoredKeySet>(opened));
+}
+
+asio::awaitable<void> RedisStore::save_key_set(KeySetKey key, StoredKeySet set) {
+  std::string sealed;
+  try {
+    sealed = seal_key_set(set, key);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot seal the key set for redis: {}", e.what());
+    co_return;
+  }
+  // No expiry: the set is replaced at every fetch, and a reader refuses one older than its
+  // upstream.jwks_max_age_s (the fleet's daemons may not agree on that value).
+  std::vector<std::string> set_cmd{"SET", config_.prefix + ":keyset:" + key.identity, std::move(sealed)};
+  auto reply = co_await client_->call(std::move(set_cmd));
+  if (!reply) spdlog::warn("redis {}: could not keep the key set (unreachable)", client_->where());
+  else if (reply->is_error()) spdlog::warn("redis {}: keeping the key set failed: {}", client_->where(), reply->str);
 }
 
 asio::awaitable<void> RedisStore::republish() {

@@ -4,6 +4,7 @@
 //
 //   PREFIX:{NAME:IDENTITY}:token  hash {exp: Unix ms, blob: sealed record}, expiring with the token
 //   PREFIX:{NAME:IDENTITY}:lock   the fetch lock: SET NX PX, value = a random owner id
+//   PREFIX:keyset:IDENTITY        the auth server's key set, sealed (core/sealed_key_set.hpp)
 //
 // Before a fetch one atomic script either returns a token newer than the caller's, or
 // takes the lock, or reports who holds it; a daemon that finds the lock held keeps serving
@@ -43,6 +44,8 @@ public:
   boost::asio::awaitable<void> save(StoreSubject s, CachedToken token) override;
   boost::asio::awaitable<void> forget(StoreSubject s) override;
   [[nodiscard]] bool shared() const override { return true; }
+  boost::asio::awaitable<std::optional<StoredKeySet>> load_key_set(KeySetKey key) override;
+  boost::asio::awaitable<void> save_key_set(KeySetKey key, StoredKeySet set) override;
 
 private:
   struct Keys {

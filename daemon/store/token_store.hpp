@@ -1,7 +1,8 @@
 #pragma once
 // Where the broker keeps tokens beyond its own memory (docs/store.md): a state file that
-// survives restarts, or a Redis shared by a fleet of daemons. The broker calls these few
-// hooks and nothing else; every implementation carries on without error when its storage
+// survives restarts, or a Redis shared by a fleet of daemons. The auth server's key set is
+// kept there too (sealed the same way), so a restart verifies tokens without fetching it.
+// The broker and the signing keys call these few hooks and nothing else; every implementation carries on without error when its storage
 // is unavailable, so a store can cost an upstream request but never a client's answer.
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
+#include "core/sealed_key_set.hpp"
 
 namespace cltoken {
 
@@ -42,6 +44,13 @@ public:
 
   /// True when other daemons share this store, so before_fetch() is worth asking.
   [[nodiscard]] virtual bool shared() const = 0;
+
+  /// The key set last kept under `key` (sealed for its auth server and issuer), or nullopt
+  /// when there is none or it does not open (logged). Whether it is too old is the caller's
+  /// question (stale_key_set()).
+  virtual boost::asio::awaitable<std::optional<StoredKeySet>> load_key_set(KeySetKey key) = 0;
+  /// A key set just fetched from the auth server: keep it, sealed under `key`.
+  virtual boost::asio::awaitable<void> save_key_set(KeySetKey key, StoredKeySet set) = 0;
 };
 
 /// store.backend = "memory": nothing outlives the process and nothing is shared.
@@ -54,6 +63,8 @@ public:
   boost::asio::awaitable<void> save(StoreSubject, CachedToken) override { co_return; }
   boost::asio::awaitable<void> forget(StoreSubject) override { co_return; }
   [[nodiscard]] bool shared() const override { return false; }
+  boost::asio::awaitable<std::optional<StoredKeySet>> load_key_set(KeySetKey) override { co_return std::nullopt; }
+  boost::asio::awaitable<void> save_key_set(KeySetKey, StoredKeySet) override { co_return; }
 };
 
 } // namespace cltoken

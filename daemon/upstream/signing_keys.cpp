@@ -13,22 +13,19 @@ namespace asio = boost::asio;
 SigningKeys::SigningKeys(asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval)
     : executor_(std::move(executor)), source_(source), clock_(clock), gate_(min_interval), keys_(std::make_shared<KeySet>()) {}
 
-void SigningKeys::adopt(KeySet keys) {
-  if (keys.empty()) return;
-  keys_ = std::make_shared<const KeySet>(std::move(keys));
-}
-
 void SigningKeys::reset() {
   keys_ = std::make_shared<KeySet>();
   gate_.reset();
   last_error_.clear();
+  recalled_ = false;
 }
 
 asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string kid, SteadyTime deadline) {
   if (keys_->contains(kid)) co_return keys_;
   if (!in_flight_) {
-    if (!gate_.may_fetch(clock_.now())) co_return keys_; // asked recently: the set stands
-    co_await fetch();
+    const bool recall = keeper_ != nullptr && !recalled_;
+    if (!recall && !gate_.may_fetch(clock_.now())) co_return keys_; // asked recently: the set stands
+    co_await update(std::move(kid), recall);
     co_return keys_;
   }
   // One fetch at a time: the others wait for its outcome, bounded by their deadline.
@@ -39,8 +36,36 @@ asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string
   co_return keys_;
 }
 
-asio::awaitable<void> SigningKeys::fetch() {
+asio::awaitable<void> SigningKeys::update(std::string kid, bool recall) {
   in_flight_ = true;
+  if (recall) {
+    recalled_ = true;
+    co_await recall_kept();
+  }
+  if (!keys_->contains(kid) && gate_.may_fetch(clock_.now())) co_await fetch();
+  in_flight_ = false;
+  for (auto* w : waiters_) w->cancel();
+}
+
+asio::awaitable<void> SigningKeys::recall_kept() {
+  std::optional<std::string> kept;
+  try {
+    kept = co_await keeper_->recall();
+  } catch (const std::exception& e) {
+    spdlog::error("reading the kept key set failed unexpectedly: {}", e.what());
+  }
+  if (!kept) co_return;
+  // Checked as strictly as a fetched set: the store only saves a request, it adds no trust.
+  JwksParse parsed = parse_jwks(*kept);
+  if (!parsed.error.empty()) {
+    spdlog::warn("kept key set not used: {}", parsed.error);
+    co_return;
+  }
+  spdlog::info("auth server key set loaded from the store: {} key(s)", parsed.keys.size());
+  keys_ = std::make_shared<const KeySet>(std::move(parsed.keys));
+}
+
+asio::awaitable<void> SigningKeys::fetch() {
   gate_.started(clock_.now());
   JwksAnswer answer{UpstreamFailure{}};
   try {
@@ -48,7 +73,6 @@ asio::awaitable<void> SigningKeys::fetch() {
   } catch (const std::exception& e) {
     answer = UpstreamFailure{FailureKind::network_error, std::string("internal error asking for the key set: ") + e.what(), {}, 0, {}};
   }
-  in_flight_ = false;
   if (auto* f = std::get_if<UpstreamFailure>(&answer)) {
     last_error_ = "the auth server's key set could not be fetched: " + f->message;
     spdlog::warn("{}", last_error_);
@@ -67,10 +91,9 @@ asio::awaitable<void> SigningKeys::fetch() {
       keys_ = std::make_shared<const KeySet>(std::move(parsed.keys));
       last_error_.clear();
       if (count_) count_("ok");
-      if (kept_) kept_(*keys_);
+      if (keeper_ != nullptr) keeper_->keep(jwks_document(*keys_));
     }
   }
-  for (auto* w : waiters_) w->cancel();
 }
 
 } // namespace cltoken

@@ -2,9 +2,12 @@
 // The auth server's signing keys held in memory: fetched from the configured auth server
 // (never from a URL a token names), fetched again when a token names a kid the set does
 // not hold, at most once per upstream.jwks_min_interval_s (core/jwks_gate.hpp). Callers
-// that need keys while a fetch is in flight wait for that one fetch.
+// that need keys while a fetch is in flight wait for that one fetch. With a keeper (the
+// token store), the set kept there is asked for once, before the first fetch, and every
+// set fetched is handed to it: a restart with a warm store needs no fetch.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,19 +22,29 @@
 
 namespace cltoken {
 
+/// Where key sets are kept across restarts (store/key_set_keeper.hpp over the token store).
+class KeySetKeeper {
+public:
+  virtual ~KeySetKeeper() = default;
+  /// The JWKS document kept earlier, when it is still fit to trust (sealed for this auth
+  /// server, unaltered, not too old); nullopt otherwise. Never throws for what it finds.
+  virtual boost::asio::awaitable<std::optional<std::string>> recall() = 0;
+  /// A set just fetched from the auth server (its JWKS document): keep it.
+  virtual void keep(const std::string& jwks) = 0;
+};
+
 class SigningKeys {
 public:
   /// Called with "ok", "failed" or "refused" (a set without a usable key) per request.
   using CountFn = std::function<void(const char* outcome)>;
-  /// Called with the new set after each fetch that brought one (to keep it in the store).
-  using KeptFn = std::function<void(const KeySet&)>;
 
   SigningKeys(boost::asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval);
   SigningKeys(const SigningKeys&) = delete;
   SigningKeys& operator=(const SigningKeys&) = delete;
 
   void on_request(CountFn f) { count_ = std::move(f); }
-  void on_new_keys(KeptFn f) { kept_ = std::move(f); }
+  /// Must outlive this object (or be replaced before it goes).
+  void set_keeper(KeySetKeeper* k) { keeper_ = k; }
   void set_min_interval(Seconds s) { gate_.set_min_interval(s); }
 
   /// The key set once it holds `kid`, fetching it when allowed (waiting at most until the
@@ -39,9 +52,7 @@ public:
   boost::asio::awaitable<std::shared_ptr<const KeySet>> keys_for(std::string kid, SteadyTime deadline);
   /// The set as held now (empty before the first fetch), without I/O.
   [[nodiscard]] std::shared_ptr<const KeySet> current() const { return keys_; }
-  /// Keys from the store at start: used until a fetch brings newer ones.
-  void adopt(KeySet keys);
-  /// Drops every key (the auth server changed).
+  /// Drops every key (the auth server changed); the keeper is asked again.
   void reset();
   /// When the key set may be fetched again (now when it may).
   [[nodiscard]] SteadyTime next_fetch() const { return gate_.next_fetch(clock_.now()); }
@@ -49,6 +60,10 @@ public:
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
 
 private:
+  /// The one update in flight: the keeper's set (once), then the auth server's if `kid` is
+  /// still missing and the gate allows. Wakes the waiters at the end.
+  boost::asio::awaitable<void> update(std::string kid, bool recall);
+  boost::asio::awaitable<void> recall_kept();
   boost::asio::awaitable<void> fetch();
 
   boost::asio::any_io_executor executor_;
@@ -60,7 +75,8 @@ private:
   std::vector<boost::asio::steady_timer*> waiters_;
   std::string last_error_;
   CountFn count_;
-  KeptFn kept_;
+  KeySetKeeper* keeper_ = nullptr;
+  bool recalled_ = false; ///< the keeper was asked (once per auth server)
 };
 
 } // namespace cltoken

@@ -6,6 +6,10 @@ namespace cltoken {
 
 namespace asio = boost::asio;
 
+VerificationView TokenVerifier::view() const {
+  return VerificationView{to_string(settings_.mode), keys_.current()->size(), unverified_, keys_.last_error()};
+}
+
 asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_issued(std::string_view token, TokenExpectations expect,
                                                                                       SteadyTime deadline) {
   co_return co_await check(token, std::move(expect), deadline, settings_.mode == VerifyMode::when_available);
@@ -33,6 +37,7 @@ asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check(st
     }
     // when_available: the auth server answered the token but not its key set. The claims
     // still have to match; the signature is checked once the keys can be had.
+    ++unverified_;
     spdlog::warn("token signature not checked: the auth server's key set is not available (upstream.verify = \"when_available\")");
   } else if (auto f = check_signature(jwt, *keys)) {
     co_return std::move(*f);

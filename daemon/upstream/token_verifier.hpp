@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "core/config.hpp"
+#include "core/documents.hpp"
 #include "core/jwt_verify.hpp"
 #include "upstream/signing_keys.hpp"
 
@@ -27,6 +28,8 @@ public:
 
   void set(VerifySettings s) { settings_ = std::move(s); }
   [[nodiscard]] const VerifySettings& settings() const { return settings_; }
+  /// Mode, keys held, tokens accepted unchecked, the key set's last error (for status and /metrics).
+  [[nodiscard]] VerificationView view() const;
   /// When an unknown kid can next be looked up at the auth server.
   [[nodiscard]] SteadyTime next_key_fetch() const { return keys_.next_fetch(); }
 
@@ -47,6 +50,7 @@ private:
   SigningKeys& keys_;
   const Clock& clock_;
   VerifySettings settings_;
+  std::uint64_t unverified_ = 0;
 };
 
 } // namespace cltoken

@@ -20,9 +20,9 @@ boost::asio::awaitable<UpstreamResult> VerifyingUpstream::request_token(const To
     UpstreamFailure failure;
     failure.kind = FailureKind::invalid_token;
     failure.message = "token refused (" + std::string(to_string(f->reason)) + "): " + f->message;
-    // An unknown kid cannot be looked up again before the key-set interval ends: a retry
-    // sooner would spend a token request on the same refusal.
-    if (f->reason == VerifyReason::unknown_kid)
+    // An unknown kid (or a key set that could not be had) cannot be looked up again before
+    // the key-set interval ends: a retry sooner would spend a token request on the same refusal.
+    if (f->reason == VerifyReason::unknown_kid || f->reason == VerifyReason::keys_unavailable)
       if (const auto wait = std::chrono::ceil<Seconds>(verifier_.next_key_fetch() - clock_.now()); wait > Seconds(0))
         failure.retry_after = wait;
     co_return failure; // the grant, secrets included, is wiped as `result` goes

@@ -421,9 +421,11 @@ class Misbehaviour:
 
 
 CONTROL_KEYS = {"mode", "retry_after", "count", "delay_ms", "clients", "status",
-                "rate_limit_per_minute", "reissue_window", "clock_jump_s"}
+                "rate_limit_per_minute", "reissue_window", "clock_jump_s", "jwks"}
 # allowed without a mode
-SETTING_KEYS = {"rate_limit_per_minute", "reissue_window", "clock_jump_s"}
+SETTING_KEYS = {"rate_limit_per_minute", "reissue_window", "clock_jump_s", "jwks"}
+# How GET /.well-known/jwks.json answers: the key set, a 503, or a document without keys.
+JWKS_MODES = ("normal", "503", "empty")
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,6 +454,7 @@ class AuthState:
         self.issuer = ""             # set once the port is known
         self.limiter = RateLimiter(config.rate_limit_per_minute)
         self.misbehaviour = Misbehaviour()
+        self.jwks_mode = "normal"     # JWKS_MODES
         self.grants: dict[str, Grant] = {}            # jti -> grant
         self.refresh_index: dict[str, str] = {}       # refresh token -> jti
         self.last_issued: dict[str, tuple[dict, int]] = {}  # client_id -> (body, exp)
@@ -496,6 +499,7 @@ class AuthState:
             doc["mode"] = self.misbehaviour.as_json()
             doc["rate_limit_per_minute"] = self.limiter.limit
             doc["reissue_window"] = self.config.reissue_window
+            doc["jwks"] = self.jwks_mode
             doc["clients"] = sorted(self.config.clients)
             return doc
 
@@ -503,6 +507,7 @@ class AuthState:
         with self.lock:
             self._reset_stats()
             self.misbehaviour = Misbehaviour()
+            self.jwks_mode = "normal"
             self.limiter.clear()
 
     # -- misbehaviour --------------------------------------------------------------------
@@ -1160,8 +1165,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.stats["jwks_requests"] += 1
+            mode = state.jwks_mode
             doc = state.signer.jwks()
-        self.send_json(200, doc)
+        if mode == "503":
+            self.send_json(503, error_doc(503, "Service unavailable", "key set unavailable (fake jwks=503)"))
+        elif mode == "empty":
+            self.send_json(200, {"keys": []})
+        else:
+            self.send_json(200, doc)
 
     # -- /api/check ----------------------------------------------------------------------
     def route_api_check(self) -> None:
@@ -1229,6 +1240,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                        or window < 0):
                 raise ValueError("reissue_window must be an integer >= 0 (0 = a new token "
                                  "every time)")
+            jwks_mode = body.get("jwks")
+            if jwks_mode is not None and jwks_mode not in JWKS_MODES:
+                raise ValueError(f"jwks must be one of {', '.join(JWKS_MODES)}")
         except ValueError as exc:
             self.send_json(400, error_doc(400, "Bad request", str(exc)))
             return
@@ -1241,10 +1255,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 state.config.reissue_window = window
             if jump is not None:
                 state.clock_offset += jump
+            if jwks_mode is not None:
+                state.jwks_mode = jwks_mode
             doc = {"mode": state.misbehaviour.as_json(),
                    "rate_limit_per_minute": state.limiter.limit,
                    "reissue_window": state.config.reissue_window,
-                   "clock_offset_s": state.clock_offset}
+                   "clock_offset_s": state.clock_offset,
+                   "jwks": state.jwks_mode}
         self.send_json(200, doc, note=f"mode={doc['mode']['mode']}")
 
     def route__fake_rotate_key(self) -> None:

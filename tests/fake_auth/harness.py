@@ -312,7 +312,8 @@ class FakeAuth:
         """mode=normal|429|500|hang|reset|garbage|truncated|errors_object|same_token|slow|
         foreign_key|other_application|other_scope|other_issuer|wrong_exp,
         retry_after="4"|HTTP-date, count=N, delay_ms=N, clients=[ids], status=5xx,
-        rate_limit_per_minute=N, reissue_window=SECONDS, clock_jump_s=SECONDS. See README.md."""
+        rate_limit_per_minute=N, reissue_window=SECONDS, clock_jump_s=SECONDS, jwks=normal|503|empty
+        (the key set endpoint only). See README.md."""
         return self._ok("POST", "/_fake/control", kw)
 
     def ledger(self, since: int = 0) -> dict:

@@ -549,6 +549,23 @@ class JwtTests(FakeAuthCase):
         self.assertEqual(self.fake.check(old)[0], 200)
         self.assertGreaterEqual(self.fake.stats()["jwks_requests"], 2)
 
+    def test_the_key_set_endpoint_fails_on_demand_and_tokens_still_come(self) -> None:
+        self.fake.control(jwks="503")
+        status, _, _ = self.fake.request("GET", "/.well-known/jwks.json")
+        self.assertEqual(status, 503)
+        self.fake.control(jwks="empty")
+        status, _, data = self.fake.request("GET", "/.well-known/jwks.json")
+        self.assertEqual((status, json.loads(data)), (200, {"keys": []}))
+        self.assertIn("access_token", self.integration_token())  # tokens unaffected
+        self.assertEqual(self.fake.stats()["jwks"], "empty")
+        self.fake.control(jwks="normal")
+        status, _, data = self.fake.request("GET", "/.well-known/jwks.json")
+        self.assertEqual(status, 200)
+        self.assertTrue(json.loads(data)["keys"])
+        self.assertEqual(self.fake.stats()["jwks_requests"], 3)
+        status, doc = self.fake._json("POST", "/_fake/control", {"jwks": "sometimes"})
+        self.assertEqual(status, 400, doc)
+
     def test_token_misbehaviours_hand_out_tokens_a_verifier_must_refuse(self) -> None:
         altered = {
             "other_application": lambda c: self.assertEqual(c["application"]["client_id"], "another-application-client-id"),

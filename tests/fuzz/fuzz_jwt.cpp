@@ -39,7 +39,7 @@ const KeySet& fixed_keys() {
     EVP_PKEY* p = EVP_RSA_gen(2048);
     if (p == nullptr) finding("no test key");
     std::shared_ptr<EVP_PKEY> shared(p, EVP_PKEY_free);
-    for (const char* kid : {"k", "a", "0", "k1"}) k.emplace(kid, SigningKey{shared, 2048});
+    for (const char* kid : {"k", "a", "0", "k1"}) k.emplace(kid, SigningKey{shared, 2048, nullptr}); // each check sets up its own
     return k;
   }();
   return keys;

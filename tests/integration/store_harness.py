@@ -175,3 +175,40 @@ def unseal(blob: bytes, material: bytes, credential: str, identity: str) -> dict
     key = HKDF(hashes.SHA256(), 32, salt, b"cl-tokend token record v1").derive(material)
     aad = header + credential.encode() + b"\0" + identity.encode()
     return json.loads(AESGCM(key).decrypt(nonce, blob[33:], aad))
+
+
+def key_set_identity(material: bytes, auth_url: str, issuer: str) -> str:
+    import struct
+    from cryptography.hazmat.primitives import hashes, hmac
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    key = HKDF(hashes.SHA256(), 32, None, b"cl-tokend key set identity v1").derive(material)
+    h = hmac.HMAC(key, hashes.SHA256())
+    for field in (auth_url, issuer):
+        data = field.encode()
+        h.update(struct.pack(">I", len(data)) + data)
+    return h.finalize().hex()
+
+
+def unseal_key_set(blob: bytes, material: bytes, identity: str) -> dict:
+    """The key set record inside a sealed blob (docs/store.md, "The key set")."""
+    import json
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    if blob[:5] != b"CLKS\x01":
+        raise ValueError("not a version 1 cl-tokend key set record")
+    header, salt, nonce = blob[:33], blob[5:21], blob[21:33]
+    key = HKDF(hashes.SHA256(), 32, salt, b"cl-tokend key set record v1").derive(material)
+    return json.loads(AESGCM(key).decrypt(nonce, blob[33:], header + identity.encode()))
+
+
+def seal_key_set(record: dict, material: bytes, identity: str) -> bytes:
+    """What someone holding the key material could write: the inverse of unseal_key_set."""
+    import json
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    salt, nonce = os.urandom(16), os.urandom(12)
+    header = b"CLKS\x01" + salt + nonce
+    key = HKDF(hashes.SHA256(), 32, salt, b"cl-tokend key set record v1").derive(material)
+    return header + AESGCM(key).encrypt(nonce, json.dumps(record).encode(), header + identity.encode())

@@ -224,5 +224,59 @@ class RefreshOverdue(DaemonTestCase):
     promtool_check = Metrics.promtool_check
 
 
+NOBODY = 65534
+SCRAPE_AS_OTHER = ("import http.client, socket, sys\n"
+                   "c = http.client.HTTPConnection('localhost')\n"
+                   "c.sock = socket.socket(socket.AF_UNIX); c.sock.connect(sys.argv[1])\n"
+                   "c.request('GET', '/metrics')\n"
+                   "r = c.getresponse(); sys.stdout.write(r.read().decode()) if r.status == 200 else sys.exit(r.status)\n")
+
+
+class MetricsForOtherPeers(DaemonTestCase):
+    """Per-credential counters say how often each service works and refreshes: another uid
+    sees states and daemon-wide totals, as in /v1/status; admins and server.metrics_allow see
+    everything. Scraped as uid 65534, the way a non-admin scraper or an attacker would."""
+
+    scrape = Metrics.scrape
+    metrics = Metrics.metrics
+    promtool_check = Metrics.promtool_check
+
+    def scrape_as_nobody(self, d) -> str:
+        out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                              "/usr/bin/python3", "-c", SCRAPE_AS_OTHER, d.socket],
+                             capture_output=True, text=True, timeout=30, cwd="/")
+        self.assertEqual(out.returncode, 0, out)
+        return out.stdout
+
+    def test_another_uid_sees_totals_not_per_credential_counters(self):
+        d = self.daemon()
+        d.wait_ready()
+        for _ in range(3):
+            self.assertEqual(d.get("/v1/tokens/backoffice").status, 200)
+        self.assertEqual(d.get("/v1/tokens/storefront-eu").status, 200)
+        text = self.scrape_as_nobody(d)
+        self.promtool_check(text)
+        m = parse(text)
+        self.assertEqual(m["cl_tokend_tokens_served_total"], 4)
+        self.assertEqual(m['cl_tokend_upstream_requests_total{outcome="ok"}'], 2)
+        for hidden in ("cl_tokend_tokens_served_total{", 'cl_tokend_upstream_requests_total{credential=',
+                       "cl_tokend_last_refresh_age_seconds"):
+            self.assertNotIn(hidden, text)
+        # States stay per credential (the alerts on them work for any scraper).
+        self.assertEqual(m['cl_tokend_token_valid{credential="backoffice"}'], 1)
+        self.assertIn('cl_tokend_refresh_overdue{credential="storefront-eu"}', text)
+        # Root (an admin) still gets every counter.
+        full = self.metrics(d)
+        self.assertEqual(full['cl_tokend_tokens_served_total{credential="backoffice"}'], 3)
+
+        # Named in server.metrics_allow (a reload is enough): the whole exposition.
+        d.write_config(server={"metrics_allow": [f"uid:{NOBODY}"]})
+        r = d.post("/v1/reload")
+        self.assertEqual(r.status, 200, r)
+        m = parse(self.scrape_as_nobody(d))
+        self.assertEqual(m['cl_tokend_tokens_served_total{credential="backoffice"}'], 3)
+        self.assertIn('cl_tokend_last_refresh_age_seconds{credential="storefront-eu"}', m)
+
+
 if __name__ == "__main__":
     unittest.main()

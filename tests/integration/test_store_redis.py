@@ -111,6 +111,13 @@ class ColdFleet(RedisCase):
         self.assertEqual({n: self.token(d0, n) for n in served}, served)
         self.assertEqual((self.token_requests(IT), self.token_requests(SC)), (1, 1))
         self.assertIn("stored token loaded", d0.read_log())
+        # The key set came from Redis too: tokens verify with no key-set request since the restart.
+        self.assertEqual(self.fake.stats()["jwks_requests"], 1)
+        for token in served.values():
+            r = d0.post("/v1/verify", {"access_token": token})
+            self.assertTrue(r.json()["valid"], r)
+        self.assertEqual(self.fake.stats()["jwks_requests"], 1)
+        self.assertIn("auth server key set loaded from the store", d0.read_log())
 
         # What Redis holds: sealed records, keyed by name and a keyed hash, nothing usable.
         values = self.redis.dump_values()
@@ -283,6 +290,38 @@ class Tls(RedisCase):
         self.assertIn("TLS handshake failed", d0.read_log())
         self.assertIn("certificate verify failed", d0.read_log())
         self.assertEqual(self.token_keys(), [])
+
+
+class KeySetInRedis(RedisCase):
+    def test_a_fleet_shares_the_key_set_and_refuses_one_a_writer_replaced(self):
+        d0 = self.daemon(extra=self.store())
+        d0.wait_ready()
+        served = {n: self.token(d0, n) for n in ("backoffice", "storefront-eu")}
+        keys = wait_for(lambda: [k for k in self.redis.keys() if ":keyset:" in k], 10, "the key set in redis")
+        self.assertEqual(len(keys), 1)
+        self.assertTrue(keys[0].startswith("cl-tokend:keyset:"))
+        self.assertEqual(self.fake.stats()["jwks_requests"], 1)
+
+        # A second daemon of the fleet verifies with the set the first one fetched.
+        d1 = self.daemon(extra=self.store())
+        d1.wait_ready()
+        for token in served.values():
+            self.assertTrue(d1.post("/v1/verify", {"access_token": token}).json()["valid"])
+        self.assertEqual(self.fake.stats()["jwks_requests"], 1)
+
+        # A Redis client without the store key writes its own "key set": refused, fetched again.
+        self.redis.cli("SET", keys[0], "CLKS\x01 a key set chosen by whoever can write to redis")
+        self.assertEqual(d1.stop(), 0)
+        d1.start()
+        d1.wait_ready()
+        for token in served.values():
+            self.assertTrue(d1.post("/v1/verify", {"access_token": token}).json()["valid"])
+        self.assertEqual(self.fake.stats()["jwks_requests"], 2)
+        self.assertIn("key set in redis", d1.read_log())
+        self.assertIn("refused: key set record", d1.read_log())
+        # ...and the fetched set replaced it.
+        wait_for(lambda: self.redis.cli("GET", keys[0]).startswith("CLKS\x01") and
+                 "chosen" not in self.redis.cli("GET", keys[0]), 10, "a sealed key set back in redis")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,24 @@ TEST_CASE("a signature by another key, or a changed payload, is bad_signature", 
   CHECK(reason(tampered) == VerifyReason::bad_signature);
 }
 
+TEST_CASE("the key set up once for verification and a key set up per check agree", "[jwt]") {
+  KeySet fresh = keys();
+  REQUIRE(fresh.at("k1").verifier); // what parse_jwks gives: the prepared path
+  KeySet plain = fresh;
+  plain.at("k1").verifier.reset(); // a key without one: set up per check
+  const std::string good = sign_rs512(key(), header, claims());
+  const std::string foreign = sign_rs512(other_key(), header, claims());
+  std::string cut = good;
+  cut.resize(cut.size() - 4); // a signature shorter than the modulus
+  for (const KeySet* k : {&fresh, &plain}) {
+    CHECK_FALSE(reason(good, expected(), *k));
+    CHECK(reason(foreign, expected(), *k) == VerifyReason::bad_signature);
+    CHECK(reason(cut, expected(), *k) == VerifyReason::bad_signature);
+  }
+  // The prepared context is reused: a refusal does not spoil the next verification.
+  CHECK_FALSE(reason(good, expected(), fresh));
+}
+
 TEST_CASE("a kid the key set does not hold is unknown_kid; a kid with path characters is malformed", "[jwt]") {
   json h = header;
   h["kid"] = "k2";

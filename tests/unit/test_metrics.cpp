@@ -205,3 +205,42 @@ TEST_CASE("metrics: every family has HELP and TYPE, once, before its samples") {
                              "cl_tokend_requests_total", "cl_tokend_request_duration_seconds"})
     CHECK(typed.count(family) == 1);
 }
+
+TEST_CASE("metrics: a peer without detail gets states per credential and totals of the rest") {
+  test::FakeClock clock;
+  StatusView s = view_at(clock);
+  for (const char* name : {"backoffice", "storefront-eu"}) {
+    CredentialView c = credential(name, CredentialStatus::fresh);
+    c.expires_at = clock.now() + 7200s;
+    c.last_refresh_at = clock.now();
+    c.counters.served = 3;
+    c.counters.outcomes = {2, 0, 1, 0, 0};
+    s.credentials.push_back(c);
+  }
+  const std::string text = Metrics{}.render(s, clock.now(), 25, /*detailed=*/false);
+  const auto m = samples(text);
+  CHECK(m.at("cl_tokend_tokens_served_total") == "6");
+  CHECK(m.at("cl_tokend_upstream_requests_total{outcome=\"ok\"}") == "4");
+  CHECK(m.at("cl_tokend_upstream_requests_total{outcome=\"rejected\"}") == "2");
+  CHECK_THAT(text, !Catch::Contains("cl_tokend_tokens_served_total{"));
+  CHECK_THAT(text, !Catch::Contains("cl_tokend_upstream_requests_total{credential="));
+  CHECK_THAT(text, !Catch::Contains("last_refresh_age_seconds"));
+  // What /v1/status shows every peer stays per credential: the alerts on it keep working.
+  CHECK(m.at("cl_tokend_token_valid{credential=\"storefront-eu\"}") == "1");
+  CHECK(m.at("cl_tokend_refresh_overdue{credential=\"backoffice\"}") == "0");
+  CHECK(m.count("cl_tokend_credential_state{credential=\"backoffice\",state=\"fresh\"}") == 1);
+
+  const auto detailed = samples(Metrics{}.render(s, clock.now(), 25, /*detailed=*/true));
+  CHECK(detailed.at("cl_tokend_tokens_served_total{credential=\"storefront-eu\"}") == "3");
+  CHECK(detailed.count("cl_tokend_tokens_served_total") == 0);
+}
+
+TEST_CASE("metrics: verification shows keys held and tokens accepted unchecked") {
+  test::FakeClock clock;
+  StatusView s = view_at(clock);
+  CHECK_THAT(Metrics{}.render(s, clock.now(), 25), !Catch::Contains("signing_keys"));
+  s.verification = VerificationView{"when_available", 0, 2, "the auth server's key set could not be fetched: HTTP 503"};
+  auto m = samples(Metrics{}.render(s, clock.now(), 25, false));
+  CHECK(m.at("cl_tokend_signing_keys") == "0");
+  CHECK(m.at("cl_tokend_unverified_tokens_total") == "2");
+}

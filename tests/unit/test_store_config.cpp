@@ -100,6 +100,18 @@ TEST_CASE("store: the file backend") {
   CHECK_THAT(s.error("backend = \"archive\"\n"), Catch::Contains(":2: store.backend must be"));
 }
 
+TEST_CASE("store: the generation anchor defaults to systemd's runtime folder") {
+  StoreScratch s;
+  const std::string file = "backend = \"file\"\npath = \"" + s.file("state") + "\"\nkey_file = \"" + s.file("store.key") + "\"\n";
+  CHECK(s.load(file).store.generation_path.empty()); // not under systemd: not kept
+  s.env["RUNTIME_DIRECTORY"] = "/run/cl-tokend:/run/other";
+  CHECK(s.load(file).store.generation_path == "/run/cl-tokend/state.generation");
+  CHECK(s.load(file + "generation_path = \"\"\n").store.generation_path.empty());
+  CHECK(s.load(file + "generation_path = \"/srv/gen\"\n").store.generation_path == "/srv/gen");
+  CHECK_THAT(s.error(file + "generation_path = \"relative\"\n"), Catch::Contains("store.generation_path must be"));
+  CHECK_THAT(s.error(file + "generation_path = \"" + s.file("state") + "\"\n"), Catch::Contains("other than store.path"));
+}
+
 TEST_CASE("store: the key must be private, long enough, and from one source") {
   StoreScratch s;
   const std::string file = "backend = \"file\"\npath = \"" + s.file("state") + "\"\n";
