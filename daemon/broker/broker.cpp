@@ -185,19 +185,30 @@ asio::awaitable<TokenAnswer> Broker::await_answer(TokenScheduler::Asked asked) {
     drive();
     co_return std::move(*asked.answer);
   }
+  co_return co_await wait_token(asked.waiter);
+}
+
+asio::awaitable<TokenAnswer> Broker::wait_token(std::uint64_t waiter) {
   // The scheduler answers every waiter by its deadline (and at stop()): the timer only
   // ends the wait, it never fires by itself.
   Pending p{std::nullopt, asio::steady_timer(executor_, SteadyTime::max())};
-  pending_.emplace(asked.waiter, &p);
+  pending_.emplace(waiter, &p);
   drive();
   while (!p.answer) co_await p.timer.async_wait(use_tuple);
-  pending_.erase(asked.waiter);
+  pending_.erase(waiter);
   co_return std::move(*p.answer);
 }
 
 asio::awaitable<TokenAnswer> Broker::get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                                std::optional<uid_t> peer) {
   co_return co_await await_answer(scheduler_.ask(now(), name, min_ttl, deadline, peer));
+}
+
+TokenScheduler::Asked Broker::ask_token(std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline,
+                                        std::optional<uid_t> peer, Now now) {
+  auto asked = scheduler_.ask(now, name, min_ttl, deadline, peer);
+  if (asked.answer) drive();
+  return asked;
 }
 
 asio::awaitable<TokenAnswer> Broker::invalidate(std::string name, Secret reported, SteadyTime deadline, std::optional<uid_t> peer) {

@@ -56,10 +56,11 @@ void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
   if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} unit={} {}", peer.uid, peer.gid, peer.pid, unit_text(peer), what);
 }
 
-void Handler::account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status) {
-  usage_.record(peer, credential, status == 403, clock_.now());
+void Handler::account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status,
+                      SteadyTime now) {
+  usage_.record(peer, credential, status == 403, now);
   if (!access_ || status == 403) return;
-  auto v = access_->admit(peer.uid, clock_.now());
+  auto v = access_->admit(peer.uid, now);
   for (const auto& note : v.notes) spdlog::warn("{}", note);
   if (v.log) spdlog::info("{}", access_line(credential, route, peer, status));
 }
@@ -69,19 +70,64 @@ std::string Handler::known_name(const std::string& name) const {
   return broker_.credential(name) != nullptr ? name : "(unknown)";
 }
 
-asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, SteadyTime deadline) {
-  const SteadyTime start = clock_.now();
-  const Route route = cltoken::route(request.method, request.target);
+Handler::Handled Handler::handle(Request request, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
+  Route route = cltoken::route(request.method, request.target);
+  if (route.kind != RouteKind::get_token) return handle_later(std::move(route), std::move(request), peer, now, deadline);
+  // The serving fast path: a token held in memory is answered here, in the event that
+  // read the request, without a coroutine.
+  auto answer = token_now(route, peer, now, deadline);
+  if (auto* waiter = std::get_if<std::uint64_t>(&answer)) return token_later(std::move(route), peer, *waiter, now);
+  return finish(route, peer, std::move(std::get<Response>(answer)), now);
+}
+
+asio::awaitable<Response> Handler::handle_later(Route route, Request request, PeerIdentity peer, SteadyTime start,
+                                                SteadyTime deadline) {
   Response response = co_await dispatch(route, request, peer, deadline);
+  co_return finish(route, peer, std::move(response), start);
+}
+
+asio::awaitable<Response> Handler::token_later(Route route, PeerIdentity peer, std::uint64_t waiter, SteadyTime start) {
+  Response response = token_response(co_await broker_.wait_token(waiter));
+  co_return finish(route, peer, std::move(response), start);
+}
+
+Response Handler::finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start) {
+  const SteadyTime end = clock_.now();
   if (hands_out_tokens(route.kind) && broker_.credential(route.credential) != nullptr)
-    account(peer, route.credential, route.name(), response.status);
-  const double seconds = std::chrono::duration<double>(clock_.now() - start).count();
+    account(peer, route.credential, route.name(), response.status, end);
+  const double seconds = std::chrono::duration<double>(end - start).count();
   metrics_.observe_request(route.name(), response.status, seconds);
   // The route and a configured credential name only: never the body, nor a name the
   // client made up (it could be anything, a token included).
-  spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
-                route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
-  co_return response;
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
+                  route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
+  return response;
+}
+
+std::optional<Response> Handler::credential_refusal(const Route& route, const PeerIdentity& peer) {
+  // Admin first: a peer that may not revoke learns nothing from this route.
+  if (route.kind == RouteKind::revoke_token && !allowed(admin_, peer)) {
+    log_denial(peer, "revoke credential=" + known_name(route.credential));
+    return error_response(403, "forbidden", "revoke needs an admin principal");
+  }
+  // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
+  // lists the names to any peer, so this reveals nothing more.
+  const CredentialConfig* cred = broker_.credential(route.credential);
+  if (cred == nullptr) return error_response(404, "unknown_credential", unknown_credential_message);
+  if (route.kind != RouteKind::revoke_token && !allowed(cred->allow, peer)) {
+    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
+    return error_response(403, "forbidden", "this peer may not use this credential");
+  }
+  return std::nullopt;
+}
+
+std::variant<Response, std::uint64_t> Handler::token_now(const Route& route, const PeerIdentity& peer, SteadyTime now,
+                                                         SteadyTime deadline) {
+  if (auto refused = credential_refusal(route, peer)) return std::move(*refused);
+  auto asked = broker_.ask_token(route.credential, route.min_ttl, deadline, peer.uid, Now{now, clock_.wall_now()});
+  if (!asked.answer) return asked.waiter;
+  return token_response(std::move(*asked.answer));
 }
 
 asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline) {
@@ -152,7 +198,11 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     }
     co_return co_await verify_token(*verifier_, std::move(body), deadline);
   }
-  case RouteKind::get_token:
+  case RouteKind::get_token: {
+    auto answer = token_now(route, peer, clock_.now(), deadline);
+    if (auto* waiter = std::get_if<std::uint64_t>(&answer)) co_return token_response(co_await broker_.wait_token(*waiter));
+    co_return std::move(std::get<Response>(answer));
+  }
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token: break;
   case RouteKind::create_session:
@@ -160,22 +210,8 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::end_session: co_return co_await dispatch_session(route, request, peer, deadline);
   }
 
-  // Admin first: a peer that may not revoke learns nothing from this route.
-  if (route.kind == RouteKind::revoke_token && !allowed(admin_, peer)) {
-    log_denial(peer, "revoke credential=" + known_name(route.credential));
-    co_return error_response(403, "forbidden", "revoke needs an admin principal");
-  }
-  // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
-  // lists the names to any peer, so this reveals nothing more.
-  const CredentialConfig* cred = broker_.credential(route.credential);
-  if (cred == nullptr) co_return error_response(404, "unknown_credential", unknown_credential_message);
+  if (auto refused = credential_refusal(route, peer)) co_return std::move(*refused);
   if (route.kind == RouteKind::revoke_token) co_return revoke_response(co_await broker_.revoke(route.credential, peer.uid));
-  if (!allowed(cred->allow, peer)) {
-    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
-    co_return error_response(403, "forbidden", "this peer may not use this credential");
-  }
-  if (route.kind == RouteKind::get_token)
-    co_return token_response(co_await broker_.get_token(route.credential, route.min_ttl, deadline, peer.uid));
 
   // invalidate: {"access_token":"..."}
   auto reported = parse_invalidate_request(request.body);
@@ -217,26 +253,26 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
   }
   if (named && !permitted) {
     log_denial(peer, "oauth_token credential=" + first_named);
-    account(peer, first_named, "oauth_token", 403);
+    account(peer, first_named, "oauth_token", 403, clock_.now());
     co_return oauth_response({403, "forbidden", "this peer may not use this credential"});
   }
   if (name.empty()) {
     if (named) {
       log_denial(peer, "oauth_token: wrong or missing client secret");
-      account(peer, first_named, "oauth_token", 401);
+      account(peer, first_named, "oauth_token", 401, clock_.now());
     }
     co_return oauth_response(invalid_client());
   }
   Response r = token_response(co_await broker_.get_token(name, std::nullopt, deadline, peer.uid));
   if (r.status == 200) {
     if (auto doc = oauth_token_document(r.body, clock_.wall_now())) {
-      account(peer, name, "oauth_token", 200);
+      account(peer, name, "oauth_token", 200, clock_.now());
       co_return json_response(std::move(*doc));
     }
-    account(peer, name, "oauth_token", 500);
+    account(peer, name, "oauth_token", 500, clock_.now());
     co_return oauth_response({500, "server_error", "cl-tokend could not answer"});
   }
-  account(peer, name, "oauth_token", r.status);
+  account(peer, name, "oauth_token", r.status, clock_.now());
   Response refused = oauth_response(oauth_error_from(r.status, r.body));
   refused.retry_after = r.retry_after;
   co_return refused;
