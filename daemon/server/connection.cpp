@@ -217,7 +217,9 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
 /// would_block when nothing has. The buffer is given room only for the read and holds
 /// nothing again when nothing came, so a connection that waits holds no buffer.
 void read_arrived(Stream& stream, beast::flat_buffer& buffer, beast::error_code& ec) {
-  constexpr std::size_t first_read = 512; // a whole GET in one read; the parser asks for more if needed
+  // A whole GET, or a POST of a token to verify or report (about 1.2 KB), in one read:
+  // a request not whole after it takes the slow path (a coroutine and a timer).
+  constexpr std::size_t first_read = 4096;
   const std::size_t n = stream.receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
   buffer.commit(n);
   if (buffer.size() == 0) buffer.shrink_to_fit();

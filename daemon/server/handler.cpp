@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <map>
+#include <stdexcept>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -72,22 +73,24 @@ std::string Handler::known_name(const std::string& name) const {
 
 Handler::Handled Handler::handle(Request request, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
   Route route = cltoken::route(request.method, request.target);
-  if (route.kind != RouteKind::get_token) return handle_later(std::move(route), std::move(request), peer, now, deadline);
-  // The serving fast path: a token held in memory is answered here, in the event that
-  // read the request, without a coroutine.
-  auto answer = token_now(route, peer, now, deadline);
-  if (auto* waiter = std::get_if<std::uint64_t>(&answer)) return token_later(std::move(route), peer, *waiter, now);
+  // The fast path: a token held in memory, and a token verified with a key held in
+  // memory, are answered here, in the event that read the request, without a coroutine
+  // unless they have to wait (docs/architecture.md). Every other route is a coroutine.
+  Handled answer = route.kind == RouteKind::get_token ? token_now(route, peer, now, deadline)
+                   : route.kind == RouteKind::verify  ? verify_now(request, peer, deadline)
+                                                      : handle_later(std::move(route), std::move(request), peer, deadline);
+  if (auto* later = std::get_if<asio::awaitable<Response>>(&answer))
+    return finish_later(std::move(route), peer, std::move(*later), now);
   return finish(route, peer, std::move(std::get<Response>(answer)), now);
 }
 
-asio::awaitable<Response> Handler::handle_later(Route route, Request request, PeerIdentity peer, SteadyTime start,
-                                                SteadyTime deadline) {
-  Response response = co_await dispatch(route, request, peer, deadline);
-  co_return finish(route, peer, std::move(response), start);
+asio::awaitable<Response> Handler::handle_later(Route route, Request request, PeerIdentity peer, SteadyTime deadline) {
+  co_return co_await dispatch(route, request, peer, deadline);
 }
 
-asio::awaitable<Response> Handler::token_later(Route route, PeerIdentity peer, std::uint64_t waiter, SteadyTime start) {
-  Response response = token_response(co_await broker_.wait_token(waiter));
+asio::awaitable<Response> Handler::finish_later(Route route, PeerIdentity peer, asio::awaitable<Response> answer,
+                                                SteadyTime start) {
+  Response response = co_await std::move(answer);
   co_return finish(route, peer, std::move(response), start);
 }
 
@@ -122,12 +125,26 @@ std::optional<Response> Handler::credential_refusal(const Route& route, const Pe
   return std::nullopt;
 }
 
-std::variant<Response, std::uint64_t> Handler::token_now(const Route& route, const PeerIdentity& peer, SteadyTime now,
-                                                         SteadyTime deadline) {
+Handler::Handled Handler::token_now(const Route& route, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
   if (auto refused = credential_refusal(route, peer)) return std::move(*refused);
   auto asked = broker_.ask_token(route.credential, route.min_ttl, deadline, peer.uid, Now{now, clock_.wall_now()});
-  if (!asked.answer) return asked.waiter;
+  if (!asked.answer) return wait_token(asked.waiter);
   return token_response(std::move(*asked.answer));
+}
+
+asio::awaitable<Response> Handler::wait_token(std::uint64_t waiter) {
+  co_return token_response(co_await broker_.wait_token(waiter));
+}
+
+Handler::Handled Handler::verify_now(Request& request, const PeerIdentity& peer, SteadyTime deadline) {
+  std::string body = std::move(request.body); // a token: wiped on every path
+  if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
+    wipe(body);
+    if (verifier_ == nullptr) return error_response(404, "not_found", "no such endpoint");
+    log_denial(peer, "verify");
+    return error_response(403, "forbidden", "this peer may not verify tokens");
+  }
+  return verify_token(*verifier_, body, deadline);
 }
 
 asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline) {
@@ -188,21 +205,8 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     };
     co_return json_response(clients_document(usage_, clock_.now(), clock_.wall_now(), name_of));
   }
-  case RouteKind::verify: {
-    std::string body = std::move(request.body); // a token: wiped on every path
-    if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
-      wipe(body);
-      if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
-      log_denial(peer, "verify");
-      co_return error_response(403, "forbidden", "this peer may not verify tokens");
-    }
-    co_return co_await verify_token(*verifier_, std::move(body), deadline);
-  }
-  case RouteKind::get_token: {
-    auto answer = token_now(route, peer, clock_.now(), deadline);
-    if (auto* waiter = std::get_if<std::uint64_t>(&answer)) co_return token_response(co_await broker_.wait_token(*waiter));
-    co_return std::move(std::get<Response>(answer));
-  }
+  case RouteKind::get_token:
+  case RouteKind::verify: throw std::logic_error("routed to dispatch(): handle() answers it");
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token: break;
   case RouteKind::create_session:

@@ -65,16 +65,19 @@ public:
 
 private:
   /// The routes that may wait, as a coroutine.
-  boost::asio::awaitable<Response> handle_later(Route route, Request request, PeerIdentity peer, SteadyTime start,
-                                                SteadyTime deadline);
+  boost::asio::awaitable<Response> handle_later(Route route, Request request, PeerIdentity peer, SteadyTime deadline);
+  boost::asio::awaitable<Response> finish_later(Route route, PeerIdentity peer, boost::asio::awaitable<Response> answer,
+                                                SteadyTime start);
   /// After every answer: /v1/clients, the access log, the metrics, the trace line.
   Response finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start);
   /// 403 / 404 for a token route's credential and peer, or nothing when it may go on.
   std::optional<Response> credential_refusal(const Route& route, const PeerIdentity& peer);
-  /// GET /v1/tokens/{name}: the answer, or the waiter to await (Broker::ask_token).
-  std::variant<Response, std::uint64_t> token_now(const Route& route, const PeerIdentity& peer, SteadyTime now,
-                                                  SteadyTime deadline);
-  boost::asio::awaitable<Response> token_later(Route route, PeerIdentity peer, std::uint64_t waiter, SteadyTime start);
+  /// GET /v1/tokens/{name}: answered now when the broker can (Broker::ask_token).
+  Handled token_now(const Route& route, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline);
+  boost::asio::awaitable<Response> wait_token(std::uint64_t waiter);
+  /// POST /v1/verify: answered now when the key is held (verify_token).
+  Handled verify_now(Request& request, const PeerIdentity& peer, SteadyTime deadline);
+  /// Every other route (get_token and verify are handle()'s).
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);
   /// A request naming configured credential `credential` ended with `status`: counted for
