@@ -77,11 +77,11 @@ void wipe_spare(beast::flat_buffer& buffer) {
   OPENSSL_cleanse(spare.data(), spare.size());
 }
 
-/// Once an answer is written: it may hold a token, and the request read may have carried
-/// one (invalidate); a connection that goes idle holds no buffer.
+/// Once an answer is written: it may hold a token; a connection that goes idle holds no
+/// buffer. (The bytes of the request, which may have carried a token or a password, were
+/// wiped from the buffer once parsed.)
 void after_answer(std::string& sent, beast::flat_buffer& buffer) {
   wipe(sent);
-  wipe_spare(buffer);
   if (buffer.size() == 0) buffer.shrink_to_fit();
 }
 
@@ -164,6 +164,7 @@ asio::awaitable<bool> read_then_answer(Stream& stream, beast::flat_buffer& buffe
     std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, reader, use_tuple);
     if (rec && read_deadline.expired()) rec = beast::error::timeout;
   }
+  wipe_spare(buffer); // the request's bytes, consumed by the parser, linger there
   if (rec) {
     if (auto refusal = read_failure(rec, config)) {
       handler.count_refused(refusal->status);
@@ -209,6 +210,7 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
   // Not whole (or over a limit): the slow path parses it again from the start, reading
   // the rest with a deadline.
   if (!reader.is_done()) return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
+  OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
   buffer.consume(used);
   return answer(stream, buffer, reader, std::move(*slot), now, deadline, peer, config, handler, control);
 }
