@@ -77,14 +77,6 @@ void wipe_spare(beast::flat_buffer& buffer) {
   OPENSSL_cleanse(spare.data(), spare.size());
 }
 
-/// Once an answer is written: it may hold a token; a connection that goes idle holds no
-/// buffer. (The bytes of the request, which may have carried a token or a password, were
-/// wiped from the buffer once parsed.)
-void after_answer(std::string& sent, beast::flat_buffer& buffer) {
-  wipe(sent);
-  if (buffer.size() == 0) buffer.shrink_to_fit();
-}
-
 using Slot = RequestSlots::Slot;
 
 /// What serving a request came to: whether the connection may serve another, or the
@@ -100,17 +92,18 @@ asio::awaitable<bool> finish(Served served) {
 
 /// The part of an answer the socket did not take at once, written within the request
 /// deadline (a slow reader: the only write that can wait, and the only one with a timer).
-asio::awaitable<bool> write_rest(Stream& stream, beast::flat_buffer& buffer, std::string rest, bool keep_alive,
+asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_alive,
                                  [[maybe_unused]] std::optional<Slot> slot, Millis timeout) {
   Deadline deadline(stream, timeout);
   auto [ec, n] = co_await asio::async_write(stream, asio::buffer(rest), use_tuple);
-  after_answer(rest, buffer);
+  wipe(rest); // may hold a token
   co_return !ec && keep_alive;
 }
 
-/// Sends `response`, head and body in one sendmsg. `slot`, the request's place among
-/// its uid's requests in progress, is held until the answer is written.
-Served send(Stream& stream, beast::flat_buffer& buffer, Response response, bool keep_alive, bool head,
+/// Sends `response`, head and body in one sendmsg, and wipes it (it may hold a token).
+/// `slot`, the request's place among its uid's requests in progress, is held until the
+/// answer is written.
+Served send(Stream& stream, Response response, bool keep_alive, bool head,
             std::optional<Slot> slot, const ServerConfig& config) {
   const ResponseHead head_bytes(response, keep_alive);
   if (head) wipe(response.body); // HEAD: the length of the body, not the body
@@ -122,34 +115,34 @@ Served send(Stream& stream, beast::flat_buffer& buffer, Response response, bool 
     std::string rest;
     if (sent < h.size()) rest.append(h.substr(sent)).append(response.body);
     else rest.append(response.body, sent - h.size());
-    after_answer(response.body, buffer);
-    return write_rest(stream, buffer, std::move(rest), keep_alive, std::move(slot), config.request_timeout);
+    wipe(response.body);
+    return write_rest(stream, std::move(rest), keep_alive, std::move(slot), config.request_timeout);
   }
-  after_answer(response.body, buffer);
+  wipe(response.body);
   return !ec && keep_alive;
 }
 
 /// Sends a last answer and closes.
-asio::awaitable<void> send_final(Stream& stream, beast::flat_buffer& buffer, Response response, const ServerConfig& config) {
-  co_await finish(send(stream, buffer, std::move(response), false, false, std::nullopt, config));
+asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
+  co_await finish(send(stream, std::move(response), false, false, std::nullopt, config));
 }
 
-asio::awaitable<bool> answer_later(Stream& stream, beast::flat_buffer& buffer, asio::awaitable<Response> handling,
+asio::awaitable<bool> answer_later(Stream& stream, asio::awaitable<Response> handling,
                                    bool keep_alive, bool head, Slot slot, const ServerConfig& config) {
   Response response = co_await std::move(handling);
-  co_return co_await finish(send(stream, buffer, std::move(response), keep_alive, head, std::move(slot), config));
+  co_return co_await finish(send(stream, std::move(response), keep_alive, head, std::move(slot), config));
 }
 
 /// The request `reader` read, handed to the handler (read at `now`; every wait it makes
 /// ends by `deadline`) and answered.
-Served answer(Stream& stream, beast::flat_buffer& buffer, RequestReader& reader, Slot slot, SteadyTime now, SteadyTime deadline,
+Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, SteadyTime deadline,
               const PeerIdentity& peer, const ServerConfig& config, Handler& handler, ConnectionControl& control) {
   const bool keep_alive = reader.keep_alive() && !control.stopping;
   const bool head = reader.head();
   auto handled = handler.handle(std::move(reader.request()), peer, now, deadline);
   if (auto* later = std::get_if<asio::awaitable<Response>>(&handled))
-    return answer_later(stream, buffer, std::move(*later), keep_alive, head, std::move(slot), config);
-  return send(stream, buffer, std::move(std::get<Response>(handled)), keep_alive, head, std::move(slot), config);
+    return answer_later(stream, std::move(*later), keep_alive, head, std::move(slot), config);
+  return send(stream, std::move(std::get<Response>(handled)), keep_alive, head, std::move(slot), config);
 }
 
 /// A request that had not arrived whole (or that breaks a limit): read within the request
@@ -168,15 +161,15 @@ asio::awaitable<bool> read_then_answer(Stream& stream, beast::flat_buffer& buffe
   if (rec) {
     if (auto refusal = read_failure(rec, config)) {
       handler.count_refused(refusal->status);
-      co_await send_final(stream, buffer, std::move(*refusal), config);
+      co_await send_final(stream, std::move(*refusal), config);
     }
     co_return false;
   }
-  co_return co_await finish(answer(stream, buffer, reader, std::move(slot), clock.now(), deadline, peer, config, handler, control));
+  co_return co_await finish(answer(stream, reader, std::move(slot), clock.now(), deadline, peer, config, handler, control));
 }
 
 /// A request over its uid's max_requests_per_peer: 429, and the connection closes.
-asio::awaitable<bool> refuse_busy(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer,
+asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer,
                                   const ServerConfig& config, Handler& handler, const Clock& clock, ConnectionControl& control) {
   auto v = control.refusals.admit(peer.uid, clock.now());
   if (v.suppressed > 0) spdlog::warn("{} further refused requests of uid {} were not logged", v.suppressed, peer.uid);
@@ -187,7 +180,7 @@ asio::awaitable<bool> refuse_busy(Stream& stream, beast::flat_buffer& buffer, co
                               "too many requests in progress for this user; wait for an answer before sending more");
   r.retry_after = 1;
   handler.count_refused(r.status);
-  co_await send_final(stream, buffer, std::move(r), config);
+  co_await send_final(stream, std::move(r), config);
   co_return false;
 }
 
@@ -200,7 +193,7 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
              Handler& handler, const Clock& clock, ConnectionControl& control) {
   // A request has started: it holds one of its uid's slots until the answer is written.
   auto slot = control.slots.acquire(peer.uid);
-  if (!slot) return refuse_busy(stream, buffer, peer, config, handler, clock, control);
+  if (!slot) return refuse_busy(stream, peer, config, handler, clock, control);
   const SteadyTime now = clock.now();
   const SteadyTime deadline = now + config.request_timeout;
   RequestReader reader(config.max_header_bytes, config.max_body_bytes);
@@ -212,7 +205,7 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
   if (!reader.is_done()) return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
   OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
   buffer.consume(used);
-  return answer(stream, buffer, reader, std::move(*slot), now, deadline, peer, config, handler, control);
+  return answer(stream, reader, std::move(*slot), now, deadline, peer, config, handler, control);
 }
 
 /// Reads what has already arrived of the next request into `buffer`, without waiting;
@@ -237,8 +230,9 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   Stream stream(std::move(socket));
   // The buffer's maximum bounds what one connection can make the daemon hold, whatever
   // the peer sends: a header or body over its limit fails the parse, never grows memory.
-  // It allocates nothing up front and grows as a request needs; between requests it holds
-  // nothing.
+  // It allocates nothing up front and grows as a request needs; it is kept from one
+  // request to the next while the client keeps sending, and freed when the connection
+  // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
