@@ -239,6 +239,16 @@ bool CredentialState::invalidate(std::string_view reported) {
   return true;
 }
 
+CredentialState::Retry CredentialState::retry_now(SteadyTime now) {
+  if (in_flight_) return Retry::in_flight;
+  if (has_valid(now) && now < token_->reissue_from) return Retry::kept;
+  // The count of failures stays: a refresh that fails again backs off as the last one did.
+  retry_at_ = now;
+  demand_ = true;
+  on_demand_only_ = false;
+  return Retry::due;
+}
+
 void CredentialState::drop() {
   if (token_) {
     invalidated_ = token_->access_token;

@@ -114,6 +114,12 @@ public:
   /// A client saw `reported` rejected by the API. Drops it when it is the current token
   /// (a fetch becomes due) and returns true; returns false for an old or unknown token.
   bool invalidate(std::string_view reported);
+  /// An admin asks for a fetch now (after fixing the credential upstream, say), cutting
+  /// short a backoff however long. kept: nothing to do, because the held token is valid
+  /// and the upstream would hand it back until its reissue window opens; in_flight: the
+  /// request under way will do; due: a fetch is due now.
+  enum class Retry { due, in_flight, kept };
+  Retry retry_now(SteadyTime now);
   /// Forgets the token (after an upstream revoke). Nothing is fetched until a client asks:
   /// an admin who revoked a token may be retiring the credential.
   void drop();
