@@ -22,6 +22,7 @@
 #include "server/handler.hpp"
 #include "server/listener.hpp"
 #include "server/peer_unit.hpp"
+#include "store/budget_file.hpp"
 #include "store/key_set_keeper.hpp"
 #include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
@@ -86,6 +87,7 @@ struct Daemon {
   /// The host's one upstream budget: credentials and customer sessions take their slots
   /// here. Declared before both, which use it.
   std::unique_ptr<UpstreamBudget> budget;
+  std::unique_ptr<BudgetFile> budget_file; ///< the budget's record across restarts
   std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
   std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store; before `keys`, which uses it
   std::unique_ptr<Broker> broker;
@@ -115,6 +117,7 @@ struct Daemon {
       if (next.upstream.auth_url.text != config.upstream.auth_url.text || next.upstream.issuer != config.upstream.issuer)
         keys.reset(); // another auth server: its keys, not the old one's
       keys.set_min_interval(next.upstream.jwks_min_interval);
+      keys.set_max_age(next.upstream.jwks_max_age);
       verifier.set(verify_settings(next.upstream));
       verifying.set_key_timeout(next.upstream.request_timeout);
       handler->set_verify_allow(next.server.verify_allow);
@@ -125,6 +128,7 @@ struct Daemon {
         upstream = std::move(next_upstream);
         proxy.target = upstream.get();
       }
+      budget_file->set_path(next.upstream.budget_path);
       broker->apply(next);
       sessions->apply(next);
       handler->set_admin(next.server.admin);
@@ -166,7 +170,7 @@ struct Daemon {
   /// The proxy, timed for /metrics.
   MeteredUpstream metered{proxy, metrics, clock};
   /// The auth server's keys and the checks every token passes (docs/security.md).
-  SigningKeys keys{ctx.get_executor(), proxy, clock, config.upstream.jwks_min_interval};
+  SigningKeys keys{ctx.get_executor(), proxy, clock, config.upstream.jwks_min_interval, config.upstream.jwks_max_age};
   TokenVerifier verifier{keys, clock, verify_settings(config.upstream)};
   /// What the broker and the sessions call: every token verified before they see it.
   VerifyingUpstream verifying{metered, verifier, clock, config.upstream.request_timeout};
@@ -252,6 +256,9 @@ int main(int argc, char** argv) {
     d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock);
     d.proxy.target = d.upstream.get();
     d.budget = std::make_unique<UpstreamBudget>(cfg.upstream.max_requests_per_minute);
+    d.budget_file = std::make_unique<BudgetFile>(*d.budget, d.clock);
+    // Before the first fetch: what the last life spent in this minute is spent.
+    d.budget_file->start(cfg.upstream.budget_path, cfg.upstream.request_timeout);
     d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, *d.budget, cfg);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);

@@ -25,8 +25,8 @@ std::optional<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_pres
   auto decoded = decode_jwt(token);
   if (auto* f = std::get_if<VerifyFailure>(&decoded)) return std::move(*f);
   auto& jwt = std::get<DecodedJwt>(decoded);
-  const std::shared_ptr<const KeySet> keys = keys_.current();
-  if (!keys->contains(jwt.kid)) return std::nullopt; // keys_for() may fetch it
+  const std::shared_ptr<const KeySet> keys = keys_.held_for(jwt.kid);
+  if (!keys) return std::nullopt; // keys_for() fetches (a new kid, a stale set) or waits
   TokenExpectations expect;
   expect.issuer = settings_.issuer;
   expect.skew = settings_.skew;
