@@ -13,13 +13,6 @@ namespace cltoken {
 
 namespace asio = boost::asio;
 
-/// A client parked in the scheduler: its answer arrives as an action, and cancelling the
-/// timer wakes the coroutine that waits for it.
-struct Broker::Pending {
-  std::optional<TokenAnswer> answer;
-  asio::steady_timer timer;
-};
-
 namespace {
 UpstreamFailure internal_failure(const std::exception& ex) {
   // A bug or resource exhaustion must not leave a credential in flight for ever and its
@@ -86,10 +79,7 @@ void Broker::perform(SchedulerAction& a) {
           if (!scheduler_.credential(act.credential.name)) return;
         }
         if constexpr (std::is_same_v<A, action::Answer>) {
-          if (auto it = pending_.find(act.waiter); it != pending_.end()) {
-            it->second->answer = std::move(act.answer);
-            it->second->timer.cancel();
-          }
+          answers_.deliver(act.waiter, std::move(act.answer));
         } else if constexpr (std::is_same_v<A, action::Fetch>) {
           ++fetches_;
           spawn(fetch(act.credential, *scheduler_.credential(act.credential.name)), "credential " + act.credential.name + ": fetch");
@@ -185,14 +175,8 @@ asio::awaitable<TokenAnswer> Broker::await_answer(TokenScheduler::Asked asked) {
     drive();
     co_return std::move(*asked.answer);
   }
-  // The scheduler answers every waiter by its deadline (and at stop()): the timer only
-  // ends the wait, it never fires by itself.
-  Pending p{std::nullopt, asio::steady_timer(executor_, SteadyTime::max())};
-  pending_.emplace(asked.waiter, &p);
-  drive();
-  while (!p.answer) co_await p.timer.async_wait(use_tuple);
-  pending_.erase(asked.waiter);
-  co_return std::move(*p.answer);
+  // The scheduler answers every waiter by its deadline (and at stop()).
+  co_return co_await answers_.wait(executor_, asked.waiter, [this] { drive(); });
 }
 
 asio::awaitable<TokenAnswer> Broker::get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,

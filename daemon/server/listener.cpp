@@ -13,7 +13,7 @@
 #include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -199,7 +199,7 @@ asio::awaitable<void> Listener::accept_loop() {
       if (v.log) spdlog::warn("accept failed: {}", ec.message());
       if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
           ec == asio::error::no_memory) {
-        asio::steady_timer pause(executor_, accept_pause);
+        ClockTimer pause(executor_, accept_pause);
         co_await pause.async_wait(use_tuple);
       }
       continue;

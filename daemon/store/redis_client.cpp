@@ -23,7 +23,7 @@ constexpr Millis reconnect_initial{100};
 
 struct RedisClient::Waiter {
   explicit Waiter(asio::any_io_executor ex, SteadyTime deadline) : timer(ex, deadline) {}
-  asio::steady_timer timer;
+  ClockTimer timer;
   bool granted = false;
 };
 
@@ -100,7 +100,7 @@ asio::awaitable<void> RedisClient::first_attempt() {
   if (first_attempt_done_ || stopped_) co_return;
   // The attempt itself is bounded by store.timeout_ms; this bound only guards against a
   // keeper that never ran.
-  asio::steady_timer t(executor_, clock_.now() + config_.timeout * 2);
+  ClockTimer t(executor_, clock_.now() + config_.timeout * 2);
   first_waiters_.push_back(&t);
   co_await t.async_wait(use_tuple);
   std::erase(first_waiters_, &t);

@@ -10,7 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
@@ -39,7 +39,7 @@ constexpr std::size_t max_reply_bytes = 1024 * 1024;
 /// timer holds only a weak reference, so a late expiry never touches a finished resolve.
 asio::awaitable<tcp::resolver::results_type> resolve(asio::any_io_executor ex, const RedisUrl& url, SteadyTime deadline) {
   auto resolver = std::make_shared<tcp::resolver>(ex);
-  asio::steady_timer guard(ex, deadline);
+  ClockTimer guard(ex, deadline);
   guard.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](const boost::system::error_code& ec) {
     if (ec) return;
     if (auto r = weak.lock()) r->cancel();

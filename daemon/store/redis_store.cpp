@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -155,7 +155,7 @@ asio::awaitable<std::optional<CachedToken>> RedisStore::before_fetch(StoreSubjec
     // PTTL is -1 for a lock without expiry (not one of ours: someone set it by hand);
     // then poll at the normal pace until the bound.
     const Millis left = e[1].integer > 0 ? Millis(e[1].integer) : config_.poll;
-    asio::steady_timer t(executor_, now + std::min(config_.poll, left));
+    ClockTimer t(executor_, now + std::min(config_.poll, left));
     co_await t.async_wait(use_tuple);
   }
 }

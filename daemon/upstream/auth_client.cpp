@@ -10,7 +10,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -108,7 +108,7 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
 
   // The resolver has no deadline of its own: a timer cancels it.
   tcp::resolver resolver(executor_);
-  asio::steady_timer guard(executor_, step_deadline());
+  ClockTimer guard(executor_, step_deadline());
   bool timed_out = false;
   guard.async_wait([&resolver, &timed_out](const beast::error_code& ec) {
     if (!ec) {
