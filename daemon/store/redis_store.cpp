@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
-#include "async/clock_timer.hpp"
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
+#include "async/clock_timer.hpp"
+#include "async/spawn.hpp"
 
 #include "core/sealed_key_set.hpp"
 #include "core/sealed_token.hpp"
@@ -14,7 +14,6 @@
 namespace cltoken {
 
 namespace asio = boost::asio;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
