@@ -184,10 +184,12 @@ struct Daemon {
     co_await listener->wait_closed(deadline);
     if (listener->connections() > 0)
       spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
+    store->stop();
     signal_set.cancel();
-    // What is left (upstream requests in flight, the store's connection keeper, connections
-    // past the grace) ends with the run; main's FinishFirst destroys those coroutines while
-    // the objects they use still exist.
+    // Everything that waits is cancelled now. What cannot be (an upstream request or a
+    // store call in flight, a connection past the grace) would hold run() for up to its own
+    // deadline: end the run here; main lets the cancelled work finish, then destroys the
+    // rest while the objects it uses still exist (FinishFirst).
     ctx.stop();
   }
 };
@@ -284,6 +286,9 @@ int main(int argc, char** argv) {
   asio::co_spawn(ctx, d.heartbeat->run(), Rethrow{"the systemd heartbeat"});
   try {
     ctx.run();
+    // The coroutines shutdown() cancelled end now, each through its own error path.
+    ctx.restart();
+    ctx.poll();
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return 1;

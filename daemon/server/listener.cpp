@@ -176,12 +176,14 @@ asio::awaitable<void> Listener::idle_timer() {
     idle_timer_.expires_at(control_.idle.next_expiry(config_.idle_timeout).value_or(clock_.now() + config_.idle_timeout));
     co_await idle_timer_.async_wait(use_tuple);
     if (!*alive) co_return; // the listener is gone; its timer with it
+    if (control_.stopping) co_return; // a stop closed the idle connections; the rest close as they finish
     for (auto& close : control_.idle.take_expired(clock_.now(), config_.idle_timeout)) close();
   }
 }
 
 void Listener::stop() {
   control_.stop();
+  idle_timer_.cancel();
   boost::system::error_code ec;
   acceptor_.cancel(ec);
 }

@@ -66,6 +66,8 @@ RedisStore::RedisStore(asio::any_io_executor executor, StoreConfig config, Milli
 
 RedisStore::~RedisStore() { client_->stop(); }
 
+void RedisStore::stop() { client_->stop(); }
+
 void RedisStore::start() {
   client_->start([this]() -> asio::awaitable<void> { co_await republish(); });
 }
