@@ -48,6 +48,8 @@ public:
 
   [[nodiscard]] CustomersView view() const { return core_.view(); }
   [[nodiscard]] const SessionScheduler& core() const { return core_; }
+  /// Client coroutines parked here now.
+  [[nodiscard]] std::size_t parked() const { return answers_.waiting(); }
 
   /// Checks adopted customer tokens (the ones no upstream answer brought) before a session
   /// holds them; tokens from the upstream are checked by the Upstream itself.

@@ -74,3 +74,33 @@ TEST_CASE("the sessions driver answers readers waiting on a slow refresh at thei
   CHECK(upstream.revoked == std::vector<std::string>{"access-2", "refresh-2"});
   sessions.stop();
 }
+
+TEST_CASE("teardown destroys the coroutines still suspended before the objects they use") {
+  FakeClock clock;
+  const ScopedTimerClock timers(clock, true);
+  Context ctx;
+  ScriptedUpstream upstream(ctx.get_executor(), 200ms, [](const TokenRequest&) {
+    return UpstreamResult{customer_grant("access-1", 600s)};
+  });
+  const Config config = sessions_config();
+  UpstreamBudget budget(config.upstream.max_requests_per_minute);
+  PinnedRandom random;
+  Sessions sessions(ctx.get_executor(), clock, upstream, budget, random, config);
+  sessions.start();
+  auto created = start(ctx, sessions.create(config.credentials.front(), 1000, R"({"username":"a","password":"p"})", clock.now() + 5s));
+  REQUIRE(run_virtual(ctx, clock, [&] { return created->has_value(); }, 5s));
+  const std::string handle = nlohmann::json::parse((*created)->document).at("session").get<std::string>();
+  run_virtual(ctx, clock, [] { return false; }, 590s, 500ms);
+  // A reader parked on a refresh that will take a minute, and the daemon going away meanwhile
+  // without a stop: what main does after run() returns.
+  upstream.latency = 60s;
+  auto reader = start(ctx, sessions.read("shop", 1000, handle, 300s, clock.now() + 30s));
+  ctx.restart();
+  ctx.poll();
+  REQUIRE(sessions.parked() == 1);
+  ctx.finish();
+  // The reader's frame is gone and unregistered itself from the Sessions, which is still
+  // here (under ASan, a frame destroyed after it would be a use after free).
+  CHECK(sessions.parked() == 0);
+  CHECK_FALSE(reader->has_value());
+}
