@@ -34,17 +34,20 @@ void Broker::set_store(TokenStore& store) {
 }
 
 void Broker::start() {
-  running_ = true;
   scheduler_.wake(now());
-  asio::co_spawn(executor_, run(), Rethrow{"token scheduler"});
+  wake_.start([this] { return scheduler_.next_wake(); },
+              [this] {
+                scheduler_.wake(now());
+                drive();
+              },
+              "token scheduler");
   drive();
 }
 
 void Broker::stop() {
-  running_ = false;
+  wake_.stop();
   scheduler_.stop(now());
   drive();
-  wake_.cancel();
 }
 
 void Broker::apply(const Config& config) {
@@ -52,22 +55,10 @@ void Broker::apply(const Config& config) {
   drive();
 }
 
-asio::awaitable<void> Broker::run() {
-  while (running_) {
-    armed_ = scheduler_.next_wake();
-    wake_.expires_at(armed_);
-    auto [ec] = co_await wake_.async_wait(use_tuple);
-    if (!running_) break;
-    if (ec) continue; // re-armed for an earlier time
-    scheduler_.wake(now());
-    drive();
-  }
-}
-
 void Broker::drive() {
   for (auto actions = scheduler_.take_actions(); !actions.empty(); actions = scheduler_.take_actions())
     for (auto& a : actions) perform(a);
-  if (running_ && scheduler_.next_wake() != armed_) wake_.cancel();
+  wake_.rearm(scheduler_.next_wake());
 }
 
 void Broker::perform(SchedulerAction& a) {
@@ -228,6 +219,6 @@ void Broker::status_view(StatusView& s) {
   scheduler_.status_view(s, clock_.now());
 }
 
-Broker::Progress Broker::progress() const { return Progress{running_, scheduler_.next_wake(), scheduler_.oldest_fetch()}; }
+Broker::Progress Broker::progress() const { return Progress{wake_.running(), scheduler_.next_wake(), scheduler_.oldest_fetch()}; }
 
 } // namespace cltoken

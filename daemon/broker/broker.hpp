@@ -14,7 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "async/answer_box.hpp"
-#include "async/clock_timer.hpp"
+#include "async/wake_loop.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/documents.hpp"
@@ -88,7 +88,6 @@ private:
   /// Performs every action the scheduler decided, and re-arms the wake-up.
   void drive();
   void perform(SchedulerAction& a);
-  boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> fetch(CredentialRef ref, CredentialConfig config);
   boost::asio::awaitable<void> revoke_reported(CredentialRef ref, CredentialConfig config, Secret token);
   boost::asio::awaitable<void> load(CredentialRef ref, CredentialConfig config);
@@ -105,10 +104,8 @@ private:
   MemoryStore memory_store_;
   TokenStore* store_ = &memory_store_;
   AnswerBox<TokenAnswer> answers_;
-  ClockTimer wake_;
-  SteadyTime armed_ = SteadyTime::max();
+  WakeLoop wake_;
   std::size_t fetches_ = 0; ///< so the end of a burst of fetches can give memory back
-  bool running_ = false;
   WallTime started_at_;
   SteadyTime started_steady_;
 };

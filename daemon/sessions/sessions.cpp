@@ -23,15 +23,18 @@ Sessions::Sessions(asio::any_io_executor executor, const Clock& clock, Upstream&
     : executor_(executor), clock_(clock), upstream_(upstream), core_(config, budget, random, clock.now()), wake_(executor) {}
 
 void Sessions::start() {
-  running_ = true;
-  asio::co_spawn(executor_, run(), Rethrow{"customer session wake-ups"});
+  wake_.start([this] { return core_.next_wake(); },
+              [this] {
+                core_.wake(now());
+                drive();
+              },
+              "customer session wake-ups");
 }
 
 void Sessions::stop() {
-  running_ = false;
+  wake_.stop();
   core_.stop(now());
   drive();
-  wake_.cancel();
 }
 
 void Sessions::apply(const Config& config) {
@@ -39,22 +42,10 @@ void Sessions::apply(const Config& config) {
   drive();
 }
 
-asio::awaitable<void> Sessions::run() {
-  while (running_) {
-    armed_ = core_.next_wake();
-    wake_.expires_at(armed_);
-    auto [ec] = co_await wake_.async_wait(use_tuple);
-    if (!running_) break;
-    if (ec) continue; // re-armed for an earlier time
-    core_.wake(now());
-    drive();
-  }
-}
-
 void Sessions::drive() {
   for (auto actions = core_.take_actions(); !actions.empty(); actions = core_.take_actions())
     for (auto& a : actions) perform(a);
-  if (running_ && core_.next_wake() != armed_) wake_.cancel();
+  wake_.rearm(core_.next_wake());
 }
 
 void Sessions::perform(SessionAction& a) {

@@ -12,7 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "async/answer_box.hpp"
-#include "async/clock_timer.hpp"
+#include "async/wake_loop.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/random.hpp"
@@ -61,7 +61,6 @@ private:
   /// Performs every action the core decided, and re-arms the wake-up.
   void drive();
   void perform(SessionAction& a);
-  boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> request_token(std::uint64_t id, TokenRequest request);
   boost::asio::awaitable<void> revoke(session_action::Revoke revoke);
   boost::asio::awaitable<void> verify(session_action::Verify verify);
@@ -74,9 +73,7 @@ private:
   TokenVerifier* verifier_ = nullptr;
   SessionScheduler core_;
   AnswerBox<SessionAnswer> answers_;
-  ClockTimer wake_;
-  SteadyTime armed_ = SteadyTime::max();
-  bool running_ = false;
+  WakeLoop wake_;
 };
 
 } // namespace cltoken
