@@ -26,6 +26,7 @@
 #include "server/handler.hpp"
 #include "server/listener.hpp"
 #include "server/peer_unit.hpp"
+#include "store/budget_file.hpp"
 #include "store/key_set_keeper.hpp"
 #include "store/make_store.hpp"
 #include "systemd/heartbeat.hpp"
@@ -95,10 +96,11 @@ struct Daemon {
   MeteredUpstream metered{upstream, metrics, clock};
   /// The host's one upstream budget: credentials and customer sessions take their slots here.
   UpstreamBudget budget{config.upstream.max_requests_per_minute};
+  BudgetFile budget_file{budget, clock}; ///< the budget's record across restarts
   std::shared_ptr<TokenStore> store;
   std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store, which `keys` uses
   /// The auth server's keys and the checks every token passes (docs/security.md).
-  SigningKeys keys{ctx.get_executor(), upstream, clock, config.upstream.jwks_min_interval};
+  SigningKeys keys{ctx.get_executor(), upstream, clock, config.upstream.jwks_min_interval, config.upstream.jwks_max_age};
   TokenVerifier verifier{keys, clock, verify_settings(config.upstream)};
   /// What the broker and the sessions call: every token verified before they see it.
   VerifyingUpstream verifying{metered, verifier, clock, config.upstream.request_timeout};
@@ -129,11 +131,13 @@ struct Daemon {
       if (next.upstream.auth_url.text != config.upstream.auth_url.text || next.upstream.issuer != config.upstream.issuer)
         keys.reset(); // another auth server: its keys, not the old one's
       keys.set_min_interval(next.upstream.jwks_min_interval);
+      keys.set_max_age(next.upstream.jwks_max_age);
       verifier.set(verify_settings(next.upstream));
       verifying.set_key_timeout(next.upstream.request_timeout);
       handler->set_verify_allow(next.server.verify_allow);
       handler->set_metrics_allow(next.server.metrics_allow);
       if (next_upstream) upstream.set(std::move(next_upstream)); // the old one goes with its last request
+      budget_file.set_path(next.upstream.budget_path);
       broker->apply(next);
       sessions->apply(next);
       handler->set_admin(next.server.admin);
@@ -243,6 +247,8 @@ int main(int argc, char** argv) {
   const Config& cfg = d.config;
   try {
     d.upstream.set(std::make_shared<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock));
+    // Before the first fetch: what the last life spent in this minute is spent.
+    d.budget_file.start(cfg.upstream.budget_path, cfg.upstream.request_timeout);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
     d.key_keeper = std::make_unique<StoreKeySetKeeper>(ctx.get_executor(), *d.store, d.config, d.clock);

@@ -179,6 +179,10 @@ asio::awaitable<TokenAnswer> Broker::invalidate(std::string name, Secret reporte
   co_return co_await await_answer(scheduler_.invalidate(now(), name, reported, deadline, peer));
 }
 
+asio::awaitable<TokenAnswer> Broker::refresh(std::string name, SteadyTime deadline, std::optional<uid_t> peer) {
+  co_return co_await await_answer(scheduler_.refresh(now(), name, deadline, peer));
+}
+
 asio::awaitable<RevokeAnswer> Broker::revoke(std::string name, std::optional<uid_t> peer) {
   auto start = scheduler_.revoke_begin(now(), name, peer);
   using Kind = TokenScheduler::RevokeStart::Kind;

@@ -58,6 +58,8 @@ public:
   /// POST /v1/tokens/{name}/invalidate.
   boost::asio::awaitable<TokenAnswer> invalidate(std::string name, Secret reported, SteadyTime deadline,
                                                  std::optional<uid_t> peer = std::nullopt);
+  /// POST /v1/tokens/{name}/refresh (admin): fetch now (TokenScheduler::refresh).
+  boost::asio::awaitable<TokenAnswer> refresh(std::string name, SteadyTime deadline, std::optional<uid_t> peer = std::nullopt);
   /// POST /v1/tokens/{name}/revoke (bounded by the upstream client's own deadlines).
   boost::asio::awaitable<RevokeAnswer> revoke(std::string name, std::optional<uid_t> peer = std::nullopt);
 

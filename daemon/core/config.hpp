@@ -83,6 +83,9 @@ struct UpstreamConfig {
   Seconds jwks_min_interval{30};    ///< no two key-set requests closer than this
   Seconds jwks_max_age{86400};      ///< a key set kept in the store longer than this is fetched again
   Seconds verify_skew{60};          ///< tolerance between a token's exp and expires_in
+  /// Where the budget's record of recent requests survives a restart; "" = not kept.
+  std::string budget_path;
+  unsigned budget_path_line = 0;
 };
 
 struct RefreshConfig {

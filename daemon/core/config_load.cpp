@@ -118,8 +118,18 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     // Commerce Layer writes its origin in `iss`; a proxy in front of it may need this set.
     cfg.upstream.issuer = r.string("issuer").value_or(cfg.upstream.auth_url.text);
     if (auto v = r.integer("jwks_min_interval_s", 1, 86400)) cfg.upstream.jwks_min_interval = Seconds(*v);
-    if (auto v = r.integer("jwks_max_age_s", 60, 2592000)) cfg.upstream.jwks_max_age = Seconds(*v);
+    if (auto v = r.integer("jwks_max_age_s", 5, 2592000)) cfg.upstream.jwks_max_age = Seconds(*v);
     if (auto v = r.integer("verify_skew_s", 0, 3600)) cfg.upstream.verify_skew = Seconds(*v);
+    // Somewhere that lives as long as the boot, as the auth server's memory of this host
+    // does not outlive a minute: systemd's RuntimeDirectory= by default.
+    if (auto v = r.string("budget_path")) {
+      cfg.upstream.budget_path = *v;
+      cfg.upstream.budget_path_line = line_of(*r.get("budget_path"));
+      if (!v->empty() && (v->front() != '/' || v->back() == '/'))
+        r.fail_at(*r.get("budget_path"), "upstream.budget_path must be \"\" or the absolute path of a file");
+    } else if (auto dir = env.getenv("RUNTIME_DIRECTORY"); dir && !dir->empty() && dir->front() == '/') {
+      cfg.upstream.budget_path = dir->substr(0, dir->find(':')) + "/upstream.budget";
+    }
     r.reject_unknown();
   }
   RefreshAdviceInput advice;
@@ -263,6 +273,10 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
                                            [](const CredentialConfig& c) { return c.kind == CredentialKind::integration; });
   advice.shortest_lifetime = Seconds(any_integration || cfg.credentials.empty() ? 7200 : 14400);
   for (const auto& a : refresh_advice(advice)) cfg.warnings.push_back(fmt::format("{}:{}: {}", path, a.line, a.text));
+  if (!cfg.upstream.budget_path.empty() &&
+      (cfg.upstream.budget_path == cfg.store.path || cfg.upstream.budget_path == cfg.store.generation_path))
+    throw ConfigError(path, std::max(1u, cfg.upstream.budget_path_line),
+                      "upstream.budget_path must be a file of its own, not store.path or store.generation_path");
   if (cfg.store.backend != "memory") {
     // A stored token is sealed with a key derived from the client secret; a credential
     // without one (a sales channel) needs the store key instead.

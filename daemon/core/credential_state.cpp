@@ -93,6 +93,9 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
     revoke_if_handed_back_ = false;
     ++counters_.outcomes[CredentialCounters::no_gain_outcome];
     in_flight_ = true;
+    // Kept aside: should the revoke fail or have no budget, this token (valid, by the auth
+    // server's word) is served again rather than none at all.
+    handed_back_ = make_token(std::move(grant), sent_at, expires_at, now, jitter_u);
     return Outcome::revoke_reported;
   }
   if (same_as_current && !same_as_invalidated) {
@@ -126,18 +129,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
     return Outcome::no_gain;
   }
   ++counters_.outcomes[0];
-  CachedToken t;
-  t.access_token = std::move(grant.access_token);
-  t.token_type = std::move(grant.token_type);
-  t.scope = std::move(grant.scope);
-  t.obtained_at = sent_at;
-  t.expires_at = expires_at;
-  t.lifetime = grant.expires_in;
-  // Never schedule a refresh in the past or right away: a token with an absurdly short
-  // lifetime must not turn the keeper into a busy loop.
-  t.refresh_at = std::max(policy_.refresh_at(sent_at, grant.expires_in, jitter_u), now + Seconds(1));
-  t.reissue_from = policy_.reissue_from(sent_at, grant.expires_in).value_or(SteadyTime{});
-  token_ = std::move(t);
+  token_ = make_token(std::move(grant), sent_at, expires_at, now, jitter_u);
   had_token_ = true;
   // Whatever was asked for is satisfied by a new token: waiting clients re-decide, and
   // an invalidation that arrived while this request was in flight is answered by it.
@@ -151,6 +143,22 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
   last_error_.clear();
   last_refresh_at_ = now;
   return Outcome::accepted;
+}
+
+CachedToken CredentialState::make_token(TokenGrant grant, SteadyTime sent_at, SteadyTime expires_at, SteadyTime now,
+                                        double jitter_u) const {
+  CachedToken t;
+  t.access_token = std::move(grant.access_token);
+  t.token_type = std::move(grant.token_type);
+  t.scope = std::move(grant.scope);
+  t.obtained_at = sent_at;
+  t.expires_at = expires_at;
+  t.lifetime = grant.expires_in;
+  // Never schedule a refresh in the past or right away: a token with an absurdly short
+  // lifetime must not turn the keeper into a busy loop.
+  t.refresh_at = std::max(policy_.refresh_at(sent_at, grant.expires_in, jitter_u), now + Seconds(1));
+  t.reissue_from = policy_.reissue_from(sent_at, grant.expires_in).value_or(SteadyTime{});
+  return t;
 }
 
 bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
@@ -210,6 +218,8 @@ SteadyTime CredentialState::retry_before_expiry(SteadyTime now, Millis delay) co
 void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& failure, SteadyTime now, double backoff_u) {
   in_flight_ = false;
   ++counters_.upstream_requests; // the revoke went to the auth server too
+  std::optional<CachedToken> handed_back = std::move(handed_back_);
+  handed_back_.reset();
   if (!failure) {
     demand_ = true;
     retry_at_ = {};
@@ -220,6 +230,16 @@ void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& fail
   last_error_ = "auth server returned the token that was just reported invalid, and revoking it failed: " + failure->message;
   retry_at_ = now + std::max<Millis>(policy_.backoff(failures_, backoff_u),
                                      failure->retry_after ? Millis(*failure->retry_after) : Millis(0));
+  if (handed_back && now < handed_back->expires_at) {
+    // The auth server vouched for it moments ago: a report (a glitch of the API, or a
+    // peer that wants everyone else without a token) does not outweigh that. Served
+    // again until it is replaced on schedule; the next report starts over.
+    token_ = std::move(*handed_back);
+    had_token_ = true;
+    invalidated_.reset();
+    demand_ = false;
+    last_error_ += "; serving it meanwhile, as the auth server still accepts it";
+  }
 }
 
 void CredentialState::remember_refused(const Secret& token) {
@@ -237,6 +257,16 @@ bool CredentialState::invalidate(std::string_view reported) {
   // A token the API refused is news: retry at once even if a backoff was running.
   retry_at_ = {};
   return true;
+}
+
+CredentialState::Retry CredentialState::retry_now(SteadyTime now) {
+  if (in_flight_) return Retry::in_flight;
+  if (has_valid(now) && now < token_->reissue_from) return Retry::kept;
+  // The count of failures stays: a refresh that fails again backs off as the last one did.
+  retry_at_ = now;
+  demand_ = true;
+  on_demand_only_ = false;
+  return Retry::due;
 }
 
 void CredentialState::drop() {

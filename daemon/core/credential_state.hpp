@@ -98,8 +98,9 @@ public:
   Outcome fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u, double backoff_u);
   void fetch_failed(const UpstreamFailure& f, SteadyTime now, double backoff_u);
   /// After Outcome::revoke_reported: the revoke of reported() worked (`failure` empty), so
-  /// the next request is due at once and must bring a new token; or it failed, and this
-  /// fetch counts as one failure with backoff.
+  /// the next request is due at once and must bring a new token; or it failed (or had no
+  /// budget), and this fetch counts as one failure with backoff while the handed-back
+  /// token, valid by the auth server's word, is served again.
   void revoke_finished(const std::optional<UpstreamFailure>& failure, SteadyTime now, double backoff_u);
   /// The token a client reported refused, while a new one is wanted in its place.
   [[nodiscard]] const std::optional<Secret>& reported() const { return invalidated_; }
@@ -114,6 +115,12 @@ public:
   /// A client saw `reported` rejected by the API. Drops it when it is the current token
   /// (a fetch becomes due) and returns true; returns false for an old or unknown token.
   bool invalidate(std::string_view reported);
+  /// An admin asks for a fetch now (after fixing the credential upstream, say), cutting
+  /// short a backoff however long. kept: nothing to do, because the held token is valid
+  /// and the upstream would hand it back until its reissue window opens; in_flight: the
+  /// request under way will do; due: a fetch is due now.
+  enum class Retry { due, in_flight, kept };
+  Retry retry_now(SteadyTime now);
   /// Forgets the token (after an upstream revoke). Nothing is fetched until a client asks:
   /// an admin who revoked a token may be retiring the credential.
   void drop();
@@ -128,6 +135,8 @@ public:
   void count_served() { ++counters_.served; }
 
 private:
+  [[nodiscard]] CachedToken make_token(TokenGrant grant, SteadyTime sent_at, SteadyTime expires_at, SteadyTime now,
+                                       double jitter_u) const;
   /// `now + delay`, but never past the last moment the held token can still be replaced
   /// before clients see none.
   [[nodiscard]] SteadyTime retry_before_expiry(SteadyTime now, Millis delay) const;
@@ -135,6 +144,8 @@ private:
   RefreshPolicy policy_;
   std::optional<CachedToken> token_;
   std::optional<Secret> invalidated_; ///< never accept this one back from the upstream
+  /// The reported token the upstream handed back, while its revoke is under way.
+  std::optional<CachedToken> handed_back_;
   /// Every token a client reported invalid (or an admin revoked), newest last: another
   /// daemon of the fleet may still hold one and write it to the store long after
   /// invalidated_ has moved on, so adopt() refuses them all. Bounded: the oldest goes first.

@@ -8,9 +8,11 @@
 // slot while in flight and for a whole window after its answer: two requests that the
 // budget lets through a window apart arrive at the server at least a window apart.
 #include <deque>
+#include <functional>
 #include <optional>
 #include <vector>
 
+#include "core/budget_record.hpp"
 #include "core/clock.hpp"
 
 namespace cltoken {
@@ -42,11 +44,26 @@ public:
   void pause_until(SteadyTime until);
   [[nodiscard]] std::optional<SteadyTime> paused_until(SteadyTime now) const;
 
+  /// Called after every start, finish and pause: the moment to write the record.
+  void on_change(std::function<void()> f) { on_change_ = std::move(f); }
+  /// What holds a slot now, in wall time (`wall_now` is the wall time of `now`).
+  [[nodiscard]] BudgetRecord record(SteadyTime now, WallTime wall_now);
+  /// Takes back what a previous life of the daemon recorded. A request it had in flight
+  /// counts as answered `in_flight_allowance` after it was sent (its request deadline),
+  /// or now if that is sooner; times in the future (a wall clock set back) count as now;
+  /// a pause is held to at most `max_pause` from now. Returns the slots taken back.
+  unsigned restore(const BudgetRecord& r, SteadyTime now, WallTime wall_now, Millis in_flight_allowance, Millis max_pause);
+
 private:
   void prune(SteadyTime now);
+  void changed() {
+    if (on_change_) on_change_();
+  }
 
   unsigned limit_;
   Millis window_;
+  std::function<void()> on_change_;
+  std::deque<SteadyTime> sent_; ///< send times of the requests in flight, oldest first
   unsigned in_flight_ = 0;
   std::deque<SteadyTime> finished_; ///< answer times within the window, oldest first
   SteadyTime paused_until_{};

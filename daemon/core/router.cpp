@@ -12,6 +12,7 @@ const char* Route::name() const {
   case RouteKind::get_token: return "token";
   case RouteKind::invalidate_token: return "invalidate";
   case RouteKind::revoke_token: return "revoke";
+  case RouteKind::refresh_token: return "refresh";
   case RouteKind::status: return "status";
   case RouteKind::health: return "health";
   case RouteKind::metrics: return "metrics";
@@ -169,6 +170,11 @@ Route route(std::string_view method, std::string_view target) {
       if (seg[3] == "invalidate") {
         if (!post) return not_allowed("POST");
         r.kind = RouteKind::invalidate_token;
+        return no_query(r);
+      }
+      if (seg[3] == "refresh") {
+        if (!post) return not_allowed("POST");
+        r.kind = RouteKind::refresh_token;
         return no_query(r);
       }
       if (seg[3] == "revoke") {

@@ -21,6 +21,7 @@ enum class RouteKind {
   get_token,
   invalidate_token,
   revoke_token,
+  refresh_token,
   status,
   health,
   metrics,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/token_scheduler_entry.hpp"
@@ -66,6 +67,39 @@ TokenScheduler::Asked TokenScheduler::invalidate(Now now, std::string_view name,
   return a;
 }
 
+TokenScheduler::Asked TokenScheduler::refresh(Now now, std::string_view name, SteadyTime deadline,
+                                              std::optional<uid_t> peer) {
+  Entry* e = find(name);
+  if (!e) return {TokenAnswer::unknown(), 0};
+  if (!running_) return {unavailable(*e, now.steady), 0};
+  if (auto pause = budget_.paused_until(now.steady))
+    return {TokenAnswer::unavailable(Unavailable::rate_limited,
+                                     fmt::format("nothing fetched: {}; no upstream request for {} s", budget_.pause_reason(),
+                                                 std::chrono::ceil<Seconds>(*pause - now.steady).count()),
+                                     std::max(Seconds(1), std::chrono::ceil<Seconds>(*pause - now.steady))),
+            0};
+  switch (e->state.retry_now(now.steady)) {
+  case CredentialState::Retry::kept: {
+    const auto& t = *e->state.token();
+    const auto left = std::chrono::floor<Seconds>(t.expires_at - now.steady);
+    return {TokenAnswer::kept(fmt::format("the token held is valid for {} s and the auth server hands it back until "
+                                          "its last {} s; nothing fetched (revoke replaces it now)",
+                                          left.count(), policy_.reissue_window.count()),
+                              left),
+            0};
+  }
+  case CredentialState::Retry::due:
+    spdlog::info("credential {}: refresh asked by an admin", e->ref.name);
+    e->cause = peer;
+    break;
+  case CredentialState::Retry::in_flight: break;
+  }
+  const std::uint64_t id = next_waiter_++;
+  e->waiters.push_back(Entry::Waiter{id, Seconds(0), e->generation, deadline, peer, true});
+  poke(now.steady);
+  return {std::nullopt, id};
+}
+
 TokenScheduler::Asked TokenScheduler::serve(Now now, Entry& e, Seconds min_ttl, SteadyTime deadline, std::optional<uid_t> peer,
                                             bool caused) {
   const bool was_due = e.state.in_flight() || e.state.fetch_due(now.steady);
@@ -87,6 +121,9 @@ void TokenScheduler::settle(Now now, Entry& e, bool changed) {
     std::optional<TokenAnswer> answer;
     if (!running_ || e.removed) {
       answer = unavailable(e, now.steady);
+    } else if (w.refresh) {
+      if (e.generation != w.generation) answer = refresh_ended(e, now.steady);
+      else if (now.steady >= w.deadline) answer = unavailable(e, now.steady);
     } else if (now.steady >= w.deadline) {
       // Bounded by the request deadline: a still-valid token beats an error, even when it
       // has less than min_ttl left (the client reads the real expires_in).

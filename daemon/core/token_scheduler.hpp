@@ -37,18 +37,25 @@ enum class Unavailable {
 };
 
 /// What a client asking for a credential's token is told.
+/// An admin refresh is answered without the token: `refreshed` (a fetch brought a token) or
+/// `kept` (nothing fetched: the upstream would hand back the token held).
 struct TokenAnswer {
-  enum class Kind { served, unavailable, unknown };
+  enum class Kind { served, unavailable, unknown, refreshed, kept };
   Kind kind = Kind::unknown;
   std::string document; ///< served: the token document
   Unavailable why = Unavailable::failing;
-  std::string message;  ///< unavailable: a sentence for the client, never a secret
+  std::string message;  ///< unavailable, kept: a sentence for the client, never a secret
   Seconds retry_after{0};
+  Seconds expires_in{0}; ///< refreshed, kept: what the held token has left
 
   static TokenAnswer unknown() { return {}; }
-  static TokenAnswer served(std::string document) { return {Kind::served, std::move(document), {}, {}, {}}; }
+  static TokenAnswer served(std::string document) { return {Kind::served, std::move(document), {}, {}, {}, {}}; }
   static TokenAnswer unavailable(Unavailable why, std::string message, Seconds retry_after) {
-    return {Kind::unavailable, {}, why, std::move(message), retry_after};
+    return {Kind::unavailable, {}, why, std::move(message), retry_after, {}};
+  }
+  static TokenAnswer refreshed(Seconds expires_in) { return {Kind::refreshed, {}, {}, {}, {}, expires_in}; }
+  static TokenAnswer kept(std::string message, Seconds expires_in) {
+    return {Kind::kept, {}, {}, std::move(message), {}, expires_in};
   }
 };
 
@@ -125,6 +132,10 @@ public:
   /// A client saw `reported` refused by the API: a new token if it is the current one
   /// (many reports cost one request), else the current one. Answered as ask().
   Asked invalidate(Now now, std::string_view name, const Secret& reported, SteadyTime deadline, std::optional<uid_t> peer);
+  /// An admin wants `name` fetched now, cutting short any backoff (but not a 429 pause or
+  /// the budget). Answered as ask(), never with the token: at once when nothing is to be
+  /// fetched, else with `refreshed` or why not once the fetch ends, or by the deadline.
+  Asked refresh(Now now, std::string_view name, SteadyTime deadline, std::optional<uid_t> peer);
   /// The answer to an action::Fetch, sent at the time the action was taken.
   void fetch_done(Now now, const CredentialRef& c, UpstreamResult result);
   /// The answer to an action::RevokeReported (`failure` empty: revoked).
@@ -196,6 +207,8 @@ private:
   void start_fetch(Entry& e, SteadyTime now);
   [[nodiscard]] TokenAnswer served(Now now, Entry& e);
   [[nodiscard]] TokenAnswer unavailable(const Entry& e, SteadyTime now) const;
+  /// An admin refresh's answer once the fetch it asked for has ended.
+  [[nodiscard]] TokenAnswer refresh_ended(const Entry& e, SteadyTime now) const;
   void emit(SchedulerAction a) { actions_.push_back(std::move(a)); }
   void rate_limited(const UpstreamFailure& f, SteadyTime now, const std::string& name);
   /// Warns once when credentials start queueing for the budget, notes when they stop.

@@ -14,6 +14,7 @@ struct TokenScheduler::Entry {
     std::uint64_t generation; ///< the entry's when it started waiting
     SteadyTime deadline;
     std::optional<uid_t> peer;
+    bool refresh = false; ///< an admin refresh: answered when the fetch ends, never with the token
   };
 
   CredentialRef ref;

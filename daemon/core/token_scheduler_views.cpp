@@ -52,6 +52,18 @@ TokenAnswer TokenScheduler::unavailable(const Entry& e, SteadyTime now) const {
                                   retry);
 }
 
+TokenAnswer TokenScheduler::refresh_ended(const Entry& e, SteadyTime now) const {
+  const auto& st = e.state;
+  if (st.has_valid(now) && st.last_error().empty())
+    return TokenAnswer::refreshed(std::chrono::floor<Seconds>(st.token()->expires_at - now));
+  TokenAnswer a = unavailable(e, now);
+  // unavailable() speaks to clients without a token; an admin may be told there is one.
+  if (st.has_valid(now) && !st.in_flight())
+    a.message = fmt::format("refresh of \"{}\" failed: {}; the current token is still served; next attempt in {} s",
+                            e.ref.name, st.last_error(), a.retry_after.count());
+  return a;
+}
+
 TokenScheduler::RevokeStart TokenScheduler::revoke_begin(Now now, std::string_view name, std::optional<uid_t> peer) {
   RevokeStart r;
   Entry* e = find(name);

@@ -22,6 +22,7 @@ struct Bindings {
     std::string socket;
     std::string token;
     std::int64_t timeout_ms = 5000;
+    CLI::Option* timeout_option = nullptr;
     unsigned daemon_uid = 0;
     std::int64_t min_ttl = 0;
     double interval_s = 2.0;
@@ -55,7 +56,7 @@ void define(CLI::App& app, Bindings& b) {
         ->type_name("PATH")
         ->check([](const std::string& value) { return value.empty() ? std::string("must not be empty") : std::string(); });
     app.add_flag("--json", b.invocation.json, "Print the daemon's JSON document");
-    app.add_option("--timeout", b.timeout_ms, "Deadline of the whole exchange with cl-tokend, in ms (default 5000)")
+    b.timeout_option = app.add_option("--timeout", b.timeout_ms, "Deadline of the whole exchange with cl-tokend, in ms (default 5000; refresh: 20000)")
         ->type_name("MS")
         ->check(quiet(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000})));
 
@@ -102,6 +103,10 @@ void define(CLI::App& app, Bindings& b) {
     verify->callback(choose(Command::verify));
     b.verify_token_option = verify->add_option("TOKEN", b.token, "Not accepted: the token is read from stdin");
 
+    auto* refresh = app.add_subcommand("refresh", "Fetch a credential's token now, cutting short a backoff (admin)");
+    refresh->callback(choose(Command::refresh));
+    refresh->add_option("NAME", b.invocation.name, "Credential name")->required();
+
     auto* revoke = app.add_subcommand("revoke", "Revoke a credential's token upstream and drop it (admin)");
     revoke->callback(choose(Command::revoke));
     revoke->add_option("NAME", b.invocation.name, "Credential name")->required();
@@ -144,6 +149,9 @@ ParsedCommandLine finish(Bindings& b) {
     const bool has_min_ttl = std::any_of(b.min_ttl_options.begin(), b.min_ttl_options.end(),
                                          [](const CLI::Option* option) { return option->count() > 0; });
     if (has_min_ttl) invocation.min_ttl = b.min_ttl;
+    // A refresh waits for the auth server (up to the daemon's request deadline, 15 s by
+    // default): the usual 5 s would give up on a slow but working answer.
+    if (invocation.command == Command::refresh && b.timeout_option->count() == 0) b.timeout_ms = 20000;
     invocation.timeout = std::chrono::milliseconds(b.timeout_ms);
     invocation.interval = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(b.interval_s * 1000)));
     return ParsedCommandLine{std::move(invocation), {}};

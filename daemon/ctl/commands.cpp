@@ -6,6 +6,7 @@
 #include "credential_state.hpp"
 #include "ctl_error.hpp"
 #include "daemon_answer.hpp"
+#include "duration_format.hpp"
 #include "status_table.hpp"
 #include "stdin_secret.hpp"
 #include "terminal_text.hpp"
@@ -63,6 +64,23 @@ Outcome token_outcome(const Response& response, const Presentation& presentation
 Outcome confirmation(const Response& response, const Presentation& presentation, std::string said) {
     const json document = expect_success(response);
     return {ExitCode::ok, presentation.json ? pretty(document) : said + "\n"};
+}
+
+/// "refreshed NAME: token valid for 1h 59m", or why nothing was fetched.
+Outcome refresh(const Invocation& invocation, const Exchange& exchange, const Presentation& presentation) {
+    const json document = expect_success(exchange({"POST", token_path(invocation) + "/refresh", std::nullopt}));
+    if (presentation.json) return {ExitCode::ok, pretty(document)};
+    const auto expires_in = document.find("expires_in");
+    const std::string valid_for = expires_in != document.end() && expires_in->is_number_integer()
+                                      ? " valid for " + format_duration(expires_in->get<std::int64_t>())
+                                      : std::string();
+    const auto refreshed = document.find("refreshed");
+    if (refreshed != document.end() && refreshed->is_boolean() && refreshed->get<bool>())
+        return {ExitCode::ok, "refreshed " + one_line(invocation.name) + ": token" + valid_for + "\n"};
+    const auto message = document.find("message");
+    return {ExitCode::ok, "kept " + one_line(invocation.name) + "'s token" + valid_for +
+                              (message != document.end() && message->is_string() ? ": " + one_line(message->get<std::string>()) : "") +
+                              "\n"};
 }
 
 Outcome clients(const Exchange& exchange, const Presentation& presentation) {
@@ -195,6 +213,7 @@ Outcome run_command(const Invocation& invocation, const Exchange& daemon, const 
                              presentation);
     case Command::invalidate: return invalidate(invocation, exchange, presentation, read_secret);
     case Command::verify: return verify(invocation, exchange, presentation, read_secret);
+    case Command::refresh: return refresh(invocation, exchange, presentation);
     case Command::revoke:
         return confirmation(exchange({"POST", token_path(invocation) + "/revoke", std::nullopt}), presentation,
                             "revoked " + invocation.name);

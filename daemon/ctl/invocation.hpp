@@ -13,6 +13,7 @@ enum class Command {
     token,           ///< GET /v1/tokens/NAME[?min_ttl=S]
     invalidate,      ///< POST /v1/tokens/NAME/invalidate
     revoke,          ///< POST /v1/tokens/NAME/revoke
+    refresh,         ///< POST /v1/tokens/NAME/refresh
     reload,          ///< POST /v1/reload
     health,          ///< GET /v1/health
     customer_login,  ///< POST /v1/customers/NAME/sessions

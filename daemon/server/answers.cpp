@@ -1,11 +1,15 @@
 #include "server/answers.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace cltoken {
 
 Response token_response(TokenAnswer answer) {
   switch (answer.kind) {
   case TokenAnswer::Kind::served: return json_response(std::move(answer.document));
   case TokenAnswer::Kind::unknown: return error_response(404, "unknown_credential", unknown_credential_message);
+  case TokenAnswer::Kind::refreshed:
+  case TokenAnswer::Kind::kept: return refresh_response(std::move(answer));
   case TokenAnswer::Kind::unavailable: break;
   }
   Response r = error_response(503, answer.why == Unavailable::rejected ? "upstream_rejected" : "upstream_unavailable",
@@ -21,6 +25,19 @@ Response revoke_response(RevokeAnswer answer) {
   case RevokeAnswer::Kind::unavailable: break;
   }
   return token_response(std::move(answer.refused));
+}
+
+Response refresh_response(TokenAnswer answer) {
+  nlohmann::json doc;
+  switch (answer.kind) {
+  case TokenAnswer::Kind::refreshed:
+    doc = {{"refreshed", true}, {"expires_in", answer.expires_in.count()}};
+    return json_response(doc.dump());
+  case TokenAnswer::Kind::kept:
+    doc = {{"refreshed", false}, {"expires_in", answer.expires_in.count()}, {"message", answer.message}};
+    return json_response(doc.dump());
+  default: return token_response(std::move(answer));
+  }
 }
 
 Response session_response(SessionAnswer answer) {

@@ -10,6 +10,9 @@ namespace cltoken {
 /// 200 token document; 404 unknown_credential; 503 upstream_rejected or
 /// upstream_unavailable with Retry-After.
 [[nodiscard]] Response token_response(TokenAnswer answer);
+/// 200 {"refreshed":true,"expires_in":N}, or {"refreshed":false,...,"message"} when
+/// nothing was fetched; 404; 503 with Retry-After and why (never the token).
+[[nodiscard]] Response refresh_response(TokenAnswer answer);
 /// 200 {"revoked":true}; 404; 503 with Retry-After (the token is kept).
 [[nodiscard]] Response revoke_response(RevokeAnswer answer);
 /// Customer sessions (docs/customer-sessions.md): 200 or 201 token document, 200

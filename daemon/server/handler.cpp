@@ -154,22 +154,26 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   }
   case RouteKind::get_token:
   case RouteKind::invalidate_token:
-  case RouteKind::revoke_token: break;
+  case RouteKind::revoke_token:
+  case RouteKind::refresh_token: break;
   case RouteKind::create_session:
   case RouteKind::get_session:
   case RouteKind::end_session: co_return co_await dispatch_session(route, request, peer, deadline);
   }
 
-  // Admin first: a peer that may not revoke learns nothing from this route.
-  if (route.kind == RouteKind::revoke_token && !allowed(admin_, peer)) {
-    log_denial(peer, "revoke credential=" + known_name(route.credential));
-    co_return error_response(403, "forbidden", "revoke needs an admin principal");
+  // Admin first: a peer that may not revoke or refresh learns nothing from these routes.
+  const bool admin_route = route.kind == RouteKind::revoke_token || route.kind == RouteKind::refresh_token;
+  if (admin_route && !allowed(admin_, peer)) {
+    log_denial(peer, std::string(route.name()) + " credential=" + known_name(route.credential));
+    co_return error_response(403, "forbidden", std::string(route.name()) + " needs an admin principal");
   }
   // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
   // lists the names to any peer, so this reveals nothing more.
   const CredentialConfig* cred = broker_.credential(route.credential);
   if (cred == nullptr) co_return error_response(404, "unknown_credential", unknown_credential_message);
   if (route.kind == RouteKind::revoke_token) co_return revoke_response(co_await broker_.revoke(route.credential, peer.uid));
+  if (route.kind == RouteKind::refresh_token)
+    co_return refresh_response(co_await broker_.refresh(route.credential, deadline, peer.uid));
   if (!allowed(cred->allow, peer)) {
     log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
     co_return error_response(403, "forbidden", "this peer may not use this credential");

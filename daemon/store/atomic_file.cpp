@@ -32,7 +32,7 @@ std::string folder_of(const std::string& path) {
 
 } // namespace
 
-void replace_file_atomically(const std::string& path, std::string_view content) {
+void replace_file_atomically(const std::string& path, std::string_view content, bool durable) {
   std::string tmpl = path + ".tmp.XXXXXX";
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
@@ -49,12 +49,13 @@ void replace_file_atomically(const std::string& path, std::string_view content) 
       if (n < 0) fail("cannot write", tmp_path);
       done += static_cast<std::size_t>(n);
     }
-    if (::fsync(tmp.fd) != 0) fail("cannot fsync", tmp_path);
+    if (durable && ::fsync(tmp.fd) != 0) fail("cannot fsync", tmp_path);
     if (::rename(tmp_path.c_str(), path.c_str()) != 0) fail("cannot rename the temporary file to", path);
   } catch (...) {
     ::unlink(tmp_path.c_str());
     throw;
   }
+  if (!durable) return;
   Fd dir;
   dir.fd = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir.fd < 0 || ::fsync(dir.fd) != 0) fail("cannot fsync the folder of", path);

@@ -9,7 +9,7 @@ namespace cltoken {
 
 namespace asio = boost::asio;
 
-asio::awaitable<std::optional<std::string>> StoreKeySetKeeper::recall() {
+asio::awaitable<std::optional<KeySetKeeper::Kept>> StoreKeySetKeeper::recall() {
   auto key = key_set_key(config_);
   if (!key) co_return std::nullopt; // nothing to seal with: the set is never kept
   auto stored = co_await store_.load_key_set(*key);
@@ -18,7 +18,7 @@ asio::awaitable<std::optional<std::string>> StoreKeySetKeeper::recall() {
     spdlog::info("stored key set not used: {}; fetching it from the auth server", *why);
     co_return std::nullopt;
   }
-  co_return std::move(stored->jwks);
+  co_return Kept{std::move(stored->jwks), stored->fetched_at};
 }
 
 void StoreKeySetKeeper::keep(const std::string& jwks) {

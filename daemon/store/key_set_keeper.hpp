@@ -25,7 +25,7 @@ public:
   StoreKeySetKeeper(const StoreKeySetKeeper&) = delete;
   StoreKeySetKeeper& operator=(const StoreKeySetKeeper&) = delete;
 
-  boost::asio::awaitable<std::optional<std::string>> recall() override;
+  boost::asio::awaitable<std::optional<Kept>> recall() override;
   /// Saves in the background: a slow store never delays a verification.
   void keep(const std::string& jwks) override;
 

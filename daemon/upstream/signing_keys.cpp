@@ -11,8 +11,10 @@ namespace cltoken {
 
 namespace asio = boost::asio;
 
-SigningKeys::SigningKeys(asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval)
-    : executor_(std::move(executor)), source_(source), clock_(clock), gate_(min_interval), keys_(std::make_shared<KeySet>()) {}
+SigningKeys::SigningKeys(asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval,
+                         Seconds max_age)
+    : executor_(std::move(executor)), source_(source), clock_(clock), gate_(min_interval, max_age),
+      keys_(std::make_shared<KeySet>()) {}
 
 void SigningKeys::reset() {
   keys_ = std::make_shared<KeySet>();
@@ -22,11 +24,13 @@ void SigningKeys::reset() {
 }
 
 asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string kid, SteadyTime deadline) {
-  if (keys_->contains(kid)) co_return keys_;
+  const SteadyTime now = clock_.now();
+  const bool stale = gate_.stale(now) && gate_.may_fetch(now);
+  if (keys_->contains(kid) && !stale) co_return keys_;
   if (!in_flight_) {
     const bool recall = keeper_ != nullptr && !recalled_;
-    if (!recall && !gate_.may_fetch(clock_.now())) co_return keys_; // asked recently: the set stands
-    co_await update(std::move(kid), recall);
+    if (!recall && !gate_.may_fetch(now)) co_return keys_; // asked recently: the set stands
+    co_await update(std::move(kid), recall, stale);
     co_return keys_;
   }
   // One fetch at a time: the others wait for its outcome, bounded by their deadline.
@@ -37,19 +41,20 @@ asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string
   co_return keys_;
 }
 
-asio::awaitable<void> SigningKeys::update(std::string kid, bool recall) {
+asio::awaitable<void> SigningKeys::update(std::string kid, bool recall, bool stale) {
   in_flight_ = true;
   if (recall) {
     recalled_ = true;
     co_await recall_kept();
+    stale = gate_.stale(clock_.now());
   }
-  if (!keys_->contains(kid) && gate_.may_fetch(clock_.now())) co_await fetch();
+  if ((!keys_->contains(kid) || stale) && gate_.may_fetch(clock_.now())) co_await fetch();
   in_flight_ = false;
   for (auto* w : waiters_) w->cancel();
 }
 
 asio::awaitable<void> SigningKeys::recall_kept() {
-  std::optional<std::string> kept;
+  std::optional<KeySetKeeper::Kept> kept;
   try {
     kept = co_await keeper_->recall();
   } catch (const std::exception& e) {
@@ -57,13 +62,17 @@ asio::awaitable<void> SigningKeys::recall_kept() {
   }
   if (!kept) co_return;
   // Checked as strictly as a fetched set: the store only saves a request, it adds no trust.
-  JwksParse parsed = parse_jwks(*kept);
+  JwksParse parsed = parse_jwks(kept->jwks);
   if (!parsed.error.empty()) {
     spdlog::warn("kept key set not used: {}", parsed.error);
     co_return;
   }
   spdlog::info("auth server key set loaded from the store: {} key(s)", parsed.keys.size());
   keys_ = std::make_shared<const KeySet>(std::move(parsed.keys));
+  // Its age counts from when the auth server published it, not from the restart.
+  const auto age = std::max(SteadyClock::duration::zero(),
+                            std::chrono::duration_cast<SteadyClock::duration>(clock_.wall_now() - kept->fetched_at));
+  gate_.obtained(clock_.now() - age);
 }
 
 asio::awaitable<void> SigningKeys::fetch() {
@@ -90,6 +99,7 @@ asio::awaitable<void> SigningKeys::fetch() {
       // next to the old one for as long as tokens signed by the old one live.
       spdlog::info("auth server key set fetched: {} key(s)", parsed.keys.size());
       keys_ = std::make_shared<const KeySet>(std::move(parsed.keys));
+      gate_.obtained(clock_.now());
       last_error_.clear();
       if (count_) count_("ok");
       if (keeper_ != nullptr) keeper_->keep(jwks_document(*keys_));

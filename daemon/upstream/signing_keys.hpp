@@ -26,9 +26,13 @@ namespace cltoken {
 class KeySetKeeper {
 public:
   virtual ~KeySetKeeper() = default;
-  /// The JWKS document kept earlier, when it is still fit to trust (sealed for this auth
-  /// server, unaltered, not too old); nullopt otherwise. Never throws for what it finds.
-  virtual boost::asio::awaitable<std::optional<std::string>> recall() = 0;
+  struct Kept {
+    std::string jwks;     ///< the JWKS document
+    WallTime fetched_at;  ///< when the auth server published it to a daemon
+  };
+  /// The set kept earlier, when it is still fit to trust (sealed for this auth server,
+  /// unaltered, not too old); nullopt otherwise. Never throws for what it finds.
+  virtual boost::asio::awaitable<std::optional<Kept>> recall() = 0;
   /// A set just fetched from the auth server (its JWKS document): keep it.
   virtual void keep(const std::string& jwks) = 0;
 };
@@ -38,7 +42,8 @@ public:
   /// Called with "ok", "failed" or "refused" (a set without a usable key) per request.
   using CountFn = std::function<void(const char* outcome)>;
 
-  SigningKeys(boost::asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval);
+  SigningKeys(boost::asio::any_io_executor executor, JwksSource& source, const Clock& clock, Seconds min_interval,
+              Seconds max_age);
   SigningKeys(const SigningKeys&) = delete;
   SigningKeys& operator=(const SigningKeys&) = delete;
 
@@ -46,9 +51,12 @@ public:
   /// Must outlive this object (or be replaced before it goes).
   void set_keeper(KeySetKeeper* k) { keeper_ = k; }
   void set_min_interval(Seconds s) { gate_.set_min_interval(s); }
+  /// A set older than this is fetched again before it verifies anything more (upstream.jwks_max_age_s).
+  void set_max_age(Seconds s) { gate_.set_max_age(s); }
 
-  /// The key set once it holds `kid`, fetching it when allowed (waiting at most until the
-  /// deadline). The set may still lack `kid`: the caller then refuses the token.
+  /// The key set once it holds `kid` and is not older than max_age, fetching it when
+  /// allowed (waiting at most until the deadline). The set may still lack `kid`: the caller
+  /// then refuses the token. A stale set that cannot be fetched again is used meanwhile.
   boost::asio::awaitable<std::shared_ptr<const KeySet>> keys_for(std::string kid, SteadyTime deadline);
   /// The set as held now (empty before the first fetch), without I/O.
   [[nodiscard]] std::shared_ptr<const KeySet> current() const { return keys_; }
@@ -62,7 +70,7 @@ public:
 private:
   /// The one update in flight: the keeper's set (once), then the auth server's if `kid` is
   /// still missing and the gate allows. Wakes the waiters at the end.
-  boost::asio::awaitable<void> update(std::string kid, bool recall);
+  boost::asio::awaitable<void> update(std::string kid, bool recall, bool stale);
   boost::asio::awaitable<void> recall_kept();
   boost::asio::awaitable<void> fetch();
 

@@ -70,6 +70,14 @@ TEST_CASE("each command and its arguments", "[cli]") {
     CHECK(parse({"--daemon-uid", "990", "status"}).daemon_uid == std::optional<unsigned>(990));
 
     CHECK(parse({"revoke", "backoffice"}).command == Command::revoke);
+    // refresh waits for the auth server: a longer default deadline, unless one is given.
+    const auto refresh = parse({"refresh", "backoffice"});
+    CHECK(refresh.command == Command::refresh);
+    CHECK(refresh.name == "backoffice");
+    CHECK(refresh.timeout == 20000ms);
+    CHECK(parse({"--timeout", "700", "refresh", "backoffice"}).timeout == 700ms);
+    CHECK(parse({"status"}).timeout == 5000ms);
+    CHECK_THAT(usage_error({"refresh"}), Catch::Contains("NAME"));
     CHECK(parse({"reload"}).command == Command::reload);
     CHECK(parse({"health"}).command == Command::health);
 

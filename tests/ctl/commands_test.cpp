@@ -140,6 +140,25 @@ TEST_CASE("invalidate without a token is a usage error and sends nothing", "[com
     CHECK(daemon.seen.empty());
 }
 
+TEST_CASE("refresh says what the token held has left, or why nothing was fetched", "[commands]") {
+    CannedDaemon daemon{{200, R"({"refreshed":true,"expires_in":7199})", std::nullopt}, {}};
+    const auto refreshed = run_command(command(Command::refresh, "backoffice"), daemon.exchange(), {}, no_stdin);
+    CHECK(refreshed.code == ExitCode::ok);
+    CHECK(refreshed.out == "refreshed backoffice: token valid for 1h 59m\n");
+    CHECK(daemon.seen[0].method == "POST");
+    CHECK(daemon.seen[0].target == "/v1/tokens/backoffice/refresh");
+
+    daemon.answer = {200, R"({"refreshed":false,"expires_in":5412,"message":"nothing fetched"})", std::nullopt};
+    CHECK(run_command(command(Command::refresh, "backoffice"), daemon.exchange(), {}, no_stdin).out ==
+          "kept backoffice's token valid for 1h 30m: nothing fetched\n");
+    CHECK(run_command(command(Command::refresh, "backoffice"), daemon.exchange(), {true, false, {}}, no_stdin).out ==
+          "{\n  \"refreshed\": false,\n  \"expires_in\": 5412,\n  \"message\": \"nothing fetched\"\n}\n");
+
+    daemon.answer = {503, R"({"error":{"code":"upstream_rejected","message":"the auth server refuses credential"}})", std::string("600")};
+    CHECK(thrown_code([&] { (void)run_command(command(Command::refresh, "backoffice"), daemon.exchange(), {}, no_stdin); }) ==
+          ExitCode::refused);
+}
+
 TEST_CASE("revoke and reload confirm in words, or print the document", "[commands]") {
     CannedDaemon daemon{{200, R"({"revoked":true})", std::nullopt}, {}};
     const auto revoked = run_command(command(Command::revoke, "backoffice"), daemon.exchange(), {}, no_stdin);

@@ -183,8 +183,10 @@ class Signer:
     def kid(self) -> str:
         return self.keys[-1].kid
 
-    def rotate(self) -> str:
-        self.keys.append(SigningKey())
+    def rotate(self, withdraw: bool = False) -> str:
+        """A new signing key; `withdraw` drops the old ones from the JWKS, as after a leak:
+        their tokens stop verifying."""
+        self.keys = ([] if withdraw else self.keys) + [SigningKey()]
         return self.kid
 
     def jwks(self) -> dict:
@@ -1265,11 +1267,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_json(200, doc, note=f"mode={doc['mode']['mode']}")
 
     def route__fake_rotate_key(self) -> None:
-        """A new signing key; the old ones stay in the JWKS so their tokens still verify."""
-        self.discard_body()
+        """A new signing key; the old ones stay in the JWKS so their tokens still verify,
+        unless the body is {"withdraw": true}."""
+        body = self._parse_any()
+        if not isinstance(body, dict) or set(body) - {"withdraw"} or not isinstance(body.get("withdraw", False), bool):
+            self.send_json(400, {"error": 'body must be empty or {"withdraw": true|false}'})
+            return
         state = self.server.state
         with state.lock:
-            kid = state.signer.rotate()
+            kid = state.signer.rotate(body.get("withdraw", False))
+            if body.get("withdraw", False):
+                state.current.clear()  # never hand back a token signed by a withdrawn key
             kids = [k.kid for k in state.signer.keys]
         self.send_json(200, {"kid": kid, "published": kids})
 

@@ -320,9 +320,10 @@ class FakeAuth:
         """Tokens issued and revoked from event `since` on: {"events", "next", "clock_offset_s"}."""
         return self._ok("GET", f"/_fake/ledger?since={since}")
 
-    def rotate_key(self) -> dict:
-        """A new signing key (new kid); the old keys stay published. {"kid", "published"}."""
-        return self._ok("POST", "/_fake/rotate_key")
+    def rotate_key(self, withdraw: bool = False) -> dict:
+        """A new signing key (new kid); the old keys stay published unless `withdraw`.
+        {"kid", "published"}."""
+        return self._ok("POST", "/_fake/rotate_key", {"withdraw": True} if withdraw else None)
 
     def reset(self) -> dict:
         """Clears stats, the misbehaviour and the rate limiter's window (tokens stay valid)."""

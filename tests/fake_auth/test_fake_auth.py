@@ -549,6 +549,18 @@ class JwtTests(FakeAuthCase):
         self.assertEqual(self.fake.check(old)[0], 200)
         self.assertGreaterEqual(self.fake.stats()["jwks_requests"], 2)
 
+    def test_a_withdrawing_rotation_drops_the_old_keys(self) -> None:
+        old = self.integration_token()["access_token"]
+        old_kid = jwt_parts(old)[0]["kid"]
+        rotated = self.fake.rotate_key(withdraw=True)
+        self.assertEqual(rotated["published"], [rotated["kid"]])
+        self.assertNotEqual(rotated["kid"], old_kid)
+        self.assertEqual(self.fake.check(old)[0], 401)
+        status, _, data = self.fake.request("GET", "/.well-known/jwks.json")
+        self.assertEqual([k["kid"] for k in json.loads(data)["keys"]], [rotated["kid"]])
+        status, doc = self.fake._json("POST", "/_fake/rotate_key", {"withdraw": "yes"})
+        self.assertEqual(status, 400, doc)
+
     def test_the_key_set_endpoint_fails_on_demand_and_tokens_still_come(self) -> None:
         self.fake.control(jwks="503")
         status, _, _ = self.fake.request("GET", "/.well-known/jwks.json")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The global upstream budget and 429s, end to end. The fake's request log (its own
 clock) is the witness: what the auth server saw, not what the daemon believes it sent."""
-# ctest-timeout: 240
+# ctest-timeout: 300
 
 import calendar
 import email.utils
@@ -89,6 +89,54 @@ class ColdStartOverBudget(DaemonTestCase):
         self.assertEqual(d.get("/v1/status").json()["upstream"]["requests_last_minute"], 2)
         self.assertNotEqual(credential_status(d, "c3")["state"], "fresh")  # its turn is a window later
         self.assertIn("waiting for the upstream budget", d.read_log())
+
+
+class BudgetAcrossRestarts(DaemonTestCase):
+    """A daemon killed and restarted within the minute spends only what its last life left
+    of the budget: the auth server's count does not restart with the daemon."""
+    fake_rate_limit = 0  # only the daemon's own budget limits here
+    fake_clients = [fake_harness.client(f"it-{i}", "integration", SECRET, 3600) for i in range(3)]
+
+    def restart(self, d):
+        d.proc.kill()  # a crash: nothing is written on the way out
+        d.proc.wait()
+        d.log.close()
+        d.start()
+
+    def test_a_crash_loop_does_not_start_each_life_with_a_full_budget(self):
+        path = f"{self.workdir}/upstream.budget"
+        d = self.daemon(credentials=numbered_credentials(3), server={"request_timeout_ms": 1000},
+                        upstream={"max_requests_per_minute": 3, "budget_path": path})
+        self.fake.wait_stats(lambda s: s["token_requests_total"] == 3, timeout=10)
+        wait_for(lambda: d.get("/v1/status").json()["upstream"]["requests_last_minute"] == 3, 10, "3 answers")
+        for _ in range(3):
+            self.restart(d)
+            # Every credential is cold and wants a token; the budget has none left.
+            r = d.get("/v1/tokens/c0")
+            self.assertEqual(r.status, 503, r)
+            self.assertGreater(int(r.headers["retry-after"]), 30)
+            status = d.get("/v1/status").json()
+            self.assertEqual(status["upstream"]["requests_last_minute"], 3)
+            self.assertEqual(self.fake.stats()["token_requests_total"], 3)
+        self.assertRegex(d.read_log(), r"upstream budget: 3 request\(s\) of the last minute taken back from ")
+
+        # The same crash without the record: each life spends a whole budget at once.
+        d.write_config(credentials=numbered_credentials(3), server={"request_timeout_ms": 1000},
+                       upstream={"max_requests_per_minute": 3, "budget_path": ""})
+        self.restart(d)
+        self.fake.wait_stats(lambda s: s["token_requests_total"] == 6, timeout=10)
+        self.assertIn("upstream.budget_path is not set", d.read_log())
+
+    def test_a_record_that_is_not_one_is_ignored_with_a_warning(self):
+        path = f"{self.workdir}/upstream.budget"
+        with open(path, "w") as f:
+            f.write("answered tomorrow\n")
+        d = self.daemon(credentials=numbered_credentials(3),
+                        upstream={"max_requests_per_minute": 3, "budget_path": path})
+        self.fake.wait_stats(lambda s: s["token_requests_total"] == 3, timeout=10)
+        self.assertIn("upstream budget record " + path + " not used: not an upstream budget record", d.read_log())
+        with open(path) as f:
+            self.assertTrue(f.read().startswith("cl-tokend upstream budget 1\n"))
 
 
 class RateLimited(DaemonTestCase):

@@ -175,7 +175,8 @@ class AccessControl(DaemonTestCase):
         token = self.tokens["anyone"]
         # nobody without "users": not admin, even for a credential it may read.
         for method, target in (("POST", "/v1/tokens/anyone/revoke"), ("POST", "/v1/reload"),
-                               ("POST", "/v1/tokens/no-such/revoke")):
+                               ("POST", "/v1/tokens/no-such/revoke"), ("POST", "/v1/tokens/anyone/refresh"),
+                               ("POST", "/v1/tokens/no-such/refresh")):
             r = run_as(self.d.socket, NOBODY, NOBODY, None, method, target)
             with self.subTest(target=target):
                 self.assertEqual(r["status"], 403, r)

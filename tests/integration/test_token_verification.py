@@ -46,8 +46,8 @@ def parts(token: str) -> tuple[dict, dict]:
 class TokenVerification(DaemonTestCase):
     fake_rate_limit = 0  # this test counts its own requests; the budget is tested elsewhere
 
-    def start(self):
-        d = self.daemon(upstream={"jwks_min_interval_s": 1}, server={"max_body_bytes": 2 * 1024 * 1024},
+    def start(self, **upstream):
+        d = self.daemon(upstream={"jwks_min_interval_s": 1, **upstream}, server={"max_body_bytes": 2 * 1024 * 1024},
                         log_level="info")
         d.wait_ready()
         return d
@@ -171,6 +171,25 @@ class TokenVerification(DaemonTestCase):
         self.assertTrue(d.post("/v1/verify", {"access_token": old}).json()["valid"])
         metrics = d.get("/metrics").body.decode()
         self.assertEqual(metric(metrics, "cl_tokend_jwks_requests_total", 'outcome="ok"'), 2)
+
+    def test_a_withdrawn_key_stops_verifying_within_the_key_set_max_age(self):
+        d = self.start(jwks_max_age_s=5)
+        token = d.get("/v1/tokens/backoffice").json()["access_token"]
+        self.assertTrue(d.post("/v1/verify", {"access_token": token}).json()["valid"])
+        ok_before = metric(d.get("/metrics").body.decode(), "cl_tokend_jwks_requests_total", 'outcome="ok"')
+        # The key leaked: the auth server publishes a new one and drops the old at once.
+        self.fake.rotate_key(withdraw=True)
+        self.assertEqual(self.fake.check(token)[0], 401)
+        withdrawn_at = time.monotonic()
+        answer = wait_for(lambda: (lambda doc: not doc["valid"] and doc)(
+            d.post("/v1/verify", {"access_token": token}).json()), 15, "the withdrawn key to stop verifying")
+        self.assertEqual(answer["reason"], "unknown_kid")
+        # Within max_age (5 s) of the last fetch, plus one key-set request's time (generous:
+        # under a sanitizer on a loaded machine); without the age check, never.
+        self.assertLess(time.monotonic() - withdrawn_at, 5 + 5)
+        # One request per max_age, however many verifications asked meanwhile.
+        ok_after = metric(d.get("/metrics").body.decode(), "cl_tokend_jwks_requests_total", 'outcome="ok"')
+        self.assertEqual(ok_after - ok_before, 1)
 
     def test_a_verify_flood_from_another_uid_does_not_stop_other_clients(self):
         d = self.start()

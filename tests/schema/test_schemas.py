@@ -34,7 +34,7 @@ DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 # Documents on the socket; common.schema.json only holds shared $defs.
 DOCUMENT_SCHEMAS = [
-    "token", "status", "health", "error", "invalidate-request", "revoke-response",
+    "token", "status", "health", "error", "invalidate-request", "revoke-response", "refresh-response",
     "reload-response", "session-create-request", "session-created", "session-ended",
     "credentials", "oauth-token-request", "oauth-token", "oauth-error",
     "verify-request", "verify-result", "clients",
@@ -45,6 +45,7 @@ ENDPOINTS = {
     ("get", "/v1/tokens/{name}"): "allow",
     ("post", "/v1/tokens/{name}/invalidate"): "allow",
     ("post", "/v1/tokens/{name}/revoke"): "admin",
+    ("post", "/v1/tokens/{name}/refresh"): "admin",
     ("get", "/v1/status"): "any",
     ("get", "/v1/health"): "any",
     ("get", "/metrics"): "any",
@@ -63,6 +64,7 @@ CONTRACT_CODES = {
     ("get", "/v1/tokens/{name}"): {"200", "403", "404", "503"},
     ("post", "/v1/tokens/{name}/invalidate"): {"200"},
     ("post", "/v1/tokens/{name}/revoke"): {"200"},
+    ("post", "/v1/tokens/{name}/refresh"): {"200", "403", "404", "503"},
     ("get", "/v1/status"): {"200"},
     ("get", "/v1/health"): {"200", "503"},
     ("get", "/metrics"): {"200"},
@@ -309,6 +311,12 @@ class Rejected(unittest.TestCase):
         self.assertRejected({"access_token": "a", "credential": "b"}, "invalidate-request", "extra field")
         self.assertRejected({"revoked": False}, "revoke-response", "revoked false")
         self.assertRejected({"revoked": True, "token": "a"}, "revoke-response", "extra field")
+        v.validate({"refreshed": True, "expires_in": 7199}, "refresh-response")
+        v.validate({"refreshed": False, "expires_in": 5412, "message": "nothing fetched"}, "refresh-response")
+        self.assertRejected({"refreshed": False, "expires_in": 5412}, "refresh-response", "kept without why")
+        self.assertRejected({"refreshed": True, "expires_in": 1, "message": "x"}, "refresh-response", "message when refreshed")
+        self.assertRejected({"refreshed": True, "expires_in": 1, "access_token": "a"}, "refresh-response", "the token")
+        self.assertRejected({"refreshed": True}, "refresh-response", "missing expires_in")
         self.assertRejected({"reloaded": False}, "reload-response", "reloaded false")
         self.assertRejected({}, "reload-response", "empty")
         self.assertRejected({"ended": False}, "session-ended", "ended false")

@@ -339,6 +339,11 @@ class PackageUnderSystemd(unittest.TestCase):
         # Tokens live in memory: the new daemon fetched each credential once, no more.
         wait_for(lambda: self.status_text() == "2/2 credentials fresh", 20, "fresh again")
         self.assertEqual({c: self.requests_of(c) - before[c] for c in (IT, ERP)}, {IT: 1, ERP: 1})
+        # The budget's minute outlives the process, in the runtime folder systemd keeps.
+        journal = sh("journalctl", "-u", "cl-tokend.service", "--no-pager").stdout
+        self.assertRegex(journal, r"upstream budget: [1-9][0-9]* request\(s\) of the last minute taken back from "
+                                  r"/run/cl-tokend/upstream.budget")
+        self.assertEqual(os.stat("/run/cl-tokend/upstream.budget").st_uid, pwd.getpwnam("cl-tokend").pw_uid)
         st = os.stat(SOCKET)
         self.assertEqual(st.st_gid, grp.getgrnam("cl-tokens").gr_gid)
 

@@ -182,17 +182,41 @@ TEST_CASE("invalidation drops only the current token, once") {
   CHECK(s.token()->access_token.reveal() == "tok-2-bbbbbbbbbbbbbbbb");
 }
 
-TEST_CASE("a failed revoke of a reported token that was handed back is one failure with backoff") {
+TEST_CASE("a failed revoke of a reported token that was handed back is one failure, and the token is served again") {
   test::FakeClock clock;
   CredentialState s(policy);
   fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s);
   REQUIRE(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
-  REQUIRE(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s) == CredentialState::Outcome::revoke_reported);
+  REQUIRE_FALSE(s.has_valid(clock.now()));
+  clock.advance(2s);
+  REQUIRE(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 58s) == CredentialState::Outcome::revoke_reported);
   s.revoke_finished(failure(FailureKind::server_error, "500"), clock.now(), 1.0);
   CHECK_FALSE(s.in_flight());
   CHECK(s.consecutive_failures() == 1);
   CHECK(s.retry_at(clock.now()) == clock.now() + 1000ms);
-  CHECK(s.last_error().find("revoking it failed: 500") != std::string::npos);
+  CHECK(s.last_error().find("revoking it failed: 500; serving it meanwhile") != std::string::npos);
+  // The auth server vouched for it: a report must not leave every client without a token.
+  REQUIRE(s.has_valid(clock.now()));
+  CHECK(s.token()->access_token.reveal() == "tok-1-aaaaaaaaaaaaaaaa");
+  CHECK(s.decide(clock.now(), 0s, false, {}).action == Action::serve);
+  CHECK(s.token()->expires_at == clock.now() + 57s);
+  // A later report starts over: dropped, fetched, revoked if handed back again.
+  CHECK(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
+  CHECK(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 58s) == CredentialState::Outcome::revoke_reported);
+  s.revoke_finished(std::nullopt, clock.now(), 0.5);
+  CHECK_FALSE(s.has_valid(clock.now()));
+  CHECK(s.fetch_due(clock.now()));
+}
+
+TEST_CASE("a revoke that fails after the handed-back token expired serves nothing") {
+  test::FakeClock clock;
+  CredentialState s(policy);
+  fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 60s);
+  REQUIRE(s.invalidate("tok-1-aaaaaaaaaaaaaaaa"));
+  REQUIRE(fetch(s, clock, "tok-1-aaaaaaaaaaaaaaaa", 3s) == CredentialState::Outcome::revoke_reported);
+  clock.advance(5s); // the revoke took longer than the token had left
+  s.revoke_finished(failure(FailureKind::network_error, "timeout"), clock.now(), 1.0);
+  CHECK_FALSE(s.has_valid(clock.now()));
   CHECK(s.status(clock.now()) == CredentialStatus::failing);
 }
 

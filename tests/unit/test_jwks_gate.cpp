@@ -45,3 +45,32 @@ TEST_CASE("a new auth server's keys are wanted at once", "[jwt]") {
   clock.advance(5s);
   CHECK(gate.may_fetch(clock.now()));
 }
+
+TEST_CASE("a key set older than max_age is stale until fetched again; a failed fetch waits for the interval", "[jwt]") {
+  test::FakeClock clock;
+  JwksGate gate(30s, 300s);
+  CHECK_FALSE(gate.stale(clock.now())); // nothing in hand yet: an unknown kid fetches, not age
+  gate.started(clock.now());
+  gate.obtained(clock.now());
+  clock.advance(299s);
+  CHECK_FALSE(gate.stale(clock.now()));
+  clock.advance(1s);
+  CHECK(gate.stale(clock.now()));
+  REQUIRE(gate.may_fetch(clock.now()));
+  // The request failed: the set stays stale, and the next try waits for the interval.
+  gate.started(clock.now());
+  CHECK(gate.stale(clock.now()));
+  CHECK_FALSE(gate.may_fetch(clock.now() + 29s));
+  clock.advance(30s);
+  gate.started(clock.now());
+  gate.obtained(clock.now());
+  CHECK_FALSE(gate.stale(clock.now()));
+  // A set kept in the store counts its age from its original fetch.
+  gate.obtained(clock.now() - 250s);
+  CHECK(gate.stale(clock.now() + 50s));
+  CHECK_FALSE(gate.stale(clock.now() + 49s));
+  gate.set_max_age(3600s);
+  CHECK_FALSE(gate.stale(clock.now() + 50s));
+  gate.reset();
+  CHECK_FALSE(gate.stale(clock.now() + 100h));
+}

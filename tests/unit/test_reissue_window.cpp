@@ -238,3 +238,39 @@ TEST_CASE("--check advice: a refresh or min_ttl the upstream cannot honour") {
   in.reissue_window = 0s; // a new token on every request: anything goes
   CHECK(refresh_advice(in).empty());
 }
+
+TEST_CASE("a peer reporting a live token when the budget has no slot for its revoke leaves every client served") {
+  // The auth server hands the reported token back (it still accepts it); the revoke that
+  // would make it issue another has no budget slot. Before, every client got 503 until
+  // the budget freed; now the handed-back token is served again, one request spent.
+  FakeClock clock;
+  const SteadyTime t0 = clock.now();
+  ReissuingUpstream up{900s, {7200s}};
+  VirtualDriver vb(clock, 1, 2, window_policy(900s), 50ms, std::ref(up));
+  vb.run_until(t0 + 1s);
+  std::vector<Answer> first;
+  vb.ask(0, 0s, 1000ms, [&](const Answer& a) { first.push_back(a); });
+  REQUIRE(first.size() == 1);
+  REQUIRE(first[0].ok);
+  const std::string live = first[0].token;
+
+  std::vector<Answer> reporter, others;
+  vb.invalidate(0, live, 5000ms, [&](const Answer& a) { reporter.push_back(a); }, 65534);
+  std::vector<SteadyTime> asked;
+  for (int i = 0; i < 20; ++i)
+    vb.at(t0 + 1s + i * 100ms, [&] {
+      asked.push_back(clock.now());
+      vb.ask(0, 0s, 5000ms, [&](const Answer& a) { others.push_back(a); }, 1000);
+    });
+  vb.run_until(t0 + 10s);
+  CHECK(vb.sent_for(0) == 2); // the first fetch, the one the report caused; no revoke
+  REQUIRE(reporter.size() == 1);
+  REQUIRE(others.size() == 20);
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    CHECK(others[i].ok);
+    CHECK(others[i].token == live);
+    CHECK(others[i].at - asked[i] <= 100ms); // within a request's latency, not at the 5 s deadline
+  }
+  CHECK(vb.state(0).last_error().find("serving it meanwhile") != std::string::npos);
+  CHECK(vb.max_in_window() <= 2);
+}

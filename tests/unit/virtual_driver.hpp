@@ -30,6 +30,8 @@ struct Answer {
   Seconds retry_after{0};  ///< not ok
   SteadyTime at{};         ///< when the client got it
   Unavailable why = Unavailable::failing;
+  TokenAnswer::Kind kind = TokenAnswer::Kind::unknown;
+  std::string message; ///< not ok: what the client is told
 };
 
 /// Randomness pinned to one value, or drawn from a seeded engine.
@@ -100,6 +102,12 @@ public:
   void invalidate(std::size_t cred, const std::string& token, Millis timeout, Done done, std::optional<uid_t> peer = 1000) {
     const SteadyTime deadline = clock_.now() + timeout;
     handle(cred, scheduler_.invalidate(now(), name(cred), Secret(token), deadline, peer), deadline, std::move(done));
+  }
+  /// POST /v1/tokens/{cred}/refresh (admin): `done` gets kind refreshed or kept with
+  /// expires_in, or why not.
+  void refresh(std::size_t cred, Millis timeout, Done done, std::optional<uid_t> peer = 0) {
+    const SteadyTime deadline = clock_.now() + timeout;
+    handle(cred, scheduler_.refresh(now(), name(cred), deadline, peer), deadline, std::move(done));
   }
   /// POST /v1/tokens/{cred}/revoke, answered after the upstream's latency. `done(true)`: revoked.
   void revoke(std::size_t cred, std::function<void(bool)> done = {}) {
@@ -213,9 +221,16 @@ private:
   Answer to_answer(std::size_t cred, TokenAnswer t) const {
     Answer a;
     a.at = clock_.now();
+    a.kind = t.kind;
+    if (t.kind == TokenAnswer::Kind::refreshed || t.kind == TokenAnswer::Kind::kept) {
+      a.expires_in = t.expires_in;
+      a.message = t.message;
+      return a;
+    }
     if (t.kind != TokenAnswer::Kind::served) {
       a.retry_after = t.retry_after;
       a.why = t.why;
+      a.message = t.message;
       return a;
     }
     const auto doc = nlohmann::json::parse(t.document);
