@@ -6,7 +6,7 @@
 #include <memory>
 #include <tuple>
 
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -46,7 +46,7 @@ public:
 
 private:
   Stream& stream_;
-  asio::steady_timer timer_;
+  ClockTimer timer_;
   std::shared_ptr<bool> expired_ = std::make_shared<bool>(false);
 };
 
