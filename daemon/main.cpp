@@ -1,5 +1,8 @@
 // cl-tokend: wires the pieces together in order and tears them down in reverse.
-// main owns the io_context; everything else gets an executor.
+// main owns the io_context; everything else gets an executor. Teardown: SIGTERM cancels
+// what waits (listener, scheduler, sessions, heartbeat, signals); then every coroutine still
+// suspended is destroyed while the objects it refers to exist (Context::finish), then those
+// objects in the reverse of their construction, then the context itself.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -10,10 +13,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include "async/clock_timer.hpp"
+#include "async/context.hpp"
 #include "async/spawn.hpp"
 #include "broker/broker.hpp"
 #include "core/config.hpp"
@@ -31,6 +35,7 @@
 #include "upstream/auth_client.hpp"
 #include "upstream/metered_upstream.hpp"
 #include "upstream/signing_keys.hpp"
+#include "upstream/swappable_upstream.hpp"
 #include "upstream/token_verifier.hpp"
 #include "upstream/verifying_upstream.hpp"
 
@@ -68,12 +73,14 @@ std::string clip(std::string text, std::size_t max) {
   return text;
 }
 
+// Members are declared in the order they are built, each after what it uses, so that they
+// are destroyed in reverse: nothing outlives what it refers to.
 struct Daemon {
-  Daemon(asio::io_context& context, Config cfg, std::string level_override)
+  Daemon(Context& context, Config cfg, std::string level_override)
       : ctx(context), signal_set(context, SIGTERM, SIGINT, SIGHUP), config(std::move(cfg)),
         log_level_override(std::move(level_override)) {}
 
-  asio::io_context& ctx;
+  Context& ctx;
   /// Caught from construction on, before READY=1: systemd may send SIGHUP right after it,
   /// and SIGHUP's default action would end the process.
   asio::signal_set signal_set;
@@ -82,14 +89,21 @@ struct Daemon {
   SystemClock clock;
   SystemRandom random;
   Metrics metrics;
-  std::unique_ptr<AuthClient> upstream;
-  std::vector<std::unique_ptr<AuthClient>> retired; // replaced clients may still have a request in flight
-  /// The host's one upstream budget: credentials and customer sessions take their slots
-  /// here. Declared before both, which use it.
-  std::unique_ptr<UpstreamBudget> budget;
-  std::unique_ptr<BudgetFile> budget_file; ///< the budget's record across restarts
-  std::shared_ptr<TokenStore> store; ///< declared before the broker, which uses it
-  std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store; before `keys`, which uses it
+  /// The auth server client behind everything that calls it; a reload may swap it, and a
+  /// replaced client is freed when its last request ends.
+  SwappableUpstream<AuthClient> upstream;
+  /// The upstream, timed for /metrics.
+  MeteredUpstream metered{upstream, metrics, clock};
+  /// The host's one upstream budget: credentials and customer sessions take their slots here.
+  UpstreamBudget budget{config.upstream.max_requests_per_minute};
+  BudgetFile budget_file{budget, clock}; ///< the budget's record across restarts
+  std::shared_ptr<TokenStore> store;
+  std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store, which `keys` uses
+  /// The auth server's keys and the checks every token passes (docs/security.md).
+  SigningKeys keys{ctx.get_executor(), upstream, clock, config.upstream.jwks_min_interval, config.upstream.jwks_max_age};
+  TokenVerifier verifier{keys, clock, verify_settings(config.upstream)};
+  /// What the broker and the sessions call: every token verified before they see it.
+  VerifyingUpstream verifying{metered, verifier, clock, config.upstream.request_timeout};
   std::unique_ptr<Broker> broker;
   std::unique_ptr<Sessions> sessions; ///< customer sessions
   std::unique_ptr<Handler> handler;
@@ -109,9 +123,9 @@ struct Daemon {
       for (const auto& w : next.warnings) spdlog::warn("{}", w);
       for (const auto& w : unit_principal_warnings(next.unit_principals)) spdlog::warn("{}", w);
       // Everything that can fail happens before the first change.
-      std::unique_ptr<AuthClient> next_upstream;
+      std::shared_ptr<AuthClient> next_upstream;
       if (upstream_changed(config.upstream, next.upstream))
-        next_upstream = std::make_unique<AuthClient>(ctx.get_executor(), next.upstream, clock);
+        next_upstream = std::make_shared<AuthClient>(ctx.get_executor(), next.upstream, clock);
       if (next.server.socket != config.server.socket && listener->owns_path())
         spdlog::warn("server.socket changed; the new path takes effect at the next restart");
       if (next.upstream.auth_url.text != config.upstream.auth_url.text || next.upstream.issuer != config.upstream.issuer)
@@ -122,13 +136,8 @@ struct Daemon {
       verifying.set_key_timeout(next.upstream.request_timeout);
       handler->set_verify_allow(next.server.verify_allow);
       handler->set_metrics_allow(next.server.metrics_allow);
-      if (next_upstream) {
-        // The broker keeps the Upstream& it was given: swap the object behind the proxy.
-        retired.push_back(std::move(upstream));
-        upstream = std::move(next_upstream);
-        proxy.target = upstream.get();
-      }
-      budget_file->set_path(next.upstream.budget_path);
+      if (next_upstream) upstream.set(std::move(next_upstream)); // the old one goes with its last request
+      budget_file.set_path(next.upstream.budget_path);
       broker->apply(next);
       sessions->apply(next);
       handler->set_admin(next.server.admin);
@@ -149,31 +158,6 @@ struct Daemon {
     heartbeat->ready();
     return error;
   }
-
-  /// Forwards to the current AuthClient, so a reload can replace it.
-  struct UpstreamProxy final : Upstream, JwksSource {
-    AuthClient* target = nullptr;
-    asio::awaitable<JwksAnswer> fetch_jwks() override {
-      AuthClient* t = target;
-      co_return co_await t->fetch_jwks();
-    }
-    asio::awaitable<UpstreamResult> request_token(const TokenRequest& r) override {
-      Upstream* t = target;
-      co_return co_await t->request_token(r);
-    }
-    asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& id, const std::optional<Secret>& secret,
-                                                           const Secret& token) override {
-      Upstream* t = target;
-      co_return co_await t->revoke(id, secret, token);
-    }
-  } proxy;
-  /// The proxy, timed for /metrics.
-  MeteredUpstream metered{proxy, metrics, clock};
-  /// The auth server's keys and the checks every token passes (docs/security.md).
-  SigningKeys keys{ctx.get_executor(), proxy, clock, config.upstream.jwks_min_interval, config.upstream.jwks_max_age};
-  TokenVerifier verifier{keys, clock, verify_settings(config.upstream)};
-  /// What the broker and the sessions call: every token verified before they see it.
-  VerifyingUpstream verifying{metered, verifier, clock, config.upstream.request_timeout};
 
   asio::awaitable<void> signals() {
     for (;;) {
@@ -204,6 +188,12 @@ struct Daemon {
     co_await listener->wait_closed(deadline);
     if (listener->connections() > 0)
       spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
+    store->stop();
+    signal_set.cancel();
+    // Everything that waits is cancelled now. What cannot be (an upstream request or a
+    // store call in flight, a connection past the grace) would hold run() for up to its own
+    // deadline: end the run here; main lets the cancelled work finish, then destroys the
+    // rest while the objects it uses still exist (FinishFirst).
     ctx.stop();
   }
 };
@@ -248,24 +238,24 @@ int main(int argc, char** argv) {
   for (const auto& w : config.warnings) spdlog::warn("{}", w);
   for (const auto& w : unit_principal_warnings(config.unit_principals)) spdlog::warn("{}", w);
 
-  asio::io_context ctx(1);
+  Context ctx(1);
   // The daemon keeps the one copy of the config (and of its secrets); what follows reads it there.
   Daemon d(ctx, std::move(config), log_level);
+  // Every timer reads the daemon's clock (async/clock_timer.hpp).
+  const ScopedTimerClock timer_clock(d.clock);
+  const FinishFirst finish_first(ctx);
   const Config& cfg = d.config;
   try {
-    d.upstream = std::make_unique<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock);
-    d.proxy.target = d.upstream.get();
-    d.budget = std::make_unique<UpstreamBudget>(cfg.upstream.max_requests_per_minute);
-    d.budget_file = std::make_unique<BudgetFile>(*d.budget, d.clock);
+    d.upstream.set(std::make_shared<AuthClient>(ctx.get_executor(), cfg.upstream, d.clock));
     // Before the first fetch: what the last life spent in this minute is spent.
-    d.budget_file->start(cfg.upstream.budget_path, cfg.upstream.request_timeout);
-    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, *d.budget, cfg);
+    d.budget_file.start(cfg.upstream.budget_path, cfg.upstream.request_timeout);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
     d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
-    d.broker->set_store(*d.store);
     d.key_keeper = std::make_unique<StoreKeySetKeeper>(ctx.get_executor(), *d.store, d.config, d.clock);
     d.keys.set_keeper(d.key_keeper.get());
-    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, *d.budget, d.random, cfg);
+    d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, d.budget, cfg);
+    d.broker->set_store(*d.store);
+    d.sessions = std::make_unique<Sessions>(ctx.get_executor(), d.clock, d.verifying, d.budget, d.random, cfg);
     d.handler = std::make_unique<Handler>(*d.broker, d.metrics, d.clock, cfg.server.admin, [&d] { return d.reload(); });
     d.handler->set_sessions(*d.sessions);
     d.handler->set_invalidate_rate(cfg.server.invalidate_burst, cfg.server.invalidate_interval);
@@ -302,11 +292,13 @@ int main(int argc, char** argv) {
   asio::co_spawn(ctx, d.heartbeat->run(), Rethrow{"the systemd heartbeat"});
   try {
     ctx.run();
+    // The coroutines shutdown() cancelled end now, each through its own error path.
+    ctx.restart();
+    ctx.poll();
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return 1;
   }
-  d.listener.reset();
   spdlog::info("stopped");
   return 0;
 }

@@ -9,9 +9,9 @@ void LogFailure::operator()(std::exception_ptr p) const {
   try {
     std::rethrow_exception(p);
   } catch (const std::exception& e) {
-    spdlog::error("{} failed unexpectedly: {}", what, e.what());
+    spdlog::error("{} failed unexpectedly: {}{}{}", what, e.what(), then.empty() ? "" : "; ", then);
   } catch (...) {
-    spdlog::error("{} failed unexpectedly", what);
+    spdlog::error("{} failed unexpectedly{}{}", what, then.empty() ? "" : "; ", then);
   }
 }
 

@@ -13,13 +13,6 @@ namespace cltoken {
 
 namespace asio = boost::asio;
 
-/// A client parked in the scheduler: its answer arrives as an action, and cancelling the
-/// timer wakes the coroutine that waits for it.
-struct Broker::Pending {
-  std::optional<TokenAnswer> answer;
-  asio::steady_timer timer;
-};
-
 namespace {
 UpstreamFailure internal_failure(const std::exception& ex) {
   // A bug or resource exhaustion must not leave a credential in flight for ever and its
@@ -41,17 +34,20 @@ void Broker::set_store(TokenStore& store) {
 }
 
 void Broker::start() {
-  running_ = true;
   scheduler_.wake(now());
-  asio::co_spawn(executor_, run(), Rethrow{"token scheduler"});
+  wake_.start([this] { return scheduler_.next_wake(); },
+              [this] {
+                scheduler_.wake(now());
+                drive();
+              },
+              "token scheduler");
   drive();
 }
 
 void Broker::stop() {
-  running_ = false;
+  wake_.stop();
   scheduler_.stop(now());
   drive();
-  wake_.cancel();
 }
 
 void Broker::apply(const Config& config) {
@@ -59,22 +55,10 @@ void Broker::apply(const Config& config) {
   drive();
 }
 
-asio::awaitable<void> Broker::run() {
-  while (running_) {
-    armed_ = scheduler_.next_wake();
-    wake_.expires_at(armed_);
-    auto [ec] = co_await wake_.async_wait(use_tuple);
-    if (!running_) break;
-    if (ec) continue; // re-armed for an earlier time
-    scheduler_.wake(now());
-    drive();
-  }
-}
-
 void Broker::drive() {
   for (auto actions = scheduler_.take_actions(); !actions.empty(); actions = scheduler_.take_actions())
     for (auto& a : actions) perform(a);
-  if (running_ && scheduler_.next_wake() != armed_) wake_.cancel();
+  wake_.rearm(scheduler_.next_wake());
 }
 
 void Broker::perform(SchedulerAction& a) {
@@ -86,10 +70,7 @@ void Broker::perform(SchedulerAction& a) {
           if (!scheduler_.credential(act.credential.name)) return;
         }
         if constexpr (std::is_same_v<A, action::Answer>) {
-          if (auto it = pending_.find(act.waiter); it != pending_.end()) {
-            it->second->answer = std::move(act.answer);
-            it->second->timer.cancel();
-          }
+          answers_.deliver(act.waiter, std::move(act.answer));
         } else if constexpr (std::is_same_v<A, action::Fetch>) {
           ++fetches_;
           spawn(fetch(act.credential, *scheduler_.credential(act.credential.name)), "credential " + act.credential.name + ": fetch");
@@ -189,14 +170,8 @@ asio::awaitable<TokenAnswer> Broker::await_answer(TokenScheduler::Asked asked) {
 }
 
 asio::awaitable<TokenAnswer> Broker::wait_token(std::uint64_t waiter) {
-  // The scheduler answers every waiter by its deadline (and at stop()): the timer only
-  // ends the wait, it never fires by itself.
-  Pending p{std::nullopt, asio::steady_timer(executor_, SteadyTime::max())};
-  pending_.emplace(waiter, &p);
-  drive();
-  while (!p.answer) co_await p.timer.async_wait(use_tuple);
-  pending_.erase(waiter);
-  co_return std::move(*p.answer);
+  // The scheduler answers every waiter by its deadline (and at stop()).
+  co_return co_await answers_.wait(executor_, waiter, [this] { drive(); });
 }
 
 asio::awaitable<TokenAnswer> Broker::get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,
@@ -259,6 +234,6 @@ void Broker::status_view(StatusView& s) {
   scheduler_.status_view(s, clock_.now());
 }
 
-Broker::Progress Broker::progress() const { return Progress{running_, scheduler_.next_wake(), scheduler_.oldest_fetch()}; }
+Broker::Progress Broker::progress() const { return Progress{wake_.running(), scheduler_.next_wake(), scheduler_.oldest_fetch()}; }
 
 } // namespace cltoken

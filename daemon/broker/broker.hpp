@@ -12,8 +12,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
+#include "async/answer_box.hpp"
+#include "async/wake_loop.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/documents.hpp"
@@ -62,7 +63,7 @@ public:
                                   std::optional<uid_t> peer, Now now);
   boost::asio::awaitable<TokenAnswer> wait_token(std::uint64_t waiter);
   /// The steady and wall clocks, read together.
-  [[nodiscard]] Now now() const { return {clock_.now(), clock_.wall_now()}; }
+  [[nodiscard]] Now now() const { return clock_.both(); }
   /// POST /v1/tokens/{name}/invalidate.
   boost::asio::awaitable<TokenAnswer> invalidate(std::string name, Secret reported, SteadyTime deadline,
                                                  std::optional<uid_t> peer = std::nullopt);
@@ -92,13 +93,11 @@ public:
   [[nodiscard]] Progress progress() const;
 
 private:
-  struct Pending;
   /// Parks a client until the scheduler answers it.
   boost::asio::awaitable<TokenAnswer> await_answer(TokenScheduler::Asked asked);
   /// Performs every action the scheduler decided, and re-arms the wake-up.
   void drive();
   void perform(SchedulerAction& a);
-  boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> fetch(CredentialRef ref, CredentialConfig config);
   boost::asio::awaitable<void> revoke_reported(CredentialRef ref, CredentialConfig config, Secret token);
   boost::asio::awaitable<void> load(CredentialRef ref, CredentialConfig config);
@@ -114,11 +113,9 @@ private:
   TokenScheduler scheduler_;
   MemoryStore memory_store_;
   TokenStore* store_ = &memory_store_;
-  std::map<std::uint64_t, Pending*> pending_;
-  boost::asio::steady_timer wake_;
-  SteadyTime armed_ = SteadyTime::max();
+  AnswerBox<TokenAnswer> answers_;
+  WakeLoop wake_;
   std::size_t fetches_ = 0; ///< so the end of a burst of fetches can give memory back
-  bool running_ = false;
   WallTime started_at_;
   SteadyTime started_steady_;
 };

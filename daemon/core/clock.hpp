@@ -11,6 +11,13 @@ using WallTime = std::chrono::system_clock::time_point;
 using Seconds = std::chrono::seconds;
 using Millis = std::chrono::milliseconds;
 
+/// The current time as an event carries it: monotonic for decisions, wall for the
+/// documents handed out.
+struct Now {
+  SteadyTime steady;
+  WallTime wall;
+};
+
 /// Monotonic time for schedules and deadlines, wall time for documents.
 class Clock {
 public:
@@ -24,6 +31,7 @@ public:
   [[nodiscard]] WallTime to_wall(SteadyTime t) const {
     return wall_now() + std::chrono::duration_cast<WallTime::duration>(t - now());
   }
+  [[nodiscard]] Now both() const { return {now(), wall_now()}; }
 };
 
 /// The real clocks.

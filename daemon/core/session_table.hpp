@@ -17,6 +17,7 @@
 
 #include "core/clock.hpp"
 #include "core/secret.hpp"
+#include "core/session_record.hpp"
 
 namespace cltoken {
 
@@ -26,24 +27,6 @@ using SessionKey = std::array<unsigned char, 32>;
 /// The key of a handle. A handle is compared only through its hash, which takes the
 /// same time whatever the handle; the table never holds a handle that could leak.
 [[nodiscard]] SessionKey session_key(std::string_view handle);
-
-/// Everything a session holds. Tokens are Secrets (wiped when dropped).
-struct CustomerSession {
-  std::string credential;
-  uid_t owner = static_cast<uid_t>(-1);
-  Secret access_token;
-  std::optional<Secret> refresh_token; ///< none for an adopted token without one
-  std::string token_type = "bearer";
-  std::string scope;
-  std::string owner_id;
-  SteadyTime obtained{};   ///< when the current access token was asked for
-  SteadyTime expires_at{};
-  SteadyTime refresh_at{}; ///< refresh point of the current token (RefreshPolicy)
-  SteadyTime last_used{};  ///< created or last read: for idle eviction
-  SteadyTime last_read{};  ///< last GET (epoch when never): "in use" when after `obtained`
-  bool refreshing = false; ///< a refresh is in flight (single flight per session)
-  unsigned failures = 0;   ///< refreshes failed in a row (backoff)
-};
 
 /// What a read (GET) should do.
 enum class SessionRead {

@@ -25,12 +25,6 @@
 
 namespace cltoken {
 
-/// The current time, monotonic for decisions and wall for the documents handed out.
-struct Now {
-  SteadyTime steady;
-  WallTime wall;
-};
-
 /// Why a client gets no token now; the server maps each to a status and error code.
 enum class Unavailable {
   rejected,     ///< the auth server refuses the credential itself

@@ -40,4 +40,27 @@ Response refresh_response(TokenAnswer answer) {
   }
 }
 
+Response session_response(SessionAnswer answer) {
+  using Kind = SessionAnswer::Kind;
+  const long retry = std::max<long>(1, answer.retry_after.count());
+  switch (answer.kind) {
+  case Kind::served: return json_response(std::move(answer.document));
+  case Kind::created: return json_response(std::move(answer.document), 201);
+  case Kind::ended: return json_response(R"({"ended":true})");
+  case Kind::unknown: return error_response(404, "not_found", "no such session");
+  case Kind::expired: return error_response(410, "session_expired", "the customer session has expired; create a new one");
+  case Kind::bad_request: return error_response(400, "bad_request", answer.message);
+  case Kind::invalid_credentials: return error_response(401, "invalid_credentials", answer.message);
+  case Kind::rate_limited: {
+    Response r = error_response(429, "rate_limited", answer.message);
+    r.retry_after = retry;
+    return r;
+  }
+  case Kind::unavailable: break;
+  }
+  Response r = error_response(503, answer.rejected ? "upstream_rejected" : "upstream_unavailable", answer.message);
+  r.retry_after = retry;
+  return r;
+}
+
 } // namespace cltoken

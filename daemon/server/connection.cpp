@@ -8,7 +8,7 @@
 #include <tuple>
 #include <variant>
 
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -51,7 +51,7 @@ public:
 
 private:
   Stream& stream_;
-  asio::steady_timer timer_;
+  ClockTimer timer_;
   std::shared_ptr<bool> expired_ = std::make_shared<bool>(false);
 };
 

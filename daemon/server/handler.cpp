@@ -304,10 +304,11 @@ asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request&
   // the session does not exist (Sessions answers 404 for both).
   std::string handle = route.session;
   switch (route.kind) {
-  case RouteKind::create_session: co_return co_await sessions_->create(std::move(cred), peer.uid, std::move(request.body), deadline);
+  case RouteKind::create_session:
+    co_return session_response(co_await sessions_->create(std::move(cred), peer.uid, std::move(request.body), deadline));
   case RouteKind::get_session:
-    co_return co_await sessions_->read(cred.name, peer.uid, std::move(handle), route.min_ttl, deadline);
-  default: co_return co_await sessions_->end(std::move(cred), peer.uid, std::move(handle), deadline);
+    co_return session_response(co_await sessions_->read(cred.name, peer.uid, std::move(handle), route.min_ttl, deadline));
+  default: co_return session_response(co_await sessions_->end(std::move(cred), peer.uid, std::move(handle), deadline));
   }
 }
 

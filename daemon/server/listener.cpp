@@ -13,7 +13,7 @@
 #include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -176,12 +176,14 @@ asio::awaitable<void> Listener::idle_timer() {
     idle_timer_.expires_at(control_.idle.next_expiry(config_.idle_timeout).value_or(clock_.now() + config_.idle_timeout));
     co_await idle_timer_.async_wait(use_tuple);
     if (!*alive) co_return; // the listener is gone; its timer with it
+    if (control_.stopping) co_return; // a stop closed the idle connections; the rest close as they finish
     for (auto& close : control_.idle.take_expired(clock_.now(), config_.idle_timeout)) close();
   }
 }
 
 void Listener::stop() {
   control_.stop();
+  idle_timer_.cancel();
   boost::system::error_code ec;
   acceptor_.cancel(ec);
 }
@@ -199,7 +201,7 @@ asio::awaitable<void> Listener::accept_loop() {
       if (v.log) spdlog::warn("accept failed: {}", ec.message());
       if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
           ec == asio::error::no_memory) {
-        asio::steady_timer pause(executor_, accept_pause);
+        ClockTimer pause(executor_, accept_pause);
         co_await pause.async_wait(use_tuple);
       }
       continue;

@@ -12,7 +12,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 
 #include "core/config.hpp"
 #include "core/log_throttle.hpp"
@@ -64,8 +64,8 @@ private:
   /// Whether peers' systemd units can be read on this host (server/peer_unit.hpp).
   bool read_units_ = false;
   ConnectionControl control_;
-  boost::asio::steady_timer idle_timer_;
-  boost::asio::steady_timer closed_; ///< cancelled as the last connection closes
+  ClockTimer idle_timer_;
+  ClockTimer closed_; ///< cancelled as the last connection closes
   std::size_t connections_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
+#include "async/spawn.hpp"
+
 namespace cltoken {
 
 namespace asio = boost::asio;
@@ -23,14 +25,7 @@ void StoreKeySetKeeper::keep(const std::string& jwks) {
   auto key = key_set_key(config_);
   if (!key) return;
   StoredKeySet set{key->auth_url, key->issuer, clock_.wall_now(), jwks};
-  asio::co_spawn(executor_, store_.save_key_set(std::move(*key), std::move(set)), [](std::exception_ptr p) {
-    if (!p) return;
-    try {
-      std::rethrow_exception(p);
-    } catch (const std::exception& e) {
-      spdlog::error("keeping the key set in the store failed unexpectedly: {}", e.what());
-    }
-  });
+  asio::co_spawn(executor_, store_.save_key_set(std::move(*key), std::move(set)), log_failure("keeping the key set in the store"));
 }
 
 } // namespace cltoken

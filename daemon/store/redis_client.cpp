@@ -2,15 +2,15 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
+#include "async/spawn.hpp"
+#include "async/tls_client.hpp"
 
 namespace cltoken {
 
 namespace asio = boost::asio;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 /// How often an idle connection is checked with PING: Redis restarting between two
@@ -23,35 +23,21 @@ constexpr Millis reconnect_initial{100};
 
 struct RedisClient::Waiter {
   explicit Waiter(asio::any_io_executor ex, SteadyTime deadline) : timer(ex, deadline) {}
-  asio::steady_timer timer;
+  ClockTimer timer;
   bool granted = false;
 };
 
 RedisClient::RedisClient(asio::any_io_executor executor, StoreConfig config, const Clock& clock, Random& random)
     : executor_(executor), config_(std::move(config)), clock_(clock), random_(random), wake_(executor) {
   if (config_.redis->transport == RedisUrl::Transport::tls) {
-    tls_.emplace(asio::ssl::context::tls_client);
-    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-    tls_->set_verify_mode(asio::ssl::verify_peer);
-    if (config_.ca_file.empty())
-      tls_->set_default_verify_paths();
-    else
-      tls_->load_verify_file(config_.ca_file); // throws with OpenSSL's reason
+    tls_.emplace(tls_client_context(config_.ca_file));
   }
 }
 
 void RedisClient::start(std::function<asio::awaitable<void>()> on_connected) {
   on_connected_ = std::move(on_connected);
-  asio::co_spawn(executor_, keep(), [where = where()](std::exception_ptr p) {
-    if (!p) return;
-    try {
-      std::rethrow_exception(p);
-    } catch (const std::exception& e) {
-      // Without the keeper the daemon still serves, alone: say so rather than die.
-      spdlog::error("redis {}: connection keeper stopped: {}; carrying on without Redis", where, e.what());
-    }
-  });
+  // Without the keeper the daemon still serves, alone: say so rather than die.
+  asio::co_spawn(executor_, keep(), log_failure("redis " + where() + ": the connection keeper", "carrying on without Redis"));
 }
 
 void RedisClient::stop() {
@@ -100,7 +86,7 @@ asio::awaitable<void> RedisClient::first_attempt() {
   if (first_attempt_done_ || stopped_) co_return;
   // The attempt itself is bounded by store.timeout_ms; this bound only guards against a
   // keeper that never ran.
-  asio::steady_timer t(executor_, clock_.now() + config_.timeout * 2);
+  ClockTimer t(executor_, clock_.now() + config_.timeout * 2);
   first_waiters_.push_back(&t);
   co_await t.async_wait(use_tuple);
   std::erase(first_waiters_, &t);

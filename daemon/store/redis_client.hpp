@@ -14,7 +14,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 
 #include "core/random.hpp"
 #include "core/clock.hpp"
@@ -61,13 +61,13 @@ private:
   std::optional<boost::asio::ssl::context> tls_;
   std::shared_ptr<RedisConnection> conn_;
   std::function<boost::asio::awaitable<void>()> on_connected_;
-  boost::asio::steady_timer wake_;
+  ClockTimer wake_;
   bool busy_ = false;
   std::deque<Waiter*> queue_;
   bool stopped_ = false;
   bool down_reported_ = false;
   bool first_attempt_done_ = false;
-  std::vector<boost::asio::steady_timer*> first_waiters_;
+  std::vector<ClockTimer*> first_waiters_;
 };
 
 } // namespace cltoken

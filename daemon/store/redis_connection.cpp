@@ -5,23 +5,21 @@
 
 #include <array>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <fmt/format.h>
+
+#include "async/clock_timer.hpp"
+#include "async/spawn.hpp"
+#include "async/tls_client.hpp"
 
 namespace cltoken {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using asio::ip::tcp;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -39,7 +37,7 @@ constexpr std::size_t max_reply_bytes = 1024 * 1024;
 /// timer holds only a weak reference, so a late expiry never touches a finished resolve.
 asio::awaitable<tcp::resolver::results_type> resolve(asio::any_io_executor ex, const RedisUrl& url, SteadyTime deadline) {
   auto resolver = std::make_shared<tcp::resolver>(ex);
-  asio::steady_timer guard(ex, deadline);
+  ClockTimer guard(ex, deadline);
   guard.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](const boost::system::error_code& ec) {
     if (ec) return;
     if (auto r = weak.lock()) r->cancel();
@@ -48,12 +46,6 @@ asio::awaitable<tcp::resolver::results_type> resolve(asio::any_io_executor ex, c
   guard.cancel();
   if (ec) fail("resolving the host name", ec);
   co_return results;
-}
-
-bool is_ip_address(const std::string& host) {
-  boost::system::error_code ec;
-  (void)asio::ip::make_address(host, ec);
-  return !ec;
 }
 
 } // namespace
@@ -95,11 +87,8 @@ asio::awaitable<std::unique_ptr<RedisConnection>> RedisConnection::open(asio::an
     auto [ec, endpoint] = co_await lowest.async_connect(results, use_tuple);
     if (ec) fail("connecting", ec);
     lowest.socket().set_option(tcp::no_delay(true));
-    // SNI for names only (RFC 6066 forbids addresses); the certificate must name the host
-    // (or address) we asked for, whatever the CA.
-    if (!is_ip_address(url.host)) SSL_set_tlsext_host_name(c->tls_->native_handle(), url.host.c_str());
-    c->tls_->set_verify_mode(asio::ssl::verify_peer);
-    c->tls_->set_verify_callback(asio::ssl::host_name_verification(url.host));
+    // The certificate must name the host (or address) we asked for, whatever the CA.
+    if (!expect_host(c->tls_->native_handle(), url.host)) throw RedisError("TLS setup failed: cannot set the expected host name");
     auto [hec] = co_await c->tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
     if (hec) {
       if (hec.category() == asio::error::get_ssl_category())

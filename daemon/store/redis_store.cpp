@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
+#include "async/clock_timer.hpp"
+#include "async/spawn.hpp"
 
 #include "core/sealed_key_set.hpp"
 #include "core/sealed_token.hpp"
@@ -14,7 +14,6 @@
 namespace cltoken {
 
 namespace asio = boost::asio;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -66,6 +65,8 @@ RedisStore::RedisStore(asio::any_io_executor executor, StoreConfig config, Milli
       client_(std::make_shared<RedisClient>(executor, config_, clock, random)) {}
 
 RedisStore::~RedisStore() { client_->stop(); }
+
+void RedisStore::stop() { client_->stop(); }
 
 void RedisStore::start() {
   client_->start([this]() -> asio::awaitable<void> { co_await republish(); });
@@ -155,7 +156,7 @@ asio::awaitable<std::optional<CachedToken>> RedisStore::before_fetch(StoreSubjec
     // PTTL is -1 for a lock without expiry (not one of ours: someone set it by hand);
     // then poll at the normal pace until the bound.
     const Millis left = e[1].integer > 0 ? Millis(e[1].integer) : config_.poll;
-    asio::steady_timer t(executor_, now + std::min(config_.poll, left));
+    ClockTimer t(executor_, now + std::min(config_.poll, left));
     co_await t.async_wait(use_tuple);
   }
 }

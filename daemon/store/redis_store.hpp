@@ -38,6 +38,7 @@ public:
 
   /// Connects in the background; calls before the connection is up find Redis absent.
   void start();
+  void stop() override;
 
   boost::asio::awaitable<std::optional<CachedToken>> load(StoreSubject s) override;
   boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject s, SteadyTime newer_than) override;

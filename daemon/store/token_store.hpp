@@ -42,6 +42,10 @@ public:
   /// The credential's token was revoked: stored copies must not come back.
   virtual boost::asio::awaitable<void> forget(StoreSubject s) = 0;
 
+  /// Shutting down: ends the store's own background work (a connection keeper). Calls
+  /// under way end by their own deadlines.
+  virtual void stop() {}
+
   /// True when other daemons share this store, so before_fetch() is worth asking.
   [[nodiscard]] virtual bool shared() const = 0;
 

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "async/spawn.hpp"
 #include "systemd/notify.hpp"
 #include "systemd/status_line.hpp"
 #include "systemd/watchdog.hpp"
@@ -52,7 +51,7 @@ asio::awaitable<void> Heartbeat::run() {
   while (!stopped_) {
     beat();
     timer_.expires_after(period);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await timer_.async_wait(use_tuple);
   }
 }
 

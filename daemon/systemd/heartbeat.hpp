@@ -7,7 +7,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 
 #include "broker/broker.hpp"
 #include "core/clock.hpp"
@@ -40,7 +40,7 @@ private:
   Broker& broker_;
   SteadyClock::duration fetch_bound_;
   std::optional<std::chrono::microseconds> watchdog_;
-  boost::asio::steady_timer timer_;
+  ClockTimer timer_;
   std::string note_;
   std::string last_status_;
   StatusView view_; ///< reused every beat: building it anew was most of the idle CPU (docs/performance.md)

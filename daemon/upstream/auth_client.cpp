@@ -10,14 +10,15 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "async/clock_timer.hpp"
 #include "async/spawn.hpp"
+#include "async/tls_client.hpp"
 
 namespace cltoken {
 
@@ -36,15 +37,7 @@ struct AuthClient::Connection {
 };
 
 AuthClient::AuthClient(asio::any_io_executor executor, UpstreamConfig config, const Clock& clock)
-    : executor_(std::move(executor)), config_(std::move(config)), clock_(clock), tls_(asio::ssl::context::tls_client) {
-  tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
-                   asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-  tls_.set_verify_mode(asio::ssl::verify_peer);
-  if (config_.ca_file.empty())
-    tls_.set_default_verify_paths();
-  else
-    tls_.load_verify_file(config_.ca_file); // throws with OpenSSL's reason if unreadable
-}
+    : executor_(std::move(executor)), config_(std::move(config)), clock_(clock), tls_(tls_client_context(config_.ca_file)) {}
 
 AuthClient::~AuthClient() = default;
 
@@ -108,7 +101,7 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
 
   // The resolver has no deadline of its own: a timer cancels it.
   tcp::resolver resolver(executor_);
-  asio::steady_timer guard(executor_, step_deadline());
+  ClockTimer guard(executor_, step_deadline());
   bool timed_out = false;
   guard.async_wait([&resolver, &timed_out](const beast::error_code& ec) {
     if (!ec) {
@@ -124,15 +117,7 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
   if (url.tls) {
     conn->tls.emplace(executor_, tls_);
     ssl = conn->tls->native_handle();
-    // OpenSSL's own name check (RFC 6125) rather than a verify callback, so a mismatch is
-    // reported as X509_V_ERR_HOSTNAME_MISMATCH and names itself in last_error. SNI only
-    // for names: RFC 6066 forbids IP literals there.
-    beast::error_code ip_ec;
-    (void)asio::ip::make_address(url.host, ip_ec);
-    const bool is_ip = !ip_ec;
-    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url.host.c_str())
-                         : SSL_set1_host(ssl, url.host.c_str()) && SSL_set_tlsext_host_name(ssl, url.host.c_str());
-    if (ok != 1) co_return network_failure(fmt::format("TLS setup for auth server {} failed: cannot set the expected host name", url.host));
+    if (!expect_host(ssl, url.host)) co_return network_failure(fmt::format("TLS setup for auth server {} failed: cannot set the expected host name", url.host));
   } else {
     conn->plain.emplace(executor_);
   }

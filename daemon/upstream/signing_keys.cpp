@@ -2,9 +2,10 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
+#include "async/spawn.hpp"
 
 namespace cltoken {
 
@@ -39,9 +40,9 @@ asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string
     co_return keys_;
   }
   // One fetch at a time: the others wait for its outcome, bounded by their deadline.
-  asio::steady_timer t(executor_, deadline);
+  ClockTimer t(executor_, deadline);
   waiters_.push_back(&t);
-  (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  (void)co_await t.async_wait(use_tuple);
   waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &t));
   co_return keys_;
 }

@@ -14,7 +14,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "async/clock_timer.hpp"
 
 #include "core/clock.hpp"
 #include "core/jwks.hpp"
@@ -84,7 +84,7 @@ private:
   JwksGate gate_;
   std::shared_ptr<const KeySet> keys_;
   bool in_flight_ = false;
-  std::vector<boost::asio::steady_timer*> waiters_;
+  std::vector<ClockTimer*> waiters_;
   std::string last_error_;
   CountFn count_;
   KeySetKeeper* keeper_ = nullptr;

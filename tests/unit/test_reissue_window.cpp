@@ -245,7 +245,9 @@ TEST_CASE("a peer reporting a live token when the budget has no slot for its rev
   // the budget freed; now the handed-back token is served again, one request spent.
   FakeClock clock;
   const SteadyTime t0 = clock.now();
-  ReissuingUpstream up{900s, {7200s}};
+  ReissuingUpstream up;
+  up.window = 900s;
+  up.lifetime = {7200s};
   VirtualDriver vb(clock, 1, 2, window_policy(900s), 50ms, std::ref(up));
   vb.run_until(t0 + 1s);
   std::vector<Answer> first;

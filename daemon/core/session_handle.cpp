@@ -1,4 +1,4 @@
-#include "sessions/handle.hpp"
+#include "core/session_handle.hpp"
 
 #include <array>
 
