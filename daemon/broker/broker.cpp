@@ -166,13 +166,24 @@ asio::awaitable<TokenAnswer> Broker::await_answer(TokenScheduler::Asked asked) {
     drive();
     co_return std::move(*asked.answer);
   }
+  co_return co_await wait_token(asked.waiter);
+}
+
+asio::awaitable<TokenAnswer> Broker::wait_token(std::uint64_t waiter) {
   // The scheduler answers every waiter by its deadline (and at stop()).
-  co_return co_await answers_.wait(executor_, asked.waiter, [this] { drive(); });
+  co_return co_await answers_.wait(executor_, waiter, [this] { drive(); });
 }
 
 asio::awaitable<TokenAnswer> Broker::get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                                std::optional<uid_t> peer) {
   co_return co_await await_answer(scheduler_.ask(now(), name, min_ttl, deadline, peer));
+}
+
+TokenScheduler::Asked Broker::ask_token(std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline,
+                                        std::optional<uid_t> peer, Now now) {
+  auto asked = scheduler_.ask(now, name, min_ttl, deadline, peer);
+  if (asked.answer) drive();
+  return asked;
 }
 
 asio::awaitable<TokenAnswer> Broker::invalidate(std::string name, Secret reported, SteadyTime deadline, std::optional<uid_t> peer) {

@@ -55,6 +55,15 @@ public:
   /// GET /v1/tokens/{name}, for `peer`. The caller has checked the ACL.
   boost::asio::awaitable<TokenAnswer> get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                                 std::optional<uid_t> peer = std::nullopt);
+  /// get_token in two halves, so that a token held in memory is served without a
+  /// coroutine (the serving fast path, docs/architecture.md): ask_token() answers now, or
+  /// parks the client; a parked client (`answer` empty) must be awaited with
+  /// wait_token(waiter) at once, before the event loop runs anything else.
+  TokenScheduler::Asked ask_token(std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline,
+                                  std::optional<uid_t> peer, Now now);
+  boost::asio::awaitable<TokenAnswer> wait_token(std::uint64_t waiter);
+  /// The steady and wall clocks, read together.
+  [[nodiscard]] Now now() const { return clock_.both(); }
   /// POST /v1/tokens/{name}/invalidate.
   boost::asio::awaitable<TokenAnswer> invalidate(std::string name, Secret reported, SteadyTime deadline,
                                                  std::optional<uid_t> peer = std::nullopt);
@@ -84,7 +93,6 @@ public:
   [[nodiscard]] Progress progress() const;
 
 private:
-  [[nodiscard]] Now now() const { return clock_.both(); }
   /// Parks a client until the scheduler answers it.
   boost::asio::awaitable<TokenAnswer> await_answer(TokenScheduler::Asked asked);
   /// Performs every action the scheduler decided, and re-arms the wake-up.

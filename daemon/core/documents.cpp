@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.hpp"
+
 namespace cltoken {
 
 using json = nlohmann::ordered_json;
@@ -41,14 +43,6 @@ std::string token_document(const std::string& credential, CredentialKind kind, c
   return out;
 }
 
-namespace {
-/// Whether JSON carries these bytes as they are: printable ASCII but for '"' and '\\'.
-/// A JWT (base64url and dots) always is.
-bool json_verbatim(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
-}
-} // namespace
-
 std::string TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
                                        SteadyTime now, WallTime wall_now) {
   const std::string_view value = token.access_token.reveal();
@@ -56,14 +50,12 @@ std::string TokenDocumentCache::render(const std::string& credential, Credential
   // The key holds exactly what the two parts are made of besides the name, which is the
   // cache owner's own: the kind, the token's type and scope, and the two times as
   // rendered, to the second.
-  Key key{kind,
-          token.expires_at,
-          std::max(0L, seconds_until(token.expires_at, now)),
-          static_cast<long long>(
-              std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count()),
-          token.token_type,
-          token.scope};
-  if (!key_ || !(*key_ == key)) {
+  const long expires_in = std::max(0L, seconds_until(token.expires_at, now));
+  const auto expires_at_wall_s = static_cast<long long>(
+      std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count());
+  // Compared in place: building a Key would copy the scope on every request.
+  if (!key_ || key_->kind != kind || key_->expires_at != token.expires_at || key_->expires_in != expires_in ||
+      key_->expires_at_wall_s != expires_at_wall_s || key_->token_type != token.token_type || key_->scope != token.scope) {
     // Rendered around an empty token: its two quotes are where the parts meet. The
     // marker cannot occur earlier: the only string before it, the name, is escaped, so
     // any quote in it comes with a backslash.
@@ -76,7 +68,7 @@ std::string TokenDocumentCache::render(const std::string& credential, Credential
     const auto at = whole.find(marker);
     head_.assign(whole, 0, at + marker.size() - 1);
     tail_.assign(whole, at + marker.size() - 1);
-    key_ = std::move(key);
+    key_ = Key{kind, token.expires_at, expires_in, expires_at_wall_s, token.token_type, token.scope};
   }
   std::string out;
   out.reserve(head_.size() + value.size() + tail_.size());

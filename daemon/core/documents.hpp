@@ -53,7 +53,6 @@ private:
     long long expires_at_wall_s = 0;
     std::string token_type;
     std::string scope;
-    bool operator==(const Key&) const = default;
   };
   std::optional<Key> key_;
   std::string head_; ///< {"credential":…,"kind":…,"access_token":"

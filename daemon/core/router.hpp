@@ -11,7 +11,7 @@ namespace cltoken {
 
 struct Response {
   unsigned status = 200;
-  std::string content_type = "application/json";
+  std::string_view content_type = "application/json"; ///< always a literal: no allocation per answer
   std::string body;
   std::optional<long> retry_after; ///< seconds, sent as Retry-After
   std::string allow;               ///< for 405: the Allow header (methods of the path)

@@ -3,10 +3,13 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <tuple>
+#include <variant>
 
 #include "async/clock_timer.hpp"
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -14,6 +17,8 @@
 
 #include "async/spawn.hpp"
 #include "core/secret.hpp"
+#include "server/request_reader.hpp"
+#include "server/response_head.hpp"
 
 namespace cltoken {
 
@@ -50,20 +55,6 @@ private:
   std::shared_ptr<bool> expired_ = std::make_shared<bool>(false);
 };
 
-http::response<http::string_body> to_http(Response&& r, bool keep_alive, bool head) {
-  http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
-  res.set(http::field::server, "cl-tokend");
-  res.set(http::field::content_type, r.content_type);
-  res.set(http::field::cache_control, "no-store"); // tokens must not be cached by anything in between
-  if (r.retry_after) res.set(http::field::retry_after, std::to_string(*r.retry_after));
-  if (r.status == 405) res.set(http::field::allow, r.allow.empty() ? (r.body.find("POST") != std::string::npos ? "POST" : "GET") : r.allow);
-  res.keep_alive(keep_alive);
-  res.body() = std::move(r.body);
-  res.prepare_payload();
-  if (head) wipe(res.body());
-  return res;
-}
-
 /// The answer to a request that could not be read, or nullopt to close without one (the
 /// peer went away, or sent nothing worth answering).
 std::optional<Response> read_failure(const beast::error_code& ec, const ServerConfig& config) {
@@ -86,72 +77,144 @@ void wipe_spare(beast::flat_buffer& buffer) {
   OPENSSL_cleanse(spare.data(), spare.size());
 }
 
-/// Sends a last answer and closes; the write has the request deadline like any other.
-asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
-  auto res = to_http(std::move(response), false, false);
-  Deadline deadline(stream, config.request_timeout);
-  co_await http::async_write(stream, res, use_tuple);
+using Slot = RequestSlots::Slot;
+
+/// What serving a request came to: whether the connection may serve another, or the
+/// coroutine that finishes the request (to be awaited at once). The fast path is the
+/// first: the request had arrived whole, the handler answered it without waiting and the
+/// socket took the answer in one sendmsg, all within the event that read it.
+using Served = std::variant<bool, asio::awaitable<bool>>;
+
+asio::awaitable<bool> finish(Served served) {
+  if (auto* later = std::get_if<asio::awaitable<bool>>(&served)) co_return co_await std::move(*later);
+  co_return std::get<bool>(served);
 }
 
-/// One request, from its first bytes (already in `buffer`) to its answer written. Its own
-/// coroutine so that the parser, the request and the answer live in a frame that exists
-/// only while a request does: the frame of run_connection is what each idle keep-alive
-/// connection keeps (1,000 idle connections: docs/performance.md). Returns whether the
-/// connection may serve another request.
-asio::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer,
-                                    const ServerConfig& config, Handler& handler, const Clock& clock,
-                                    ConnectionControl& control) {
-  // A request has started: it holds one of its uid's slots until the answer is written.
-  auto slot = control.slots.acquire(peer.uid);
-  if (!slot) {
-    auto v = control.refusals.admit(peer.uid, clock.now());
-    if (v.suppressed > 0) spdlog::warn("{} further refused requests of uid {} were not logged", v.suppressed, peer.uid);
-    if (v.log)
-      spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
-                   peer.uid, peer.pid, control.slots.limit());
-    Response r = error_response(429, "rate_limited",
-                                "too many requests in progress for this user; wait for an answer before sending more");
-    r.retry_after = 1;
-    handler.count_refused(r.status);
-    co_await send_final(stream, std::move(r), config);
-    co_return false;
+/// The part of an answer the socket did not take at once, written within the request
+/// deadline (a slow reader: the only write that can wait, and the only one with a timer).
+asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_alive,
+                                 [[maybe_unused]] std::optional<Slot> slot, Millis timeout) {
+  Deadline deadline(stream, timeout);
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(rest), use_tuple);
+  wipe(rest); // may hold a token
+  co_return !ec && keep_alive;
+}
+
+/// Sends `response`, head and body in one sendmsg, and wipes it (it may hold a token).
+/// `slot`, the request's place among its uid's requests in progress, is held until the
+/// answer is written.
+Served send(Stream& stream, Response response, bool keep_alive, bool head,
+            std::optional<Slot> slot, const ServerConfig& config) {
+  const ResponseHead head_bytes(response, keep_alive);
+  if (head) wipe(response.body); // HEAD: the length of the body, not the body
+  const std::string_view h = head_bytes.bytes();
+  const std::array<asio::const_buffer, 2> both{asio::buffer(h), asio::buffer(response.body)};
+  beast::error_code ec;
+  const std::size_t sent = stream.send(both, 0, ec); // non-blocking: never waits
+  if (ec == asio::error::would_block || (!ec && sent < h.size() + response.body.size())) {
+    std::string rest;
+    if (sent < h.size()) rest.append(h.substr(sent)).append(response.body);
+    else rest.append(response.body, sent - h.size());
+    wipe(response.body);
+    return write_rest(stream, std::move(rest), keep_alive, std::move(slot), config.request_timeout);
   }
-  const SteadyTime deadline = clock.now() + config.request_timeout;
-  http::request_parser<http::string_body> parser;
-  parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
-  parser.body_limit(config.max_body_bytes);
+  wipe(response.body);
+  return !ec && keep_alive;
+}
+
+/// Sends a last answer and closes.
+asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
+  co_await finish(send(stream, std::move(response), false, false, std::nullopt, config));
+}
+
+asio::awaitable<bool> answer_later(Stream& stream, asio::awaitable<Response> handling,
+                                   bool keep_alive, bool head, Slot slot, const ServerConfig& config) {
+  Response response = co_await std::move(handling);
+  co_return co_await finish(send(stream, std::move(response), keep_alive, head, std::move(slot), config));
+}
+
+/// The request `reader` read, handed to the handler (read at `now`; every wait it makes
+/// ends by `deadline`) and answered.
+Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, SteadyTime deadline,
+              const PeerIdentity& peer, const ServerConfig& config, Handler& handler, ConnectionControl& control) {
+  const bool keep_alive = reader.keep_alive() && !control.stopping;
+  const bool head = reader.head();
+  auto handled = handler.handle(std::move(reader.request()), peer, now, deadline);
+  if (auto* later = std::get_if<asio::awaitable<Response>>(&handled))
+    return answer_later(stream, std::move(*later), keep_alive, head, std::move(slot), config);
+  return send(stream, std::move(std::get<Response>(handled)), keep_alive, head, std::move(slot), config);
+}
+
+/// A request that had not arrived whole (or that breaks a limit): read within the request
+/// deadline, then answered, or refused.
+asio::awaitable<bool> read_then_answer(Stream& stream, beast::flat_buffer& buffer, Slot slot, SteadyTime deadline,
+                                       const PeerIdentity& peer, const ServerConfig& config, Handler& handler,
+                                       const Clock& clock, ConnectionControl& control) {
+  RequestReader reader(config.max_header_bytes, config.max_body_bytes);
   beast::error_code rec;
   {
     Deadline read_deadline(stream, config.request_timeout);
-    std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_tuple);
+    std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, reader, use_tuple);
     if (rec && read_deadline.expired()) rec = beast::error::timeout;
   }
+  wipe_spare(buffer); // the request's bytes, consumed by the parser, linger there
   if (rec) {
-    if (auto answer = read_failure(rec, config)) {
-      handler.count_refused(answer->status);
-      co_await send_final(stream, std::move(*answer), config);
+    if (auto refusal = read_failure(rec, config)) {
+      handler.count_refused(refusal->status);
+      co_await send_final(stream, std::move(*refusal), config);
     }
     co_return false;
   }
-  auto& req = parser.get();
-  const bool keep_alive = req.keep_alive() && !control.stopping;
-  const bool head = req.method() == http::verb::head;
-  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
-  Response response = co_await handler.handle(std::move(request), peer, deadline);
-  auto res = to_http(std::move(response), keep_alive, head);
-  Deadline write_deadline(stream, config.request_timeout);
-  auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
-  wipe(res.body()); // may hold a token
-  wipe_spare(buffer); // the request read may have carried one (invalidate)
-  if (buffer.size() == 0) buffer.shrink_to_fit(); // idle from here: hold no buffer
-  co_return !wec && keep_alive;
+  co_return co_await finish(answer(stream, reader, std::move(slot), clock.now(), deadline, peer, config, handler, control));
+}
+
+/// A request over its uid's max_requests_per_peer: 429, and the connection closes.
+asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer,
+                                  const ServerConfig& config, Handler& handler, const Clock& clock, ConnectionControl& control) {
+  auto v = control.refusals.admit(peer.uid, clock.now());
+  if (v.suppressed > 0) spdlog::warn("{} further refused requests of uid {} were not logged", v.suppressed, peer.uid);
+  if (v.log)
+    spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
+                 peer.uid, peer.pid, control.slots.limit());
+  Response r = error_response(429, "rate_limited",
+                              "too many requests in progress for this user; wait for an answer before sending more");
+  r.retry_after = 1;
+  handler.count_refused(r.status);
+  co_await send_final(stream, std::move(r), config);
+  co_return false;
+}
+
+/// One request, from its first bytes (already in `buffer`) to its answer written. Plain
+/// code while nothing has to wait; what must wait (the rest of a request, a token being
+/// fetched, a slow reader) continues in a coroutine whose frame exists only while it
+/// does: the frame of run_connection is what each idle keep-alive connection keeps
+/// (1,000 idle connections: docs/performance.md).
+Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer, const ServerConfig& config,
+             Handler& handler, const Clock& clock, ConnectionControl& control) {
+  // A request has started: it holds one of its uid's slots until the answer is written.
+  auto slot = control.slots.acquire(peer.uid);
+  if (!slot) return refuse_busy(stream, peer, config, handler, clock, control);
+  const SteadyTime now = clock.now();
+  const SteadyTime deadline = now + config.request_timeout;
+  RequestReader reader(config.max_header_bytes, config.max_body_bytes);
+  beast::error_code ec;
+  const auto arrived = buffer.data();
+  const std::size_t used = reader.feed({static_cast<const char*>(arrived.data()), arrived.size()}, ec);
+  // Not whole (or over a limit): the slow path parses it again from the start, reading
+  // the rest with a deadline.
+  if (!reader.is_done()) return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
+  OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
+  buffer.consume(used);
+  return answer(stream, reader, std::move(*slot), now, deadline, peer, config, handler, control);
 }
 
 /// Reads what has already arrived of the next request into `buffer`, without waiting;
 /// would_block when nothing has. The buffer is given room only for the read and holds
 /// nothing again when nothing came, so a connection that waits holds no buffer.
 void read_arrived(Stream& stream, beast::flat_buffer& buffer, beast::error_code& ec) {
-  constexpr std::size_t first_read = 512; // a whole GET in one read; the parser asks for more if needed
+  // A whole GET, or a POST of a token to verify or report (about 1.2 KB), in one read:
+  // a request not whole after it takes the slow path (a coroutine and a timer).
+  constexpr std::size_t first_read = 4096;
   const std::size_t n = stream.receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
   buffer.commit(n);
   if (buffer.size() == 0) buffer.shrink_to_fit();
@@ -167,8 +230,9 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   Stream stream(std::move(socket));
   // The buffer's maximum bounds what one connection can make the daemon hold, whatever
   // the peer sends: a header or body over its limit fails the parse, never grows memory.
-  // It allocates nothing up front and grows as a request needs; between requests it holds
-  // nothing.
+  // It allocates nothing up front and grows as a request needs; it is kept from one
+  // request to the next while the client keeps sending, and freed when the connection
+  // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
@@ -191,7 +255,10 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       }
       if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
     }
-    if (!co_await serve_request(stream, buffer, peer, config, handler, clock, control)) break;
+    Served served = serve(stream, buffer, peer, config, handler, clock, control);
+    const bool more = std::holds_alternative<bool>(served) ? std::get<bool>(served)
+                                                           : co_await std::move(std::get<asio::awaitable<bool>>(served));
+    if (!more) break;
   }
   // A request that ended the connection (refused, too large, timed out) may still be in
   // the buffer, and a login carries a password: wipe it before it is freed.

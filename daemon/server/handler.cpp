@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <map>
+#include <stdexcept>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -56,10 +57,11 @@ void Handler::log_denial(const PeerIdentity& peer, const std::string& what) {
   if (v.log) spdlog::warn("access denied: uid={} gid={} pid={} unit={} {}", peer.uid, peer.gid, peer.pid, unit_text(peer), what);
 }
 
-void Handler::account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status) {
-  usage_.record(peer, credential, status == 403, clock_.now());
+void Handler::account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status,
+                      SteadyTime now) {
+  usage_.record(peer, credential, status == 403, now);
   if (!access_ || status == 403) return;
-  auto v = access_->admit(peer.uid, clock_.now());
+  auto v = access_->admit(peer.uid, now);
   for (const auto& note : v.notes) spdlog::warn("{}", note);
   if (v.log) spdlog::info("{}", access_line(credential, route, peer, status));
 }
@@ -69,19 +71,81 @@ std::string Handler::known_name(const std::string& name) const {
   return broker_.credential(name) != nullptr ? name : "(unknown)";
 }
 
-asio::awaitable<Response> Handler::handle(Request request, PeerIdentity peer, SteadyTime deadline) {
-  const SteadyTime start = clock_.now();
-  const Route route = cltoken::route(request.method, request.target);
-  Response response = co_await dispatch(route, request, peer, deadline);
+Handler::Handled Handler::handle(Request request, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
+  Route route = cltoken::route(request.method, request.target);
+  // The fast path: a token held in memory, and a token verified with a key held in
+  // memory, are answered here, in the event that read the request, without a coroutine
+  // unless they have to wait (docs/architecture.md). Every other route is a coroutine.
+  Handled answer = route.kind == RouteKind::get_token ? token_now(route, peer, now, deadline)
+                   : route.kind == RouteKind::verify  ? verify_now(request, peer, deadline)
+                                                      : handle_later(std::move(route), std::move(request), peer, deadline);
+  if (auto* later = std::get_if<asio::awaitable<Response>>(&answer))
+    return finish_later(std::move(route), peer, std::move(*later), now);
+  return finish(route, peer, std::move(std::get<Response>(answer)), now);
+}
+
+asio::awaitable<Response> Handler::handle_later(Route route, Request request, PeerIdentity peer, SteadyTime deadline) {
+  co_return co_await dispatch(route, request, peer, deadline);
+}
+
+asio::awaitable<Response> Handler::finish_later(Route route, PeerIdentity peer, asio::awaitable<Response> answer,
+                                                SteadyTime start) {
+  Response response = co_await std::move(answer);
+  co_return finish(route, peer, std::move(response), start);
+}
+
+Response Handler::finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start) {
+  const SteadyTime end = clock_.now();
   if (hands_out_tokens(route.kind) && broker_.credential(route.credential) != nullptr)
-    account(peer, route.credential, route.name(), response.status);
-  const double seconds = std::chrono::duration<double>(clock_.now() - start).count();
+    account(peer, route.credential, route.name(), response.status, end);
+  const double seconds = std::chrono::duration<double>(end - start).count();
   metrics_.observe_request(route.name(), response.status, seconds);
   // The route and a configured credential name only: never the body, nor a name the
   // client made up (it could be anything, a token included).
-  spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
-                route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
-  co_return response;
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
+                  route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
+  return response;
+}
+
+std::optional<Response> Handler::credential_refusal(const Route& route, const PeerIdentity& peer) {
+  // Admin first: a peer that may not revoke or refresh learns nothing from these routes.
+  const bool admin_route = route.kind == RouteKind::revoke_token || route.kind == RouteKind::refresh_token;
+  if (admin_route && !allowed(admin_, peer)) {
+    log_denial(peer, std::string(route.name()) + " credential=" + known_name(route.credential));
+    return error_response(403, "forbidden", std::string(route.name()) + " needs an admin principal");
+  }
+  // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
+  // lists the names to any peer, so this reveals nothing more.
+  const CredentialConfig* cred = broker_.credential(route.credential);
+  if (cred == nullptr) return error_response(404, "unknown_credential", unknown_credential_message);
+  if (!admin_route && !allowed(cred->allow, peer)) {
+    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
+    return error_response(403, "forbidden", "this peer may not use this credential");
+  }
+  return std::nullopt;
+}
+
+Handler::Handled Handler::token_now(const Route& route, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
+  if (auto refused = credential_refusal(route, peer)) return std::move(*refused);
+  auto asked = broker_.ask_token(route.credential, route.min_ttl, deadline, peer.uid, Now{now, clock_.wall_now()});
+  if (!asked.answer) return wait_token(asked.waiter);
+  return token_response(std::move(*asked.answer));
+}
+
+asio::awaitable<Response> Handler::wait_token(std::uint64_t waiter) {
+  co_return token_response(co_await broker_.wait_token(waiter));
+}
+
+Handler::Handled Handler::verify_now(Request& request, const PeerIdentity& peer, SteadyTime deadline) {
+  std::string body = std::move(request.body); // a token: wiped on every path
+  if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
+    wipe(body);
+    if (verifier_ == nullptr) return error_response(404, "not_found", "no such endpoint");
+    log_denial(peer, "verify");
+    return error_response(403, "forbidden", "this peer may not verify tokens");
+  }
+  return verify_token(*verifier_, body, deadline);
 }
 
 asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline) {
@@ -142,17 +206,8 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     };
     co_return json_response(clients_document(usage_, clock_.now(), clock_.wall_now(), name_of));
   }
-  case RouteKind::verify: {
-    std::string body = std::move(request.body); // a token: wiped on every path
-    if (verifier_ == nullptr || !allowed(verify_allow_, peer)) {
-      wipe(body);
-      if (verifier_ == nullptr) co_return error_response(404, "not_found", "no such endpoint");
-      log_denial(peer, "verify");
-      co_return error_response(403, "forbidden", "this peer may not verify tokens");
-    }
-    co_return co_await verify_token(*verifier_, std::move(body), deadline);
-  }
   case RouteKind::get_token:
+  case RouteKind::verify: throw std::logic_error("routed to dispatch(): handle() answers it");
   case RouteKind::invalidate_token:
   case RouteKind::revoke_token:
   case RouteKind::refresh_token: break;
@@ -161,25 +216,10 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
   case RouteKind::end_session: co_return co_await dispatch_session(route, request, peer, deadline);
   }
 
-  // Admin first: a peer that may not revoke or refresh learns nothing from these routes.
-  const bool admin_route = route.kind == RouteKind::revoke_token || route.kind == RouteKind::refresh_token;
-  if (admin_route && !allowed(admin_, peer)) {
-    log_denial(peer, std::string(route.name()) + " credential=" + known_name(route.credential));
-    co_return error_response(403, "forbidden", std::string(route.name()) + " needs an admin principal");
-  }
-  // An unknown name is 404 even for a peer outside every allow list: GET /v1/status
-  // lists the names to any peer, so this reveals nothing more.
-  const CredentialConfig* cred = broker_.credential(route.credential);
-  if (cred == nullptr) co_return error_response(404, "unknown_credential", unknown_credential_message);
+  if (auto refused = credential_refusal(route, peer)) co_return std::move(*refused);
   if (route.kind == RouteKind::revoke_token) co_return revoke_response(co_await broker_.revoke(route.credential, peer.uid));
   if (route.kind == RouteKind::refresh_token)
     co_return refresh_response(co_await broker_.refresh(route.credential, deadline, peer.uid));
-  if (!allowed(cred->allow, peer)) {
-    log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
-    co_return error_response(403, "forbidden", "this peer may not use this credential");
-  }
-  if (route.kind == RouteKind::get_token)
-    co_return token_response(co_await broker_.get_token(route.credential, route.min_ttl, deadline, peer.uid));
 
   // invalidate: {"access_token":"..."}
   auto reported = parse_invalidate_request(request.body);
@@ -221,26 +261,26 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
   }
   if (named && !permitted) {
     log_denial(peer, "oauth_token credential=" + first_named);
-    account(peer, first_named, "oauth_token", 403);
+    account(peer, first_named, "oauth_token", 403, clock_.now());
     co_return oauth_response({403, "forbidden", "this peer may not use this credential"});
   }
   if (name.empty()) {
     if (named) {
       log_denial(peer, "oauth_token: wrong or missing client secret");
-      account(peer, first_named, "oauth_token", 401);
+      account(peer, first_named, "oauth_token", 401, clock_.now());
     }
     co_return oauth_response(invalid_client());
   }
   Response r = token_response(co_await broker_.get_token(name, std::nullopt, deadline, peer.uid));
   if (r.status == 200) {
     if (auto doc = oauth_token_document(r.body, clock_.wall_now())) {
-      account(peer, name, "oauth_token", 200);
+      account(peer, name, "oauth_token", 200, clock_.now());
       co_return json_response(std::move(*doc));
     }
-    account(peer, name, "oauth_token", 500);
+    account(peer, name, "oauth_token", 500, clock_.now());
     co_return oauth_response({500, "server_error", "cl-tokend could not answer"});
   }
-  account(peer, name, "oauth_token", r.status);
+  account(peer, name, "oauth_token", r.status, clock_.now());
   Response refused = oauth_response(oauth_error_from(r.status, r.body));
   refused.retry_after = r.retry_after;
   co_return refused;

@@ -3,6 +3,7 @@
 // broker. Knows nothing of sockets; the connection gives it the peer identity.
 #include <functional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -33,7 +34,11 @@ public:
 
   Handler(Broker& broker, Metrics& metrics, const Clock& clock, std::vector<Principal> admin, ReloadFn reload);
 
-  boost::asio::awaitable<Response> handle(Request request, PeerIdentity peer, SteadyTime deadline);
+  /// The answer now when it needs no wait (a token held in memory: the serving fast path,
+  /// docs/architecture.md), else the coroutine that answers it, to be awaited at once.
+  /// `now` is when the request was read; `deadline` bounds every wait.
+  using Handled = std::variant<Response, boost::asio::awaitable<Response>>;
+  Handled handle(Request request, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline);
 
   void set_admin(std::vector<Principal> admin) { admin_ = std::move(admin); }
   /// Reports of a current token per uid: `burst`, then one per `interval` (config reload).
@@ -59,11 +64,26 @@ public:
   void count_refused(unsigned code) { metrics_.count_refused(code); }
 
 private:
+  /// The routes that may wait, as a coroutine.
+  boost::asio::awaitable<Response> handle_later(Route route, Request request, PeerIdentity peer, SteadyTime deadline);
+  boost::asio::awaitable<Response> finish_later(Route route, PeerIdentity peer, boost::asio::awaitable<Response> answer,
+                                                SteadyTime start);
+  /// After every answer: /v1/clients, the access log, the metrics, the trace line.
+  Response finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start);
+  /// 403 / 404 for a token route's credential and peer, or nothing when it may go on.
+  std::optional<Response> credential_refusal(const Route& route, const PeerIdentity& peer);
+  /// GET /v1/tokens/{name}: answered now when the broker can (Broker::ask_token).
+  Handled token_now(const Route& route, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline);
+  boost::asio::awaitable<Response> wait_token(std::uint64_t waiter);
+  /// POST /v1/verify: answered now when the key is held (verify_token).
+  Handled verify_now(Request& request, const PeerIdentity& peer, SteadyTime deadline);
+  /// Every other route (get_token and verify are handle()'s).
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);
   /// A request naming configured credential `credential` ended with `status`: counted for
   /// GET /v1/clients and written to the access log (403s are the denial lines instead).
-  void account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status);
+  void account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status,
+               SteadyTime now);
   /// `name` when it is a configured credential, else "(unknown)": safe to log.
   [[nodiscard]] std::string known_name(const std::string& name) const;
   /// POST /oauth/token: Commerce Layer's request and documents, served from the cache.

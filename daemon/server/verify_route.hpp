@@ -3,6 +3,7 @@
 // cached keys (no upstream request for a known kid). Always 200 with valid true or false
 // once the body is readable; 400 when it is not {"access_token":"..."}.
 #include <string>
+#include <variant>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -11,6 +12,9 @@
 
 namespace cltoken {
 
-boost::asio::awaitable<Response> verify_token(TokenVerifier& verifier, std::string body, SteadyTime deadline);
+/// The answer now when the key set in memory holds the token's kid (the common case: no
+/// coroutine), else the coroutine that waits for the key set first. `body` is wiped.
+std::variant<Response, boost::asio::awaitable<Response>> verify_token(TokenVerifier& verifier, std::string& body,
+                                                                      SteadyTime deadline);
 
 } // namespace cltoken

@@ -23,10 +23,16 @@ void SigningKeys::reset() {
   recalled_ = false;
 }
 
+std::shared_ptr<const KeySet> SigningKeys::held_for(std::string_view kid) const {
+  const SteadyTime now = clock_.now();
+  if (!keys_->contains(kid) || (gate_.stale(now) && gate_.may_fetch(now))) return nullptr;
+  return keys_;
+}
+
 asio::awaitable<std::shared_ptr<const KeySet>> SigningKeys::keys_for(std::string kid, SteadyTime deadline) {
+  if (auto held = held_for(kid)) co_return held;
   const SteadyTime now = clock_.now();
   const bool stale = gate_.stale(now) && gate_.may_fetch(now);
-  if (keys_->contains(kid) && !stale) co_return keys_;
   if (!in_flight_) {
     const bool recall = keeper_ != nullptr && !recalled_;
     if (!recall && !gate_.may_fetch(now)) co_return keys_; // asked recently: the set stands

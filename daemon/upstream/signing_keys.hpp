@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -58,6 +59,9 @@ public:
   /// allowed (waiting at most until the deadline). The set may still lack `kid`: the caller
   /// then refuses the token. A stale set that cannot be fetched again is used meanwhile.
   boost::asio::awaitable<std::shared_ptr<const KeySet>> keys_for(std::string kid, SteadyTime deadline);
+  /// What keys_for() answers at once, without I/O: the set when it holds `kid` and needs
+  /// no fetch first; nullptr when keys_for() would fetch or wait.
+  [[nodiscard]] std::shared_ptr<const KeySet> held_for(std::string_view kid) const;
   /// The set as held now (empty before the first fetch), without I/O.
   [[nodiscard]] std::shared_ptr<const KeySet> current() const { return keys_; }
   /// Drops every key (the auth server changed); the keeper is asked again.

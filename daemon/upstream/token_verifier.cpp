@@ -21,6 +21,36 @@ asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_pr
   co_return co_await check(token, std::move(none), deadline, false);
 }
 
+std::optional<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_presented_now(std::string_view token) {
+  auto decoded = decode_jwt(token);
+  if (auto* f = std::get_if<VerifyFailure>(&decoded)) return std::move(*f);
+  auto& jwt = std::get<DecodedJwt>(decoded);
+  const std::shared_ptr<const KeySet> keys = keys_.held_for(jwt.kid);
+  if (!keys) return std::nullopt; // keys_for() fetches (a new kid, a stale set) or waits
+  TokenExpectations expect;
+  expect.issuer = settings_.issuer;
+  expect.skew = settings_.skew;
+  return check_with(std::move(jwt), *keys, expect, false);
+}
+
+std::variant<DecodedJwt, VerifyFailure> TokenVerifier::check_with(DecodedJwt jwt, const KeySet& keys,
+                                                                  const TokenExpectations& expect, bool lenient) {
+  if (keys.empty()) {
+    if (!lenient) {
+      std::string why = keys_.last_error().empty() ? "the auth server's keys are not known yet" : keys_.last_error();
+      return VerifyFailure{VerifyReason::keys_unavailable, "signature not checked: " + why};
+    }
+    // when_available: the auth server answered the token but not its key set. The claims
+    // still have to match; the signature is checked once the keys can be had.
+    ++unverified_;
+    spdlog::warn("token signature not checked: the auth server's key set is not available (upstream.verify = \"when_available\")");
+  } else if (auto f = check_signature(jwt, keys)) {
+    return std::move(*f);
+  }
+  if (auto f = check_claims(jwt.claims, expect, clock_.wall_now())) return std::move(*f);
+  return jwt;
+}
+
 asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check(std::string_view token, TokenExpectations expect,
                                                                               SteadyTime deadline, bool lenient) {
   expect.issuer = settings_.issuer;
@@ -30,20 +60,7 @@ asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check(st
   auto& jwt = std::get<DecodedJwt>(decoded);
   // Decoded (copied) before the wait: `token` is the caller's bytes.
   const std::shared_ptr<const KeySet> keys = co_await keys_.keys_for(jwt.kid, deadline);
-  if (keys->empty()) {
-    if (!lenient) {
-      std::string why = keys_.last_error().empty() ? "the auth server's keys are not known yet" : keys_.last_error();
-      co_return VerifyFailure{VerifyReason::keys_unavailable, "signature not checked: " + why};
-    }
-    // when_available: the auth server answered the token but not its key set. The claims
-    // still have to match; the signature is checked once the keys can be had.
-    ++unverified_;
-    spdlog::warn("token signature not checked: the auth server's key set is not available (upstream.verify = \"when_available\")");
-  } else if (auto f = check_signature(jwt, *keys)) {
-    co_return std::move(*f);
-  }
-  if (auto f = check_claims(jwt.claims, expect, clock_.wall_now())) co_return std::move(*f);
-  co_return decoded;
+  co_return check_with(std::move(jwt), *keys, expect, lenient);
 }
 
 } // namespace cltoken

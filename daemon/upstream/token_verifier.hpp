@@ -2,6 +2,7 @@
 // Verifies tokens with the auth server's keys (upstream/signing_keys.hpp) and the checks of
 // core/jwt_verify.hpp, as the configured verify mode says: for every token the daemon
 // obtains before it is served or stored (VerifyingUpstream) and for POST /v1/verify.
+#include <optional>
 #include <string_view>
 #include <variant>
 
@@ -43,7 +44,14 @@ public:
   /// whatever the mode.
   boost::asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> check_presented(std::string_view token, SteadyTime deadline);
 
+  /// check_presented() without a wait, when the key set in memory holds the token's kid
+  /// (or the token is refused before a key is needed); nullopt when a key must be fetched.
+  [[nodiscard]] std::optional<std::variant<DecodedJwt, VerifyFailure>> check_presented_now(std::string_view token);
+
 private:
+  /// The checks once the keys are known.
+  std::variant<DecodedJwt, VerifyFailure> check_with(DecodedJwt jwt, const KeySet& keys, const TokenExpectations& expect,
+                                                     bool lenient);
   boost::asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> check(std::string_view token, TokenExpectations expect,
                                                                         SteadyTime deadline, bool lenient);
 

@@ -223,3 +223,11 @@ TEST_CASE("a key set written by jwks_document reads back to the same keys", "[jw
   REQUIRE(again.keys.size() == 1);
   CHECK_FALSE(reason(sign_rs512(key(), header, claims()), expected(), again.keys));
 }
+
+TEST_CASE("base64url decoding refuses whitespace and padding anywhere, and reads every alphabet byte", "[jwt]") {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  CHECK(base64url_decode(base64url_encode(all)) == all);
+  CHECK(base64url_decode("-_-_") == std::string("\xfb\xff\xbf", 3));
+  for (std::string bad : {"    abc", "ab c", "abc\n", "ab\x80", "a.bc"}) CHECK_FALSE(base64url_decode(bad));
+}

@@ -31,3 +31,24 @@ TEST_CASE("the verify answer: claims when valid, reason and message when not, ne
   auto invalid = nlohmann::json::parse(verify_answer(VerifyFailure{VerifyReason::expired, "token has expired"}));
   CHECK(invalid == nlohmann::json{{"valid", false}, {"reason", "expired"}, {"message", "token has expired"}});
 }
+
+TEST_CASE("the verify request's usual shape is read without the parser, and reads as the parser would", "[jwt]") {
+  const std::string jwt = "eyJhbGciOiJSUzUxMiJ9.eyJpc3MiOiJ4In0.c2ln-_";
+  for (std::string body : {R"({"access_token":")" + jwt + R"("})", "{ \"access_token\" : \"" + jwt + "\" }\n",
+                           "\t{\r\n\"access_token\":\"" + jwt + "\"}"}) {
+    auto token = read_verify_request(body);
+    REQUIRE(token);
+    CHECK(token->reveal() == jwt);
+    CHECK(body.empty());
+  }
+  // Escapes are the parser's: it reads the unescaped token.
+  std::string escaped = R"({"access_token":"a\/b\u0041"})";
+  auto token = read_verify_request(escaped);
+  REQUIRE(token);
+  CHECK(token->reveal() == "a/bA");
+  // Near misses are refused as the parser refuses them.
+  for (std::string bad : {R"({"access_token":"x"} x)", R"({"access_token":"x",})", R"({"access_token":"x")",
+                          R"({"access_token":"x"}})", "{\"access_token\":\"\x01\"}", R"({"access_token" "x"})",
+                          "{\"access_token\":\"\xff\"}"})
+    CHECK_FALSE(read_verify_request(bad));
+}
