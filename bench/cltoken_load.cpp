@@ -50,8 +50,9 @@ struct Options {
 /// The request every connection repeats: a GET, or a POST of the --body-file.
 std::string request_of(const Options& o) {
   if (o.body.empty()) return "GET " + o.path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  return "POST " + o.path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(o.body.size()) + "\r\n\r\n" + o.body;
+  return "POST " + o.path +
+         " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(o.body.size()) +
+         "\r\n\r\n" + o.body;
 }
 
 [[noreturn]] void usage(const char* why) {
@@ -74,8 +75,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--path") {
       o.path = value();
       o.path_set = true;
-    }
-    else if (a == "--connections") o.connections = std::atoi(value());
+    } else if (a == "--connections") o.connections = std::atoi(value());
     else if (a == "--duration") o.duration = std::atof(value());
     else if (a == "--warmup") o.warmup = std::atof(value());
     else if (a == "--hold") o.hold = std::atoi(value());
@@ -87,8 +87,7 @@ Options parse(int argc, char** argv) {
       char buf[4096];
       for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) o.body.append(buf, n);
       std::fclose(f);
-    }
-    else usage("unknown option");
+    } else usage("unknown option");
   }
   if (o.socket.empty()) usage("--socket is required");
   if (o.connections < 1 && o.hold < 1) usage("--connections must be at least 1");
@@ -185,8 +184,7 @@ int hold(const Options& o) {
   std::printf("holding %d\n", o.hold);
   std::fflush(stdout);
   char c;
-  while (::read(0, &c, 1) > 0) {
-  }
+  while (::read(0, &c, 1) > 0) {}
   for (int fd : fds) ::close(fd);
   return 0;
 }
@@ -217,8 +215,7 @@ int main(int argc, char** argv) {
   std::uint64_t ok = 0, errors = 0, reconnects = 0;
   const auto t0 = Clock::now();
   const auto measure_from = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
-  const auto stop_at =
-      measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
+  const auto stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
 
   auto send = [&](Conn& c) {
     c.started = Clock::now();
@@ -292,9 +289,8 @@ int main(int argc, char** argv) {
         if (c.started >= measure_from && done <= stop_at) {
           if (status == 200) {
             ++ok;
-            latencies.push_back(static_cast<std::uint32_t>(
-                std::min<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(done - c.started).count(),
-                                       UINT32_MAX)));
+            latencies.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(done - c.started).count(), UINT32_MAX)));
           } else {
             ++errors;
           }
@@ -320,19 +316,17 @@ int main(int argc, char** argv) {
 
   std::sort(latencies.begin(), latencies.end());
   const double rps = static_cast<double>(ok) / o.duration;
-  const double p50 = percentile(latencies, 0.50), p99 = percentile(latencies, 0.99),
-               p999 = percentile(latencies, 0.999);
+  const double p50 = percentile(latencies, 0.50), p99 = percentile(latencies, 0.99), p999 = percentile(latencies, 0.999);
   if (o.json) {
     std::printf("{\"connections\":%d,\"duration_s\":%.3f,\"requests\":%llu,\"errors\":%llu,\"reconnects\":%llu,"
                 "\"rps\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
-                o.connections, o.duration, static_cast<unsigned long long>(ok),
-                static_cast<unsigned long long>(errors), static_cast<unsigned long long>(reconnects), rps, p50, p99,
-                p999);
+                o.connections, o.duration, static_cast<unsigned long long>(ok), static_cast<unsigned long long>(errors),
+                static_cast<unsigned long long>(reconnects), rps, p50, p99, p999);
   } else {
     std::printf("%d connections, %.1f s: %llu answers 200, %llu errors\n%.0f requests/s, latency p50 %.1f us, "
                 "p99 %.1f us, p99.9 %.1f us\n",
-                o.connections, o.duration, static_cast<unsigned long long>(ok),
-                static_cast<unsigned long long>(errors), rps, p50, p99, p999);
+                o.connections, o.duration, static_cast<unsigned long long>(ok), static_cast<unsigned long long>(errors), rps, p50,
+                p99, p999);
   }
   return errors == 0 ? 0 : 3;
 }

@@ -207,7 +207,8 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
   app.add_flag("--check", check, "validate the config and every secret source, then exit");
-  app.add_option("--log-level", log_level, "override log.level")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-level", log_level, "override log.level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.set_version_flag("--version", "cl-tokend " CLTOKEN_VERSION);
   try {
     app.parse(argc, argv);
@@ -273,8 +274,8 @@ int main(int argc, char** argv) {
       d.listener = std::make_unique<Listener>(ctx.get_executor(), cfg.server, *d.handler, d.clock);
       spdlog::info("listening on {}", cfg.server.socket);
     }
-    d.heartbeat = std::make_unique<systemd::Heartbeat>(ctx.get_executor(), d.clock, *d.broker,
-                                                       systemd::fetch_bound(cfg.upstream));
+    d.heartbeat =
+        std::make_unique<systemd::Heartbeat>(ctx.get_executor(), d.clock, *d.broker, systemd::fetch_bound(cfg.upstream));
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
     std::fprintf(stderr, "cl-tokend: %s\n", e.what());

@@ -4,6 +4,7 @@
 CLTOKEN_PACKAGES=(
   # build
   g++ cmake ninja-build pkg-config dpkg-dev
+  clang-format-14         # scripts/format and its ctest check (one formatter, .clang-format)
   libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libcli11-dev libsystemd-dev catch2
   libhiredis-dev          # the token store's Redis protocol (docs/store.md)

@@ -16,7 +16,8 @@
 
 namespace cltoken {
 
-template <class Answer> class AnswerBox {
+template <class Answer>
+class AnswerBox {
 public:
   /// Waits for the answer to `id`. `then` runs once the client is registered: it performs
   /// the core's actions, which may answer it at once.
@@ -43,7 +44,9 @@ private:
   };
   /// Unregisters the slot however the wait ends (answered, or its coroutine destroyed).
   struct Registered {
-    Registered(std::map<std::uint64_t, Slot*>& slots, std::uint64_t id, Slot& slot) : slots_(slots), id_(id) { slots_.emplace(id, &slot); }
+    Registered(std::map<std::uint64_t, Slot*>& slots, std::uint64_t id, Slot& slot) : slots_(slots), id_(id) {
+      slots_.emplace(id, &slot);
+    }
     ~Registered() { slots_.erase(id_); }
     Registered(const Registered&) = delete;
     Registered& operator=(const Registered&) = delete;

@@ -20,7 +20,10 @@ struct LogFailure {
   std::string then;
   void operator()(std::exception_ptr p) const;
   /// For a task with a result nobody reads.
-  template <class T> void operator()(std::exception_ptr p, T&&) const { (*this)(p); }
+  template <class T>
+  void operator()(std::exception_ptr p, T&&) const {
+    (*this)(p);
+  }
 };
 [[nodiscard]] inline LogFailure log_failure(std::string what, std::string then = {}) {
   return LogFailure{std::move(what), std::move(then)};

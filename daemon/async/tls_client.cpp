@@ -13,10 +13,8 @@ asio::ssl::context tls_client_context(const std::string& ca_file) {
   tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
                   asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
   tls.set_verify_mode(asio::ssl::verify_peer);
-  if (ca_file.empty())
-    tls.set_default_verify_paths();
-  else
-    tls.load_verify_file(ca_file); // throws with OpenSSL's reason if unreadable
+  if (ca_file.empty()) tls.set_default_verify_paths();
+  else tls.load_verify_file(ca_file); // throws with OpenSSL's reason if unreadable
   return tls;
 }
 

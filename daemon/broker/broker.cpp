@@ -17,7 +17,8 @@ namespace {
 UpstreamFailure internal_failure(const std::exception& ex) {
   // A bug or resource exhaustion must not leave a credential in flight for ever and its
   // budget slot taken: it becomes a failure like any other, with backoff.
-  return UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", ex.what()), {}, 0, {}};
+  return UpstreamFailure{
+      FailureKind::network_error, fmt::format("internal error asking the auth server: {}", ex.what()), {}, 0, {}};
 }
 } // namespace
 
@@ -73,12 +74,14 @@ void Broker::perform(SchedulerAction& a) {
           answers_.deliver(act.waiter, std::move(act.answer));
         } else if constexpr (std::is_same_v<A, action::Fetch>) {
           ++fetches_;
-          spawn(fetch(act.credential, *scheduler_.credential(act.credential.name)), "credential " + act.credential.name + ": fetch");
+          spawn(fetch(act.credential, *scheduler_.credential(act.credential.name)),
+                "credential " + act.credential.name + ": fetch");
         } else if constexpr (std::is_same_v<A, action::RevokeReported>) {
           spawn(revoke_reported(act.credential, *scheduler_.credential(act.credential.name), std::move(act.token)),
                 "credential " + act.credential.name + ": revoke");
         } else if constexpr (std::is_same_v<A, action::Load>) {
-          spawn(load(act.credential, *scheduler_.credential(act.credential.name)), "credential " + act.credential.name + ": store load");
+          spawn(load(act.credential, *scheduler_.credential(act.credential.name)),
+                "credential " + act.credential.name + ": store load");
         } else if constexpr (std::is_same_v<A, action::AskFleet>) {
           spawn(ask_fleet(act.credential, *scheduler_.credential(act.credential.name), act.newer_than),
                 "credential " + act.credential.name + ": asking the token store");
@@ -186,7 +189,8 @@ TokenScheduler::Asked Broker::ask_token(std::string_view name, std::optional<Sec
   return asked;
 }
 
-asio::awaitable<TokenAnswer> Broker::invalidate(std::string name, Secret reported, SteadyTime deadline, std::optional<uid_t> peer) {
+asio::awaitable<TokenAnswer> Broker::invalidate(std::string name, Secret reported, SteadyTime deadline,
+                                                std::optional<uid_t> peer) {
   co_return co_await await_answer(scheduler_.invalidate(now(), name, reported, deadline, peer));
 }
 
@@ -198,14 +202,10 @@ asio::awaitable<RevokeAnswer> Broker::revoke(std::string name, std::optional<uid
   auto start = scheduler_.revoke_begin(now(), name, peer);
   using Kind = TokenScheduler::RevokeStart::Kind;
   switch (start.kind) {
-  case Kind::unknown:
-    co_return RevokeAnswer{};
-  case Kind::nothing:
-    co_return RevokeAnswer{RevokeAnswer::Kind::revoked, {}};
-  case Kind::refused:
-    co_return RevokeAnswer{RevokeAnswer::Kind::unavailable, std::move(*start.refused_answer)};
-  case Kind::revoke:
-    break;
+  case Kind::unknown: co_return RevokeAnswer{};
+  case Kind::nothing: co_return RevokeAnswer{RevokeAnswer::Kind::revoked, {}};
+  case Kind::refused: co_return RevokeAnswer{RevokeAnswer::Kind::unavailable, std::move(*start.refused_answer)};
+  case Kind::revoke: break;
   }
   const CredentialConfig config = *scheduler_.credential(name);
   const Secret token = *start.token;

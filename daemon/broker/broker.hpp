@@ -34,8 +34,8 @@ struct RevokeAnswer {
 
 class Broker {
 public:
-  Broker(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Random& random,
-         UpstreamBudget& budget, const Config& config);
+  Broker(boost::asio::any_io_executor executor, const Clock& clock, Upstream& upstream, Random& random, UpstreamBudget& budget,
+         const Config& config);
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -87,8 +87,8 @@ public:
   /// that no fetch outlives its deadlines (daemon/systemd/watchdog.hpp).
   struct Progress {
     bool running = false;
-    SteadyTime next_wake{};                  ///< when the scheduler is due to run again
-    std::optional<SteadyTime> oldest_fetch;  ///< start of the oldest fetch still in flight
+    SteadyTime next_wake{};                 ///< when the scheduler is due to run again
+    std::optional<SteadyTime> oldest_fetch; ///< start of the oldest fetch still in flight
   };
   [[nodiscard]] Progress progress() const;
 

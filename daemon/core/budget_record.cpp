@@ -9,9 +9,7 @@ namespace {
 
 constexpr std::string_view header = "cl-tokend upstream budget 1";
 
-std::int64_t unix_ms(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
+std::int64_t unix_ms(WallTime t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
 
 } // namespace
 
@@ -59,7 +57,8 @@ BudgetRecordParse parse_budget_record(std::string_view text, std::size_t max_ent
     else if (what == "in_flight") r.in_flight.push_back(t);
     else if (what == "paused_until" && !r.paused_until) r.paused_until = t;
     else return fail("line " + std::to_string(line_no) + " is not an entry of the record");
-    if (r.answered.size() + r.in_flight.size() > max_entries) return fail("more than " + std::to_string(max_entries) + " entries");
+    if (r.answered.size() + r.in_flight.size() > max_entries)
+      return fail("more than " + std::to_string(max_entries) + " entries");
   }
   return {std::move(r), {}};
 }

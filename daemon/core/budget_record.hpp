@@ -17,8 +17,8 @@
 namespace cltoken {
 
 struct BudgetRecord {
-  std::vector<WallTime> answered;  ///< requests answered within the last window
-  std::vector<WallTime> in_flight; ///< requests sent and not yet answered, by send time
+  std::vector<WallTime> answered;       ///< requests answered within the last window
+  std::vector<WallTime> in_flight;      ///< requests sent and not yet answered, by send time
   std::optional<WallTime> paused_until; ///< a 429 pause still running
 };
 

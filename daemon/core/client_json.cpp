@@ -12,12 +12,9 @@ bool json_depth_within(std::string_view text, std::size_t max_depth) {
   bool escaped = false;
   for (const char c : text) {
     if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -41,8 +38,7 @@ void wipe_json(nlohmann::json& j) {
   while (!pending.empty()) {
     nlohmann::json* v = pending.back();
     pending.pop_back();
-    if (v->is_string())
-      wipe(v->get_ref<std::string&>());
+    if (v->is_string()) wipe(v->get_ref<std::string&>());
     else if (v->is_structured())
       for (auto& child : *v) pending.push_back(&child);
   }

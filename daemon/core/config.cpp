@@ -32,9 +32,7 @@ const char* to_string(VerifyMode m) {
   return "when_available";
 }
 
-const char* to_string(CredentialKind k) {
-  return k == CredentialKind::integration ? "integration" : "sales_channel";
-}
+const char* to_string(CredentialKind k) { return k == CredentialKind::integration ? "integration" : "sales_channel"; }
 
 bool CredentialConfig::same_identity(const CredentialConfig& other) const {
   const bool secrets_equal = client_secret.has_value() == other.client_secret.has_value() &&
@@ -63,9 +61,7 @@ ConfigEnvironment system_config_environment() {
 
 namespace {
 
-bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
+bool is_loopback_host(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
 
 } // namespace
 
@@ -126,8 +122,8 @@ std::optional<AuthUrl> parse_auth_url(const std::string& text, std::string& erro
 std::string describe(const CredentialConfig& c) {
   std::string allow;
   for (const auto& p : c.allow) allow += (allow.empty() ? "" : ",") + p.text;
-  return fmt::format("{}: {} client_id={} secret={} scope={} allow=[{}]", c.name, to_string(c.kind), c.client_id,
-                     c.secret_source, c.scope.empty() ? "(none)" : c.scope, allow);
+  return fmt::format("{}: {} client_id={} secret={} scope={} allow=[{}]", c.name, to_string(c.kind), c.client_id, c.secret_source,
+                     c.scope.empty() ? "(none)" : c.scope, allow);
 }
 
 } // namespace cltoken

@@ -48,16 +48,16 @@ struct ServerConfig {
   std::optional<gid_t> socket_group;
   std::string socket_group_name;
   std::vector<Principal> admin;
-  std::vector<Principal> verify_allow; ///< who may POST /v1/verify (default: any peer)
+  std::vector<Principal> verify_allow;  ///< who may POST /v1/verify (default: any peer)
   std::vector<Principal> metrics_allow; ///< besides admins, who gets per-credential counters in /metrics (default: nobody)
   std::size_t max_connections = 256;
-  std::size_t max_connections_per_peer = 128;  ///< open connections per uid; 0 = no cap
-  std::size_t admin_reserved_connections = 8;  ///< of max_connections, for admin principals only
-  std::size_t max_requests_per_peer = 0; ///< requests in progress per uid; 0 = no cap
-  unsigned invalidate_burst = 5;         ///< reports of a current token per uid at once ...
-  Millis invalidate_interval{12000};     ///< ... then one per interval (admins: no limit)
+  std::size_t max_connections_per_peer = 128; ///< open connections per uid; 0 = no cap
+  std::size_t admin_reserved_connections = 8; ///< of max_connections, for admin principals only
+  std::size_t max_requests_per_peer = 0;      ///< requests in progress per uid; 0 = no cap
+  unsigned invalidate_burst = 5;              ///< reports of a current token per uid at once ...
+  Millis invalidate_interval{12000};          ///< ... then one per interval (admins: no limit)
   Millis idle_timeout{30000};
-  Millis request_timeout{15000};   ///< whole request: read, wait for a token, write
+  Millis request_timeout{15000}; ///< whole request: read, wait for a token, write
   std::size_t max_header_bytes = 8192;
   std::size_t max_body_bytes = 65536;
 };
@@ -79,10 +79,10 @@ struct UpstreamConfig {
   Millis request_timeout{10000};
   unsigned max_requests_per_minute = 25;
   VerifyMode verify = VerifyMode::when_available;
-  std::string issuer;               ///< the `iss` tokens must carry; default: auth_url
-  Seconds jwks_min_interval{30};    ///< no two key-set requests closer than this
-  Seconds jwks_max_age{86400};      ///< a key set kept in the store longer than this is fetched again
-  Seconds verify_skew{60};          ///< tolerance between a token's exp and expires_in
+  std::string issuer;            ///< the `iss` tokens must carry; default: auth_url
+  Seconds jwks_min_interval{30}; ///< no two key-set requests closer than this
+  Seconds jwks_max_age{86400};   ///< a key set kept in the store longer than this is fetched again
+  Seconds verify_skew{60};       ///< tolerance between a token's exp and expires_in
   /// Where the budget's record of recent requests survives a restart; "" = not kept.
   std::string budget_path;
   unsigned budget_path_line = 0;
@@ -102,7 +102,7 @@ struct RefreshConfig {
 struct LogConfig {
   std::string level = "info";
   std::string format = "text";
-  bool access = false;            ///< one line per token handed out or refused (core/access_log.hpp)
+  bool access = false;              ///< one line per token handed out or refused (core/access_log.hpp)
   unsigned access_per_minute = 600; ///< access lines a minute, all peers; a tenth of it per uid
 };
 
@@ -142,12 +142,12 @@ struct StoreConfig {
   std::string key_source = "none"; ///< "file PATH", "credential NAME" or "none", for --check
   std::optional<Secret> key;       ///< seals the records of credentials without a client secret
   std::string url = "redis://127.0.0.1:6379/0";
-  std::optional<RedisUrl> redis;   ///< url parsed (backend redis), password from the url or password_file
+  std::optional<RedisUrl> redis; ///< url parsed (backend redis), password from the url or password_file
   std::string password_file;
-  std::string ca_file;             ///< rediss://: PEM CAs; empty = the system trust store
-  Millis timeout{1000};            ///< each Redis operation, connecting included
-  Millis poll{200};                ///< how often a daemon waiting on another's fetch looks for its token
-  Millis reconnect_max{30000};     ///< longest pause between reconnection attempts
+  std::string ca_file;              ///< rediss://: PEM CAs; empty = the system trust store
+  Millis timeout{1000};             ///< each Redis operation, connecting included
+  Millis poll{200};                 ///< how often a daemon waiting on another's fetch looks for its token
+  Millis reconnect_max{30000};      ///< longest pause between reconnection attempts
   std::string prefix = "cl-tokend"; ///< of every Redis key, so fleets can share one Redis
 };
 

@@ -1,7 +1,6 @@
 // [credentials.NAME]: one credential, its secret source and its allow list.
 #include "core/config_reader.hpp"
 
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,12 +44,11 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
     r.fail_here("credential name \"" + name + "\" may contain only letters, digits, '-', '_' and '.' (at most 64)");
   auto kind = r.string("kind");
   if (!kind) r.fail_here("missing credentials." + name + ".kind (\"integration\" or \"sales_channel\")");
-  if (*kind == "integration")
-    c.kind = CredentialKind::integration;
-  else if (*kind == "sales_channel")
-    c.kind = CredentialKind::sales_channel;
+  if (*kind == "integration") c.kind = CredentialKind::integration;
+  else if (*kind == "sales_channel") c.kind = CredentialKind::sales_channel;
   else
-    r.fail_at(*t.get("kind"), "unknown credentials." + name + ".kind \"" + *kind + "\" (expected \"integration\" or \"sales_channel\")");
+    r.fail_at(*t.get("kind"),
+              "unknown credentials." + name + ".kind \"" + *kind + "\" (expected \"integration\" or \"sales_channel\")");
   c.client_id = r.required_string("client_id");
   c.scope = r.string("scope").value_or("");
 
@@ -94,7 +92,8 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
     } else {
       if (!config_private)
         r.fail(line, fmt::format("{}: an inline secret needs a config file that only its owner can read; run: chmod 600 {} "
-                                 "(or use client_secret_file)", key, file));
+                                 "(or use client_secret_file)",
+                                 key, file));
       c.client_secret = Secret(v);
       c.secret_source = "inline";
       // The parsed table holds its own copy; it is ours (load_config's root), so wipe it.
@@ -104,7 +103,8 @@ CredentialConfig load_credential(const std::string& file, const std::string& nam
   for (auto& s : sources)
     if (s.value && std::string_view(s.key) == "client_secret") wipe(*s.value);
   if (c.kind == CredentialKind::integration && !c.client_secret)
-    r.fail_here("credentials." + name + ": an integration needs a client secret "
+    r.fail_here("credentials." + name +
+                ": an integration needs a client secret "
                 "(client_secret_file, client_secret_env, client_secret_credential or client_secret)");
   c.allow = principals(r, "allow", env, std::nullopt, units);
   r.reject_unknown();

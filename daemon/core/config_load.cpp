@@ -2,7 +2,6 @@
 #include "core/config_reader.hpp"
 #include "core/refresh_advice.hpp"
 
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,7 +59,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       long mode = std::strtol(v->c_str(), &end, 8);
       if (v->empty() || *end != '\0' || mode < 0 || mode > 0777)
         r.fail_at(*r.get("socket_mode"), "server.socket_mode must be an octal mode such as \"0660\"");
-      if ((mode & 0600) != 0600) r.fail_at(*r.get("socket_mode"), "server.socket_mode must let the owner read and write (0600 at least)");
+      if ((mode & 0600) != 0600)
+        r.fail_at(*r.get("socket_mode"), "server.socket_mode must let the owner read and write (0600 at least)");
       cfg.server.socket_mode = static_cast<mode_t>(mode);
     }
     if (auto v = r.string("socket_group")) {
@@ -76,19 +76,22 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
         principals(r, "admin", env, std::vector<Principal>{*parse_principal("uid:0", *env.names, error)}, &cfg.unit_principals);
     // Verifying a token reveals nothing the caller does not hold already.
     cfg.server.verify_allow = principals(r, "verify_allow", env, std::vector<Principal>{*parse_principal("*", *env.names, error)},
-                                        &cfg.unit_principals);
+                                         &cfg.unit_principals);
     // Per-credential counters say how often each service works: admins and these only.
     cfg.server.metrics_allow = principals(r, "metrics_allow", env, std::vector<Principal>{}, &cfg.unit_principals);
     if (auto v = r.integer("max_connections", 1, 1000000)) cfg.server.max_connections = static_cast<std::size_t>(*v);
     if (auto v = r.integer("invalidate_burst", 1, 1000000)) cfg.server.invalidate_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("invalidate_interval_ms", 1, 3600000)) cfg.server.invalidate_interval = Millis(*v);
-    if (auto v = r.integer("max_connections_per_peer", 0, 1000000)) cfg.server.max_connections_per_peer = static_cast<std::size_t>(*v);
-    if (auto v = r.integer("admin_reserved_connections", 0, 1000000)) cfg.server.admin_reserved_connections = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_connections_per_peer", 0, 1000000))
+      cfg.server.max_connections_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("admin_reserved_connections", 0, 1000000))
+      cfg.server.admin_reserved_connections = static_cast<std::size_t>(*v);
     else cfg.server.admin_reserved_connections = std::min(cfg.server.admin_reserved_connections, cfg.server.max_connections / 4);
     if (cfg.server.admin_reserved_connections >= cfg.server.max_connections)
       r.fail(r.get("admin_reserved_connections") ? line_of(*r.get("admin_reserved_connections")) : r.line(),
              fmt::format("server.admin_reserved_connections ({}) must be smaller than server.max_connections ({}), or no "
-                         "peer but an admin could connect", cfg.server.admin_reserved_connections, cfg.server.max_connections));
+                         "peer but an admin could connect",
+                         cfg.server.admin_reserved_connections, cfg.server.max_connections));
     if (auto v = r.integer("max_requests_per_peer", 0, 1000000)) cfg.server.max_requests_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("idle_timeout_ms", 100, 86400000)) cfg.server.idle_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 100, 600000)) cfg.server.request_timeout = Millis(*v);
@@ -105,10 +108,12 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     cfg.upstream.auth_url = *parsed;
     cfg.upstream.ca_file = r.string("ca_file").value_or("");
     if (!cfg.upstream.ca_file.empty() && ::access(cfg.upstream.ca_file.c_str(), R_OK) != 0)
-      r.fail_at(*r.get("ca_file"), fmt::format("upstream.ca_file: cannot read {}: {}", cfg.upstream.ca_file, std::strerror(errno)));
+      r.fail_at(*r.get("ca_file"),
+                fmt::format("upstream.ca_file: cannot read {}: {}", cfg.upstream.ca_file, std::strerror(errno)));
     if (auto v = r.integer("connect_timeout_ms", 10, 600000)) cfg.upstream.connect_timeout = Millis(*v);
     if (auto v = r.integer("request_timeout_ms", 10, 600000)) cfg.upstream.request_timeout = Millis(*v);
-    if (auto v = r.integer("max_requests_per_minute", 1, 100000)) cfg.upstream.max_requests_per_minute = static_cast<unsigned>(*v);
+    if (auto v = r.integer("max_requests_per_minute", 1, 100000))
+      cfg.upstream.max_requests_per_minute = static_cast<unsigned>(*v);
     if (auto v = r.string("verify")) {
       if (*v == "required") cfg.upstream.verify = VerifyMode::required;
       else if (*v == "when_available") cfg.upstream.verify = VerifyMode::when_available;
@@ -171,7 +176,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
   { // [customers]
     TableReader r(path, sub_table(path, root, "customers", empty), "customers");
     if (auto v = r.integer("max_sessions", 0, 10000000)) cfg.customers.max_sessions = static_cast<std::size_t>(*v);
-    if (auto v = r.integer("max_sessions_per_peer", 0, 10000000)) cfg.customers.max_sessions_per_peer = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("max_sessions_per_peer", 0, 10000000))
+      cfg.customers.max_sessions_per_peer = static_cast<std::size_t>(*v);
     if (auto v = r.integer("max_memory_mib", 0, 1048576)) cfg.customers.max_memory_mib = static_cast<std::size_t>(*v);
     if (auto v = r.integer("login_burst", 1, 1000000)) cfg.customers.login_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("login_interval_ms", 1, 3600000)) cfg.customers.login_interval = Millis(*v);
@@ -208,7 +214,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       auto dir = env.getenv("CREDENTIALS_DIRECTORY");
       if (!dir || dir->empty())
         r.fail(line, "store.key_credential: $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)");
-      if (cfg.store.key_credential.find('/') != std::string::npos) r.fail(line, "store.key_credential: a credential name cannot contain '/'");
+      if (cfg.store.key_credential.find('/') != std::string::npos)
+        r.fail(line, "store.key_credential: a credential name cannot contain '/'");
       cfg.store.key = read_secret_file(r, line, "store.key_credential", *dir + "/" + cfg.store.key_credential);
       cfg.store.key_source = "credential " + cfg.store.key_credential;
     }
@@ -247,7 +254,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       if (!url) r.fail(url_line, "store.url " + error);
       if (url->password && !config_private)
         r.fail(url_line, fmt::format("store.url holds a password: that needs a config file only its owner can read; run: "
-                                     "chmod 600 {} (or use store.password_file)", path));
+                                     "chmod 600 {} (or use store.password_file)",
+                                     path));
       if (!cfg.store.password_file.empty()) {
         const unsigned line = line_of(*r.get("password_file"));
         if (url->password) r.fail(line, "store: both store.url and store.password_file give a password; keep one");
@@ -260,11 +268,13 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     r.reject_unknown();
   }
   if (const toml::node* creds = root.get("credentials")) {
-    if (!creds->is_table()) throw ConfigError(path, std::max(1u, line_of(*creds)), "[credentials] must be a table of [credentials.NAME]");
+    if (!creds->is_table())
+      throw ConfigError(path, std::max(1u, line_of(*creds)), "[credentials] must be a table of [credentials.NAME]");
     for (auto&& [key, node] : *creds->as_table()) {
       std::string name(key.str());
       if (!node.is_table())
-        throw ConfigError(path, std::max(1u, line_of(node)), "credentials." + name + " must be a table [credentials." + name + "]");
+        throw ConfigError(path, std::max(1u, line_of(node)),
+                          "credentials." + name + " must be a table [credentials." + name + "]");
       cfg.credentials.push_back(load_credential(path, name, *node.as_table(), env, config_private, &cfg.unit_principals));
     }
   }

@@ -1,6 +1,5 @@
 #include "core/config_reader.hpp"
 
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,16 +48,13 @@ std::vector<Principal> principals(TableReader& r, std::string_view key, const Co
   return out;
 }
 
-
 /// Reads a secret file, refusing one that other users could read or replace.
-Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, const std::string& path,
-                        SecretFileRule rule) {
+Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, const std::string& path, SecretFileRule rule) {
   // O_NONBLOCK: a FIFO (or a device) named by mistake or malice must not hang the load;
   // and a reload runs on the event loop, where a hang would stop every client.
   // O_NOFOLLOW: a symbolic link in its place is refused, never followed.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0 && errno == ELOOP)
-    r.fail(line, fmt::format("{}: {} is a symbolic link; name the file itself", key, path));
+  if (fd < 0 && errno == ELOOP) r.fail(line, fmt::format("{}: {} is a symbolic link; name the file itself", key, path));
   if (fd < 0) r.fail(line, fmt::format("{}: cannot open {}: {}", key, path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -82,10 +78,12 @@ Secret read_secret_file(TableReader& r, unsigned line, const std::string& key, c
     const bool private_file = rule == SecretFileRule::private_file;
     const bool readable = (st.st_mode & refused & 0444) != 0;
     const bool writable = (st.st_mode & refused & 0222) != 0;
-    const char* how = readable && writable ? "readable and writable" : readable ? "readable" : writable ? "writable" : "executable";
+    const char* how = readable && writable ? "readable and writable"
+                      : readable           ? "readable"
+                      : writable           ? "writable"
+                                           : "executable";
     r.fail(line, fmt::format("{}: {} is {} by {} (mode {:04o}); run: chmod {} {}", key, path, how,
-                             private_file ? "group or others" : "others", st.st_mode & 07777, private_file ? "600" : "o=",
-                             path));
+                             private_file ? "group or others" : "others", st.st_mode & 07777, private_file ? "600" : "o=", path));
   }
   std::string content;
   char buf[4096];

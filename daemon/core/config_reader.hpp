@@ -69,12 +69,9 @@ public:
     const toml::node* n = get(key);
     if (n == nullptr) return std::nullopt;
     double v = 0;
-    if (n->is_floating_point())
-      v = n->as_floating_point()->get();
-    else if (n->is_integer())
-      v = static_cast<double>(n->as_integer()->get());
-    else
-      fail_at(*n, qualified(key) + " must be a number");
+    if (n->is_floating_point()) v = n->as_floating_point()->get();
+    else if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+    else fail_at(*n, qualified(key) + " must be a number");
     if (!(v >= min && v <= max)) fail_at(*n, fmt::format("{} must be between {} and {}, not {}", qualified(key), min, max, v));
     return v;
   }

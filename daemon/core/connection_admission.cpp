@@ -14,12 +14,9 @@ Admission admit_connection(const ConnectionLimits& limits, std::size_t open, std
 
 const char* to_string(Admission a) {
   switch (a) {
-  case Admission::accept:
-    return "accept";
-  case Admission::peer_full:
-    return "server.max_connections_per_peer";
-  case Admission::daemon_full:
-    return "server.max_connections";
+  case Admission::accept: return "accept";
+  case Admission::peer_full: return "server.max_connections_per_peer";
+  case Admission::daemon_full: return "server.max_connections";
   }
   return "?";
 }

@@ -23,8 +23,7 @@ struct ConnectionLimits {
 };
 
 /// `open`: connections open in all; `open_by_peer`: those of this peer's uid.
-[[nodiscard]] Admission admit_connection(const ConnectionLimits& limits, std::size_t open, std::size_t open_by_peer,
-                                         bool admin);
+[[nodiscard]] Admission admit_connection(const ConnectionLimits& limits, std::size_t open, std::size_t open_by_peer, bool admin);
 
 [[nodiscard]] const char* to_string(Admission a);
 

@@ -47,8 +47,7 @@ ServeDecision CredentialState::decide(SteadyTime now, Seconds min_ttl, bool wait
     if (left >= min_ttl || waited) return {ServeDecision::Action::serve, {}};
     // Otherwise serve what we have. Before the reissue window opens the upstream would
     // hand back this very token.
-    const bool can_help =
-        new_token_helps(token_->obtained_at, token_->lifetime, min_ttl, now) && now >= token_->reissue_from;
+    const bool can_help = new_token_helps(token_->obtained_at, token_->lifetime, min_ttl, now) && now >= token_->reissue_from;
     if (!can_help) return {ServeDecision::Action::serve, {}};
     if (in_flight_) return {ServeDecision::Action::wait, {}};
     if (now < retry_at_ || global_pause) return {ServeDecision::Action::serve, {}};
@@ -80,8 +79,8 @@ void CredentialState::fetch_started(SteadyTime) {
   ++counters_.upstream_requests;
 }
 
-CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now,
-                                                          double jitter_u, double backoff_u) {
+CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, SteadyTime sent_at, SteadyTime now, double jitter_u,
+                                                          double backoff_u) {
   in_flight_ = false;
   const SteadyTime expires_at = sent_at + grant.expires_in - expiry_margin;
   const bool same_as_invalidated = invalidated_ && invalidated_->equals(grant.access_token);
@@ -166,8 +165,7 @@ bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   if (invalidated_ && invalidated_->equals(t.access_token)) return false;
   for (const Secret& refused : refused_)
     if (refused.equals(t.access_token)) return false;
-  if (token_ && (token_->access_token.equals(t.access_token) || t.expires_at <= token_->expires_at + gain_slack))
-    return false;
+  if (token_ && (token_->access_token.equals(t.access_token) || t.expires_at <= token_->expires_at + gain_slack)) return false;
   // As for a fetched token: never a refresh in the past or right away, so a loaded token
   // that is already due costs one fetch a second later, not a busy loop.
   t.refresh_at = std::max(policy_.refresh_at(t.obtained_at, t.lifetime, jitter_u), now + Seconds(1));

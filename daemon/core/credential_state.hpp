@@ -159,7 +159,7 @@ private:
   bool in_flight_ = false;
   bool demand_ = false;
   bool on_demand_only_ = false; ///< after drop(): fetch only when a client asks
-  bool rejected_ = false; ///< last failure was permanent (4xx)
+  bool rejected_ = false;       ///< last failure was permanent (4xx)
   unsigned failures_ = 0;
   SteadyTime retry_at_{};
   std::optional<SteadyTime> last_refresh_at_;

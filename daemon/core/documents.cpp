@@ -21,9 +21,7 @@ std::string rfc3339(WallTime t) {
 }
 
 namespace {
-long seconds_until(SteadyTime t, SteadyTime now) {
-  return std::chrono::floor<Seconds>(t - now).count();
-}
+long seconds_until(SteadyTime t, SteadyTime now) { return std::chrono::floor<Seconds>(t - now).count(); }
 json optional_time(const std::optional<SteadyTime>& t, SteadyTime now, WallTime wall_now) {
   return t ? json(rfc3339(wall_of(*t, now, wall_now))) : json(nullptr);
 }
@@ -51,8 +49,8 @@ std::string TokenDocumentCache::render(const std::string& credential, Credential
   // cache owner's own: the kind, the token's type and scope, and the two times as
   // rendered, to the second.
   const long expires_in = std::max(0L, seconds_until(token.expires_at, now));
-  const auto expires_at_wall_s = static_cast<long long>(
-      std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count());
+  const auto expires_at_wall_s =
+      static_cast<long long>(std::chrono::floor<Seconds>(wall_of(token.expires_at, now, wall_now)).time_since_epoch().count());
   // Compared in place: building a Key would copy the scope on every request.
   if (!key_ || key_->kind != kind || key_->expires_at != token.expires_at || key_->expires_in != expires_in ||
       key_->expires_at_wall_s != expires_at_wall_s || key_->token_type != token.token_type || key_->scope != token.scope) {
@@ -122,8 +120,12 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
          {"credentials", std::move(creds)}};
   if (s.customers && s.customers->in_use()) {
     const auto& c = *s.customers;
-    json jc{{"sessions", c.sessions},           {"max_sessions", c.max_sessions}, {"evicted_lru", c.evicted_lru},
-            {"evicted_idle", c.evicted_idle},   {"ended", c.ended},               {"expired", c.expired}};
+    json jc{{"sessions", c.sessions},
+            {"max_sessions", c.max_sessions},
+            {"evicted_lru", c.evicted_lru},
+            {"evicted_idle", c.evicted_idle},
+            {"ended", c.ended},
+            {"expired", c.expired}};
     for (const auto& [outcome, n] : c.logins) jc["logins_" + outcome] = n;
     for (const auto& [outcome, n] : c.refreshes) jc["refreshes_" + outcome] = n;
     j["customers"] = std::move(jc);

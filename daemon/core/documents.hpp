@@ -115,7 +115,7 @@ struct StatusView {
   unsigned budget_per_minute = 0;
   std::optional<SteadyTime> rate_limited_until;
   std::vector<CredentialView> credentials;
-  std::optional<CustomersView> customers; ///< absent when the daemon holds no session machinery
+  std::optional<CustomersView> customers;       ///< absent when the daemon holds no session machinery
   std::optional<VerificationView> verification; ///< absent when no verifier is wired in
 };
 

@@ -16,7 +16,7 @@ namespace cltoken {
 
 /// One credential whose fetch is due.
 struct FetchCandidate {
-  std::size_t id = 0;                   ///< the caller's handle, returned in the plan
+  std::size_t id = 0; ///< the caller's handle, returned in the plan
   /// UpstreamBudget::rank of whoever made it due (0: scheduled work, or a peer that
   /// caused no request in the last window); lower goes first.
   unsigned rank = 0;

@@ -79,7 +79,8 @@ std::variant<std::pair<std::string, SigningKey>, std::string> read_key(const jso
   auto n = base64url_decode(string_member(k, "n"));
   auto e = base64url_decode(string_member(k, "e"));
   if (!n || !e || n->empty() || e->empty()) return std::string("n or e is missing or not base64url");
-  if (n->size() > static_cast<std::size_t>(max_rsa_bits / 8) + 1 || e->size() > 8) return std::string("modulus or exponent too large");
+  if (n->size() > static_cast<std::size_t>(max_rsa_bits / 8) + 1 || e->size() > 8)
+    return std::string("modulus or exponent too large");
   Bn bn_n = bignum(*n), bn_e = bignum(*e);
   if (!bn_n || !bn_e) return std::string("n or e unreadable");
   const int bits = BN_num_bits(bn_n.get());
@@ -127,7 +128,8 @@ JwksParse parse_jwks(std::string_view document) {
       continue;
     }
     auto& [kid, key] = std::get<0>(read);
-    if (!out.keys.emplace(kid, std::move(key)).second) out.refused.push_back(fmt::format("key {} (kid {}): kid already used", i, kid));
+    if (!out.keys.emplace(kid, std::move(key)).second)
+      out.refused.push_back(fmt::format("key {} (kid {}): kid already used", i, kid));
   }
   if (out.keys.empty() && out.error.empty()) out.error = "no usable key in the set";
   return out;

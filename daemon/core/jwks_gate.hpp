@@ -13,8 +13,7 @@ namespace cltoken {
 
 class JwksGate {
 public:
-  explicit JwksGate(Seconds min_interval, Seconds max_age = Seconds(86400))
-      : min_interval_(min_interval), max_age_(max_age) {}
+  explicit JwksGate(Seconds min_interval, Seconds max_age = Seconds(86400)) : min_interval_(min_interval), max_age_(max_age) {}
 
   void set_min_interval(Seconds s) { min_interval_ = s; }
   void set_max_age(Seconds s) { max_age_ = s; }

@@ -9,7 +9,6 @@
 
 namespace cltoken {
 
-
 std::optional<JwtClaims> read_jwt_claims(std::string_view token) {
   const auto a = token.find('.');
   if (a == std::string_view::npos) return std::nullopt;

@@ -15,7 +15,7 @@ struct JwtClaims {
   std::string owner_id;   ///< owner.id, empty when the token has no owner
   std::string owner_type; ///< owner.type ("Customer")
   std::string scope;
-  std::string client_id;  ///< application.client_id: the application that obtained it
+  std::string client_id; ///< application.client_id: the application that obtained it
 };
 
 /// The payload of a compact JWS (header.payload.signature); nullopt when the token is not

@@ -76,7 +76,8 @@ const char* to_string(VerifyReason r) {
 
 std::variant<DecodedJwt, VerifyFailure> decode_jwt(std::string_view token) {
   if (token.empty()) return fail(VerifyReason::malformed, "empty token");
-  if (token.size() > max_jwt_bytes) return fail(VerifyReason::malformed, fmt::format("token longer than {} bytes", max_jwt_bytes));
+  if (token.size() > max_jwt_bytes)
+    return fail(VerifyReason::malformed, fmt::format("token longer than {} bytes", max_jwt_bytes));
   const auto a = token.find('.');
   const auto b = a == std::string_view::npos ? a : token.find('.', a + 1);
   if (b == std::string_view::npos || token.find('.', b + 1) != std::string_view::npos)
@@ -106,7 +107,8 @@ std::variant<DecodedJwt, VerifyFailure> decode_jwt(std::string_view token) {
 
 std::optional<VerifyFailure> check_signature(const DecodedJwt& jwt, const KeySet& keys) {
   auto it = keys.find(jwt.kid);
-  if (it == keys.end()) return fail(VerifyReason::unknown_kid, "signed with a key the auth server does not publish (unknown kid)");
+  if (it == keys.end())
+    return fail(VerifyReason::unknown_kid, "signed with a key the auth server does not publish (unknown kid)");
   const auto* sig = reinterpret_cast<const unsigned char*>(jwt.signature.data());
   const auto* input = reinterpret_cast<const unsigned char*>(jwt.signing_input.data());
   // RS512 = RSASSA-PKCS1-v1_5 with SHA-512 (RFC 7518 section 3.3).

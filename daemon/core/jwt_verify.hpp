@@ -59,17 +59,18 @@ struct DecodedJwt {
 
 /// What a token must say to be accepted. Empty / nullopt members are not checked.
 struct TokenExpectations {
-  std::string issuer;                 ///< always checked: the auth server's origin
-  std::string client_id;              ///< application.client_id
-  std::string kind;                   ///< application.kind: "integration", "sales_channel" ...
-  std::string scope;                  ///< the configured scope (market, store, stock location)
-  std::string owner_id;               ///< owner.id of a customer token
-  std::optional<Seconds> expires_in;  ///< what the auth server answered with the token
-  Seconds skew{60};                   ///< tolerance between exp and now + expires_in
+  std::string issuer;                ///< always checked: the auth server's origin
+  std::string client_id;             ///< application.client_id
+  std::string kind;                  ///< application.kind: "integration", "sales_channel" ...
+  std::string scope;                 ///< the configured scope (market, store, stock location)
+  std::string owner_id;              ///< owner.id of a customer token
+  std::optional<Seconds> expires_in; ///< what the auth server answered with the token
+  Seconds skew{60};                  ///< tolerance between exp and now + expires_in
 };
 
 /// The claims of a decoded token against the expectations at `now`.
-[[nodiscard]] std::optional<VerifyFailure> check_claims(const nlohmann::json& claims, const TokenExpectations& expect, WallTime now);
+[[nodiscard]] std::optional<VerifyFailure> check_claims(const nlohmann::json& claims, const TokenExpectations& expect,
+                                                        WallTime now);
 
 /// decode_jwt, check_signature, check_claims in that order: the first failure, or the
 /// decoded token.

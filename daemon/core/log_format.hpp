@@ -32,7 +32,6 @@ enum class LogFormat { text, json };
 /// True when $JOURNAL_STREAM ("DEVICE:INODE", set by systemd for a service whose stderr is
 /// the journal) names the file that stderr is (`device`, `inode` from fstat). systemd says
 /// to compare, not just test for the variable: a child or a redirected stderr inherits it.
-[[nodiscard]] bool journal_stream_matches(const char* journal_stream, unsigned long long device,
-                                          unsigned long long inode);
+[[nodiscard]] bool journal_stream_matches(const char* journal_stream, unsigned long long device, unsigned long long inode);
 
 } // namespace cltoken

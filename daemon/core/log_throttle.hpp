@@ -16,7 +16,7 @@ public:
   explicit LogThrottle(unsigned burst = 10, SteadyClock::duration window = Seconds(60)) : burst_(burst), window_(window) {}
 
   struct Verdict {
-    bool log = false;            ///< write this event's line
+    bool log = false;             ///< write this event's line
     std::uint64_t suppressed = 0; ///< events left out in the window that just ended; say so first
   };
 

@@ -50,7 +50,8 @@ void Metrics::count_refused(unsigned code) {
 
 namespace {
 
-constexpr const char* outcome_names[] = {"ok", "rate_limited", "rejected", "server_error", "network_error", "invalid_token", "no_gain"};
+constexpr const char* outcome_names[] = {"ok",     "rate_limited", "rejected", "server_error", "network_error", "invalid_token",
+                                         "no_gain"};
 static_assert(std::size(outcome_names) == std::tuple_size_v<decltype(CredentialCounters::outcomes)>);
 static_assert(std::string_view(outcome_names[CredentialCounters::no_gain_outcome]) == "no_gain");
 constexpr CredentialStatus all_states[] = {CredentialStatus::empty,      CredentialStatus::fetching, CredentialStatus::fresh,
@@ -166,8 +167,7 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   }
 
   if (s.verification) {
-    x.family("signing_keys", "gauge",
-             "Signing keys of the auth server held; 0 means token signatures cannot be checked now.");
+    x.family("signing_keys", "gauge", "Signing keys of the auth server held; 0 means token signatures cannot be checked now.");
     x.put("cl_tokend_signing_keys {}\n", s.verification->keys);
     x.family("unverified_tokens_total", "counter",
              "Tokens served or stored with their signature unchecked (verify = when_available, key set unavailable).");
@@ -177,7 +177,8 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
   x.family("upstream_budget_remaining", "gauge", "Upstream requests left in the sliding 60 s window.");
   x.put("cl_tokend_upstream_budget_remaining {}\n", budget_remaining);
 
-  x.family("upstream_budget_per_minute", "gauge", "The most upstream requests sent in any 60 s window (max_requests_per_minute).");
+  x.family("upstream_budget_per_minute", "gauge",
+           "The most upstream requests sent in any 60 s window (max_requests_per_minute).");
   x.put("cl_tokend_upstream_budget_per_minute {}\n", s.budget_per_minute);
 
   x.family("upstream_rate_limited", "gauge", "1 while every upstream request is paused after a 429 from the auth server.");
@@ -216,8 +217,7 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
     x.family("customer_logins_total", "counter", "Customer session creations, by outcome.");
     for (const auto& [outcome, n] : c.logins) x.put("cl_tokend_customer_logins_total{{outcome=\"{}\"}} {}\n", outcome, n);
     x.family("customer_refreshes_total", "counter", "Customer token refreshes sent to the auth server, by outcome.");
-    for (const auto& [outcome, n] : c.refreshes)
-      x.put("cl_tokend_customer_refreshes_total{{outcome=\"{}\"}} {}\n", outcome, n);
+    for (const auto& [outcome, n] : c.refreshes) x.put("cl_tokend_customer_refreshes_total{{outcome=\"{}\"}} {}\n", outcome, n);
   }
   return out;
 }

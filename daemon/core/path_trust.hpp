@@ -31,15 +31,13 @@ enum class PathRole {
 /// What is wrong with `step` for `what` (say, "state file"), with the command
 /// that fixes it; nullopt when it can be trusted. `daemon_uid`: the daemon's
 /// effective uid.
-[[nodiscard]] std::optional<std::string> distrust(const PathStep& step, PathRole role, uid_t daemon_uid,
-                                                  const std::string& what);
+[[nodiscard]] std::optional<std::string> distrust(const PathStep& step, PathRole role, uid_t daemon_uid, const std::string& what);
 
 /// Checks every folder from / down to the folder of `path` (symbolic links
 /// among them resolved first, so the folders checked are the real ones), then
 /// `path` itself when `check_file` and it exists. The first sentence of
 /// distrust(), or why a folder cannot be inspected; nullopt when all can be
 /// trusted.
-[[nodiscard]] std::optional<std::string> check_path_trust(const std::string& path, const std::string& what,
-                                                          bool check_file);
+[[nodiscard]] std::optional<std::string> check_path_trust(const std::string& path, const std::string& what, bool check_file);
 
 } // namespace cltoken

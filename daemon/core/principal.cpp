@@ -76,7 +76,7 @@ std::optional<uid_t> SystemNameResolver::user(const std::string& name) const {
 
 std::optional<gid_t> SystemNameResolver::group(const std::string& name) const {
   std::vector<char> buf(nss_buffer_size(_SC_GETGR_R_SIZE_MAX));
-  struct group gr{};
+  struct group gr {};
   struct group* result = nullptr;
   while (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &result) == ERANGE) buf.resize(buf.size() * 2);
   if (result == nullptr) return std::nullopt;

@@ -7,7 +7,8 @@ namespace cltoken {
 
 namespace {
 SteadyClock::duration scaled(Seconds d, double fraction) {
-  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(static_cast<double>(d.count()) * fraction));
+  return std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(static_cast<double>(d.count()) * fraction));
 }
 } // namespace
 
@@ -45,8 +46,8 @@ Millis RefreshPolicy::backoff(unsigned failures, double u01) const {
   if (failures == 0) return Millis(0);
   u01 = std::clamp(u01, 0.0, 1.0);
   const double exp = std::min<double>(failures - 1, 40); // 2^40 ms already exceeds any cap
-  const double step = std::min(static_cast<double>(backoff_initial.count()) * std::pow(2.0, exp),
-                               static_cast<double>(backoff_max.count()));
+  const double step =
+      std::min(static_cast<double>(backoff_initial.count()) * std::pow(2.0, exp), static_cast<double>(backoff_max.count()));
   return Millis(static_cast<Millis::rep>(step / 2 + u01 * step / 2));
 }
 

@@ -40,11 +40,11 @@ enum class RouteKind {
 
 struct Route {
   RouteKind kind = RouteKind::not_found;
-  std::string credential;          ///< for token and session routes
-  std::string session;             ///< the session handle (a secret of sorts: never log it)
-  std::optional<Seconds> min_ttl;  ///< ?min_ttl=S on GET token or session
-  std::string error;               ///< for bad_request / not_found: what was wrong
-  std::string allow;               ///< for method_not_allowed: the Allow header
+  std::string credential;                 ///< for token and session routes
+  std::string session;                    ///< the session handle (a secret of sorts: never log it)
+  std::optional<Seconds> min_ttl;         ///< ?min_ttl=S on GET token or session
+  std::string error;                      ///< for bad_request / not_found: what was wrong
+  std::string allow;                      ///< for method_not_allowed: the Allow header
   [[nodiscard]] const char* name() const; ///< stable label for metrics
 };
 

@@ -62,14 +62,17 @@ std::string seal_key_set(const StoredKeySet& set, const KeySetKey& key, std::str
   header.append(salt);
   header.append(nonce);
   const Secret k = store_crypto::hkdf_sha256(key.material.reveal(), salt, record_info, store_crypto::key_size);
-  const std::string plaintext =
-      json{{"auth_url", set.auth_url}, {"issuer", set.issuer}, {"fetched_at_ms", unix_ms(set.fetched_at)}, {"jwks", set.jwks}}
-          .dump();
+  const std::string plaintext = json{
+      {"auth_url", set.auth_url},
+      {"issuer", set.issuer},
+      {"fetched_at_ms", unix_ms(set.fetched_at)},
+      {"jwks", set.jwks}}.dump();
   return header + store_crypto::aes256gcm_seal(k.reveal(), nonce, header + key.identity, plaintext);
 }
 
 std::string seal_key_set(const StoredKeySet& set, const KeySetKey& key) {
-  return seal_key_set(set, key, store_crypto::random_bytes(sealed_salt_size), store_crypto::random_bytes(store_crypto::nonce_size));
+  return seal_key_set(set, key, store_crypto::random_bytes(sealed_salt_size),
+                      store_crypto::random_bytes(store_crypto::nonce_size));
 }
 
 std::variant<StoredKeySet, UnsealError> unseal_key_set(std::string_view sealed, const KeySetKey& key) {
@@ -79,12 +82,14 @@ std::variant<StoredKeySet, UnsealError> unseal_key_set(std::string_view sealed, 
     return error(UnsealError::Kind::version,
                  fmt::format("key set record version {} is not supported by this cl-tokend (version 1)",
                              static_cast<unsigned char>(sealed[key_set_magic.size()])));
-  if (sealed.size() < header_size + store_crypto::tag_size) return error(UnsealError::Kind::malformed, "key set record is cut short");
+  if (sealed.size() < header_size + store_crypto::tag_size)
+    return error(UnsealError::Kind::malformed, "key set record is cut short");
   const std::string_view header = sealed.substr(0, header_size);
   const std::string_view salt = header.substr(key_set_magic.size() + 1, sealed_salt_size);
   const std::string_view nonce = header.substr(key_set_magic.size() + 1 + sealed_salt_size);
   const Secret k = store_crypto::hkdf_sha256(key.material.reveal(), salt, record_info, store_crypto::key_size);
-  auto plaintext = store_crypto::aes256gcm_open(k.reveal(), nonce, std::string(header) + key.identity, sealed.substr(header_size));
+  auto plaintext =
+      store_crypto::aes256gcm_open(k.reveal(), nonce, std::string(header) + key.identity, sealed.substr(header_size));
   if (!plaintext)
     return error(UnsealError::Kind::authentication,
                  "key set record failed authentication: it was altered, or sealed with another key or for another "
@@ -109,7 +114,8 @@ std::variant<StoredKeySet, UnsealError> unseal_key_set(std::string_view sealed, 
 std::optional<std::string> stale_key_set(const StoredKeySet& set, WallTime now, Seconds max_age) {
   if (set.fetched_at > now + future_slack) return std::string("it was fetched in the future (has the clock moved back?)");
   const auto age = std::chrono::floor<Seconds>(now - set.fetched_at);
-  if (age > max_age) return fmt::format("it was fetched {} s ago, more than upstream.jwks_max_age_s ({} s)", age.count(), max_age.count());
+  if (age > max_age)
+    return fmt::format("it was fetched {} s ago, more than upstream.jwks_max_age_s ({} s)", age.count(), max_age.count());
   return std::nullopt;
 }
 

@@ -52,14 +52,14 @@ std::string seal_token(const StoredToken& t, const Secret& material) {
                     store_crypto::random_bytes(store_crypto::nonce_size));
 }
 
-std::variant<StoredToken, UnsealError> unseal_token(std::string_view sealed, const Secret& material,
-                                                    std::string_view credential, std::string_view identity) {
+std::variant<StoredToken, UnsealError> unseal_token(std::string_view sealed, const Secret& material, std::string_view credential,
+                                                    std::string_view identity) {
   if (sealed.size() < sealed_magic.size() || sealed.substr(0, sealed_magic.size()) != sealed_magic)
     return error(UnsealError::Kind::malformed, "not a cl-tokend token record");
   if (sealed.size() > sealed_magic.size() && static_cast<unsigned char>(sealed[sealed_magic.size()]) != sealed_version)
-    return error(UnsealError::Kind::version,
-                 "token record version " + std::to_string(static_cast<unsigned char>(sealed[sealed_magic.size()])) +
-                     " is not supported by this cl-tokend (version 1)");
+    return error(UnsealError::Kind::version, "token record version " +
+                                                 std::to_string(static_cast<unsigned char>(sealed[sealed_magic.size()])) +
+                                                 " is not supported by this cl-tokend (version 1)");
   if (sealed.size() < header_size + store_crypto::tag_size)
     return error(UnsealError::Kind::malformed, "token record is cut short");
   const std::string_view header = sealed.substr(0, header_size);

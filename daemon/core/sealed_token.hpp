@@ -36,8 +36,7 @@ struct UnsealError {
 };
 
 /// Seals with the given salt (16 bytes) and nonce (12 bytes): for known-answer tests.
-[[nodiscard]] std::string seal_token(const StoredToken& t, const Secret& material, std::string_view salt,
-                                     std::string_view nonce);
+[[nodiscard]] std::string seal_token(const StoredToken& t, const Secret& material, std::string_view salt, std::string_view nonce);
 /// Seals with a fresh random salt and nonce: what the stores use.
 [[nodiscard]] std::string seal_token(const StoredToken& t, const Secret& material);
 

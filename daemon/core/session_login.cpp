@@ -48,7 +48,8 @@ SessionScheduler::Started SessionScheduler::create(Now now, const CredentialConf
   // no upstream request, but memory, and a flood of them would evict other sessions.
   if (auto wait = limiter_.admit(owner, now.steady)) {
     ++view_.logins["rate_limited"];
-    return {SessionAnswer::later(Kind::rate_limited, "too many customer logins from this peer; retry later", seconds_ceil(*wait)), 0};
+    return {SessionAnswer::later(Kind::rate_limited, "too many customer logins from this peer; retry later", seconds_ceil(*wait)),
+            0};
   }
   const std::uint64_t op = next_id_++;
   if (req.grant == SessionRequest::Grant::adopt) {
@@ -64,7 +65,8 @@ SessionScheduler::Started SessionScheduler::adopt(Now now, std::uint64_t op, con
   // Adopting costs no upstream request: the token's own claims say when it expires.
   auto claims = read_jwt_claims(req.access_token->reveal());
   if (!claims) return {SessionAnswer::of(Kind::bad_request, "access_token is not a Commerce Layer access token (a JWT)"), 0};
-  if (claims->owner_id.empty()) return {SessionAnswer::of(Kind::bad_request, "access_token is not a customer token (it has no owner)"), 0};
+  if (claims->owner_id.empty())
+    return {SessionAnswer::of(Kind::bad_request, "access_token is not a customer token (it has no owner)"), 0};
   // Another application's token could never be refreshed with this credential.
   if (!claims->client_id.empty() && claims->client_id != cred.client_id)
     return {SessionAnswer::of(Kind::bad_request, "access_token was issued to another application than this credential's"), 0};

@@ -24,7 +24,7 @@ struct SessionRecord {
   std::string token_type = "bearer";
   std::string scope;
   std::string owner_id;
-  SteadyTime obtained{};   ///< when the current access token was asked for
+  SteadyTime obtained{}; ///< when the current access token was asked for
   SteadyTime expires_at{};
   SteadyTime refresh_at{}; ///< refresh point of the current token (RefreshPolicy)
   /// Bumped with every new token: of two copies of one session (a store's, a peer

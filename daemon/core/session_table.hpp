@@ -30,11 +30,11 @@ using SessionKey = std::array<unsigned char, 32>;
 
 /// What a read (GET) should do.
 enum class SessionRead {
-  serve,             ///< the token is good for min_ttl and not due
-  serve_and_refresh, ///< good for min_ttl, but due: answer now, refresh in the background
-  refresh_then_serve,///< not good for min_ttl: refresh first, the client waits
-  serve_last,        ///< not good for min_ttl, cannot be refreshed, still valid: the best there is
-  expired,           ///< expired and cannot be refreshed: the session is over (410)
+  serve,              ///< the token is good for min_ttl and not due
+  serve_and_refresh,  ///< good for min_ttl, but due: answer now, refresh in the background
+  refresh_then_serve, ///< not good for min_ttl: refresh first, the client waits
+  serve_last,         ///< not good for min_ttl, cannot be refreshed, still valid: the best there is
+  expired,            ///< expired and cannot be refreshed: the session is over (410)
 };
 
 /// The decision for a read at `now` asking for `min_ttl` left. A still valid token is

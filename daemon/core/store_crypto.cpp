@@ -40,8 +40,7 @@ Secret hkdf_sha256(std::string_view ikm, std::string_view salt, std::string_view
                   EVP_PKEY_CTX_set1_hkdf_salt(ctx.get(), bytes(salt), int_size(salt)) > 0 &&
                   EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), bytes(ikm), int_size(ikm)) > 0 &&
                   EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), bytes(info), int_size(info)) > 0 &&
-                  EVP_PKEY_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &out_len) > 0 &&
-                  out_len == length;
+                  EVP_PKEY_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &out_len) > 0 && out_len == length;
   Secret result(std::move(out));
   if (!ok) throw std::runtime_error("HKDF-SHA256 failed in OpenSSL");
   return result;

@@ -30,7 +30,8 @@ std::string render_state_file(const StateFile& state) {
   if (!state.key_sets.empty()) {
     json sets = json::array();
     for (const auto& k : state.key_sets)
-      sets.push_back({{"identity", k.identity}, {"fetched_at_ms", unix_ms(k.fetched_at)}, {"sealed", store_crypto::to_base64(k.sealed)}});
+      sets.push_back(
+          {{"identity", k.identity}, {"fetched_at_ms", unix_ms(k.fetched_at)}, {"sealed", store_crypto::to_base64(k.sealed)}});
     doc["key_sets"] = std::move(sets);
   }
   return doc.dump(1) + "\n";
@@ -100,7 +101,8 @@ std::optional<StateFile> parse_state_file(std::string_view text, std::string& er
         error = where + ": \"sealed\" is not base64";
         return std::nullopt;
       }
-      out.key_sets.push_back({k["identity"].get<std::string>(), from_unix_ms(k["fetched_at_ms"].get<std::int64_t>()), std::move(*sealed)});
+      out.key_sets.push_back(
+          {k["identity"].get<std::string>(), from_unix_ms(k["fetched_at_ms"].get<std::int64_t>()), std::move(*sealed)});
     }
   }
   return out;

@@ -26,7 +26,7 @@ struct StateRecord {
   std::string credential;
   std::string identity;
   WallTime expires_at{};
-  std::string sealed; ///< raw bytes, base64 in the file
+  std::string sealed;           ///< raw bytes, base64 in the file
   std::uint64_t generation = 0; ///< in clear for counting; the sealed copy is the one trusted
 };
 

@@ -15,11 +15,11 @@ namespace cltoken {
 struct RedisUrl {
   enum class Transport { tcp, tls, unix_socket };
   Transport transport = Transport::tcp;
-  std::string host;  ///< tcp, tls (an IPv6 address without brackets)
+  std::string host; ///< tcp, tls (an IPv6 address without brackets)
   std::string port = "6379";
-  std::string path;  ///< unix_socket
+  std::string path; ///< unix_socket
   unsigned db = 0;
-  std::string user;  ///< empty: AUTH with the password alone (the "default" user)
+  std::string user; ///< empty: AUTH with the password alone (the "default" user)
   std::optional<Secret> password;
   std::string redacted; ///< the URL with any password replaced by "***", for logs and --check
 };

@@ -13,8 +13,8 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 }
 
 bool unit_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' || c == '_' ||
-         c == '.' || c == '\\' || c == '@' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' || c == '_' || c == '.' ||
+         c == '\\' || c == '@' || c == '-';
 }
 
 /// systemd writes a unit's cgroup name with a "_" in front when the plain name could be

@@ -67,8 +67,7 @@ TokenScheduler::Asked TokenScheduler::invalidate(Now now, std::string_view name,
   return a;
 }
 
-TokenScheduler::Asked TokenScheduler::refresh(Now now, std::string_view name, SteadyTime deadline,
-                                              std::optional<uid_t> peer) {
+TokenScheduler::Asked TokenScheduler::refresh(Now now, std::string_view name, SteadyTime deadline, std::optional<uid_t> peer) {
   Entry* e = find(name);
   if (!e) return {TokenAnswer::unknown(), 0};
   if (!running_) return {unavailable(*e, now.steady), 0};
@@ -132,17 +131,12 @@ void TokenScheduler::settle(Now now, Entry& e, bool changed) {
       const bool was_due = e.state.in_flight() || e.state.fetch_due(now.steady);
       const bool waited = e.generation != w.generation;
       ServeDecision d = e.state.decide(now.steady, w.min_ttl, waited, budget_.paused_until(now.steady));
-      if (d.action == ServeDecision::Action::serve)
-        answer = served(now, e);
-      else if (d.action == ServeDecision::Action::unavailable)
-        answer = unavailable(e, now.steady);
-      else if (!was_due && e.state.fetch_due(now.steady) && !e.cause)
-        e.cause = w.peer;
+      if (d.action == ServeDecision::Action::serve) answer = served(now, e);
+      else if (d.action == ServeDecision::Action::unavailable) answer = unavailable(e, now.steady);
+      else if (!was_due && e.state.fetch_due(now.steady) && !e.cause) e.cause = w.peer;
     }
-    if (answer)
-      emit(action::Answer{w.id, std::move(*answer)});
-    else
-      keep.push_back(w);
+    if (answer) emit(action::Answer{w.id, std::move(*answer)});
+    else keep.push_back(w);
   }
   e.waiters.swap(keep);
 }
@@ -256,10 +250,8 @@ void TokenScheduler::fetch_done(Now now_, const CredentialRef& c, UpstreamResult
   if (fetches_in_flight_ > 0) --fetches_in_flight_;
   // A 429 speaks for the whole host, even about a credential a reload has since replaced.
   const auto* failure = std::get_if<UpstreamFailure>(&result);
-  if (failure && failure->kind == FailureKind::rate_limited)
-    rate_limited(*failure, now, c.name);
-  else
-    budget_.answered();
+  if (failure && failure->kind == FailureKind::rate_limited) rate_limited(*failure, now, c.name);
+  else budget_.answered();
   Entry* e = find(c);
   if (!e || !e->state.in_flight()) return poke(now); // replaced by a reload meanwhile
   const SteadyTime sent = e->fetch_started;
@@ -284,8 +276,9 @@ void TokenScheduler::fetch_done(Now now_, const CredentialRef& c, UpstreamResult
         emit(action::RevokeReported{e->ref, *e->state.reported()});
         return poke(now);
       }
-      e->state.revoke_finished(UpstreamFailure{FailureKind::rate_limited, "no upstream request budget left for the revoke", {}, 0, {}},
-                               now, random_.uniform());
+      e->state.revoke_finished(
+          UpstreamFailure{FailureKind::rate_limited, "no upstream request budget left for the revoke", {}, 0, {}}, now,
+          random_.uniform());
       spdlog::warn("credential {}: {}", c.name, e->state.last_error());
     } else if (outcome == CredentialState::Outcome::not_yet) {
       spdlog::info("credential {}: the auth server returned the current token ({} s left; it issues a new one only in "

@@ -44,7 +44,7 @@ struct TokenAnswer {
   Kind kind = Kind::unknown;
   std::string document; ///< served: the token document
   Unavailable why = Unavailable::failing;
-  std::string message;  ///< unavailable, kept: a sentence for the client, never a secret
+  std::string message; ///< unavailable, kept: a sentence for the client, never a secret
   Seconds retry_after{0};
   Seconds expires_in{0}; ///< refreshed, kept: what the held token has left
 
@@ -102,8 +102,8 @@ struct Answer {
   TokenAnswer answer;
 };
 } // namespace action
-using SchedulerAction =
-    std::variant<action::Fetch, action::RevokeReported, action::Load, action::AskFleet, action::Save, action::Forget, action::Answer>;
+using SchedulerAction = std::variant<action::Fetch, action::RevokeReported, action::Load, action::AskFleet, action::Save,
+                                     action::Forget, action::Answer>;
 
 /// What the store can do, which decides which store actions are asked for.
 struct StoreMode {
@@ -157,7 +157,7 @@ public:
   struct RevokeStart {
     enum class Kind { unknown, nothing, refused, revoke } kind = Kind::unknown;
     std::optional<CredentialRef> credential;
-    std::optional<Secret> token;    ///< revoke: the token to revoke
+    std::optional<Secret> token;               ///< revoke: the token to revoke
     std::optional<TokenAnswer> refused_answer; ///< refused: why (unavailable)
   };
   RevokeStart revoke_begin(Now now, std::string_view name, std::optional<uid_t> peer);

@@ -25,10 +25,9 @@ TokenAnswer TokenScheduler::unavailable(const Entry& e, SteadyTime now) const {
   if (st.in_flight()) back = std::max(back, e.fetch_started + upstream_timeout_);
   const Seconds retry = seconds_ceil(back - now);
   if (st.rejected())
-    return TokenAnswer::unavailable(Unavailable::rejected,
-                                    fmt::format("the auth server refuses credential \"{}\": {}; next attempt in {} s", name,
-                                                why, retry.count()),
-                                    retry);
+    return TokenAnswer::unavailable(
+        Unavailable::rejected,
+        fmt::format("the auth server refuses credential \"{}\": {}; next attempt in {} s", name, why, retry.count()), retry);
   if (auto p = budget_.paused_until(now))
     return TokenAnswer::unavailable(Unavailable::rate_limited,
                                     fmt::format("no valid token for \"{}\": {}; no upstream request for {} s", name,
@@ -59,8 +58,8 @@ TokenAnswer TokenScheduler::refresh_ended(const Entry& e, SteadyTime now) const 
   TokenAnswer a = unavailable(e, now);
   // unavailable() speaks to clients without a token; an admin may be told there is one.
   if (st.has_valid(now) && !st.in_flight())
-    a.message = fmt::format("refresh of \"{}\" failed: {}; the current token is still served; next attempt in {} s",
-                            e.ref.name, st.last_error(), a.retry_after.count());
+    a.message = fmt::format("refresh of \"{}\" failed: {}; the current token is still served; next attempt in {} s", e.ref.name,
+                            st.last_error(), a.retry_after.count());
   return a;
 }
 
@@ -153,12 +152,9 @@ void TokenScheduler::status_view(StatusView& s, SteadyTime now) {
     v.kind = e->config.kind;
     v.state = e->state.status(now);
     if (e->state.token()) v.expires_at = e->state.token()->expires_at;
-    if (e->state.in_flight())
-      v.next_refresh = now;
-    else if (e->queued_until)
-      v.next_refresh = e->queued_until;
-    else if (auto due = e->state.next_due(now); due != SteadyTime::max())
-      v.next_refresh = due;
+    if (e->state.in_flight()) v.next_refresh = now;
+    else if (e->queued_until) v.next_refresh = e->queued_until;
+    else if (auto due = e->state.next_due(now); due != SteadyTime::max()) v.next_refresh = due;
     v.last_refresh_at = e->state.last_refresh_at();
     v.last_error = e->state.last_error();
     v.rejected = e->state.rejected();

@@ -27,8 +27,7 @@ public:
   /// A peer's requests count towards its rank for two windows: a request holds its slot
   /// until a window after its answer, so a record as short as the window would be gone
   /// by the moment the slot it used frees, just when the queue is ordered.
-  explicit UpstreamBudget(unsigned per_minute, Millis window = Millis(60000))
-      : window_(per_minute, window), span_(2 * window) {}
+  explicit UpstreamBudget(unsigned per_minute, Millis window = Millis(60000)) : window_(per_minute, window), span_(2 * window) {}
 
   /// The sliding window itself, for the credential scheduler's plan.
   [[nodiscard]] RateBudget& window() { return window_; }

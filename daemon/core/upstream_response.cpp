@@ -100,8 +100,7 @@ UpstreamFailure rejected_failure(unsigned status, const json* err) {
     f.message = fmt::format("client_id or client_secret rejected by the auth server ({} invalid_client)", status);
   else if (title == "invalid_scope")
     f.message = fmt::format("scope rejected by the auth server ({} invalid_scope): check the market in scope", status);
-  else if (title == "invalid_grant")
-    f.message = fmt::format("grant rejected by the auth server ({} invalid_grant)", status);
+  else if (title == "invalid_grant") f.message = fmt::format("grant rejected by the auth server ({} invalid_grant)", status);
   else if (title == "unsupported_grant_type" || title == "unauthorized_client")
     f.message = fmt::format("this client may not use this grant ({} {})", status, title);
   else
@@ -162,8 +161,7 @@ UpstreamResult parse_token_response(unsigned status, std::string_view body, std:
   if (!is_json) return malformed("a body that is not JSON (truncated or garbage)");
   if (!j.is_object()) return malformed("JSON that is not an object");
   auto at = j.find("access_token");
-  if (at == j.end() || !at->is_string() || at->get_ref<const std::string&>().empty())
-    return malformed("no access_token");
+  if (at == j.end() || !at->is_string() || at->get_ref<const std::string&>().empty()) return malformed("no access_token");
   auto ei = j.find("expires_in");
   if (ei == j.end() || !ei->is_number() || ei->get<double>() < 1 || ei->get<double>() > 31536000.0)
     return malformed("no usable expires_in");
@@ -178,7 +176,8 @@ UpstreamResult parse_token_response(unsigned status, std::string_view body, std:
   g.token_type = "bearer";
   g.scope = str_field(j, "scope");
   auto rt = j.find("refresh_token");
-  if (rt != j.end() && rt->is_string() && !rt->get_ref<const std::string&>().empty()) g.refresh_token = Secret(rt->get<std::string>());
+  if (rt != j.end() && rt->is_string() && !rt->get_ref<const std::string&>().empty())
+    g.refresh_token = Secret(rt->get<std::string>());
   g.owner_id = str_field(j, "owner_id");
   g.owner_type = str_field(j, "owner_type");
   // The parsed JSON holds copies of the token; wipe them before the tree is freed.

@@ -56,10 +56,10 @@ enum class FailureKind {
 
 struct UpstreamFailure {
   FailureKind kind = FailureKind::network_error;
-  std::string message;             ///< for humans: status, logs, 503 bodies. Never a secret.
+  std::string message; ///< for humans: status, logs, 503 bodies. Never a secret.
   std::optional<Seconds> retry_after;
   unsigned http_status = 0;
-  std::string code;                ///< upstream error title, e.g. "invalid_client", when known
+  std::string code; ///< upstream error title, e.g. "invalid_client", when known
 };
 
 using UpstreamResult = std::variant<TokenGrant, UpstreamFailure>;

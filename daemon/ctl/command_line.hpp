@@ -11,8 +11,8 @@ namespace cltoken::ctl {
 
 /// Either a command to run, or text to print on stdout before exiting 0 (--help, --version).
 struct ParsedCommandLine {
-    std::optional<Invocation> invocation;
-    std::string text;
+  std::optional<Invocation> invocation;
+  std::string text;
 };
 
 /// Parses argv. Throws CtlError(ExitCode::usage) with a one-line message on any usage error:

@@ -13,12 +13,12 @@ namespace cltoken::ctl {
 /// code" next to the code that knows what happened, not in a catch-all in main.
 class CtlError : public std::runtime_error {
 public:
-    CtlError(ExitCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  CtlError(ExitCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
 
-    [[nodiscard]] ExitCode code() const noexcept { return code_; }
+  [[nodiscard]] ExitCode code() const noexcept { return code_; }
 
 private:
-    ExitCode code_;
+  ExitCode code_;
 };
 
 } // namespace cltoken::ctl

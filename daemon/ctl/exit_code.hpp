@@ -5,13 +5,13 @@ namespace cltoken::ctl {
 
 /// What the process exit status tells a script. The numbers are part of the contract.
 enum class ExitCode : int {
-    ok = 0,
-    /// The daemon could not be reached, or its answer was not what the protocol says.
-    unreachable = 1,
-    /// The command line was wrong; nothing was sent.
-    usage = 2,
-    /// The daemon answered, but said no (refused) or reported a degraded state.
-    refused = 3,
+  ok = 0,
+  /// The daemon could not be reached, or its answer was not what the protocol says.
+  unreachable = 1,
+  /// The command line was wrong; nothing was sent.
+  usage = 2,
+  /// The daemon answered, but said no (refused) or reported a degraded state.
+  refused = 3,
 };
 
 /// The exit code for a daemon answer with this HTTP status, before looking at the body.

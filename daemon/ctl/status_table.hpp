@@ -11,12 +11,12 @@
 namespace cltoken::ctl {
 
 struct TableOptions {
-    /// ANSI colour for states and warnings; see colour_wanted().
-    bool colour = false;
-    /// Width of the terminal; LAST ERROR gets the columns left over (at least
-    /// min_error_width). Unknown (not a terminal): LAST ERROR is cut at default_error_width.
-    /// Errors that were cut follow the table whole, one "NAME: error" line each.
-    std::optional<std::size_t> terminal_columns;
+  /// ANSI colour for states and warnings; see colour_wanted().
+  bool colour = false;
+  /// Width of the terminal; LAST ERROR gets the columns left over (at least
+  /// min_error_width). Unknown (not a terminal): LAST ERROR is cut at default_error_width.
+  /// Errors that were cut follow the table whole, one "NAME: error" line each.
+  std::optional<std::size_t> terminal_columns;
 };
 
 inline constexpr std::size_t default_error_width = 60;

@@ -12,17 +12,17 @@ namespace cltoken::ctl {
 /// wait at once.
 class WatchClock {
 public:
-    WatchClock();
-    ~WatchClock();
-    WatchClock(const WatchClock&) = delete;
-    WatchClock& operator=(const WatchClock&) = delete;
+  WatchClock();
+  ~WatchClock();
+  WatchClock(const WatchClock&) = delete;
+  WatchClock& operator=(const WatchClock&) = delete;
 
-    /// True after `interval`; false when a stop signal came.
-    [[nodiscard]] bool wait(std::chrono::milliseconds interval);
+  /// True after `interval`; false when a stop signal came.
+  [[nodiscard]] bool wait(std::chrono::milliseconds interval);
 
 private:
-    struct State; // Asio types stay out of this header.
-    std::unique_ptr<State> state_;
+  struct State; // Asio types stay out of this header.
+  std::unique_ptr<State> state_;
 };
 
 } // namespace cltoken::ctl

@@ -12,8 +12,8 @@ Response token_response(TokenAnswer answer) {
   case TokenAnswer::Kind::kept: return refresh_response(std::move(answer));
   case TokenAnswer::Kind::unavailable: break;
   }
-  Response r = error_response(503, answer.why == Unavailable::rejected ? "upstream_rejected" : "upstream_unavailable",
-                              answer.message);
+  Response r =
+      error_response(503, answer.why == Unavailable::rejected ? "upstream_rejected" : "upstream_unavailable", answer.message);
   r.retry_after = std::max<long>(1, answer.retry_after.count());
   return r;
 }

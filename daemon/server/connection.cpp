@@ -60,7 +60,8 @@ private:
 std::optional<Response> read_failure(const beast::error_code& ec, const ServerConfig& config) {
   // The contract ties each code to one status: too_large is always 413, headers included.
   if (ec == http::error::header_limit)
-    return error_response(413, "too_large", "request line and headers exceed " + std::to_string(config.max_header_bytes) + " bytes");
+    return error_response(413, "too_large",
+                          "request line and headers exceed " + std::to_string(config.max_header_bytes) + " bytes");
   if (ec == http::error::body_limit || ec == http::error::buffer_overflow)
     return error_response(413, "too_large", "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
   if (ec == beast::error::timeout) return error_response(408, "timeout", "request not received within the deadline");
@@ -92,8 +93,8 @@ asio::awaitable<bool> finish(Served served) {
 
 /// The part of an answer the socket did not take at once, written within the request
 /// deadline (a slow reader: the only write that can wait, and the only one with a timer).
-asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_alive,
-                                 [[maybe_unused]] std::optional<Slot> slot, Millis timeout) {
+asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_alive, [[maybe_unused]] std::optional<Slot> slot,
+                                 Millis timeout) {
   Deadline deadline(stream, timeout);
   auto [ec, n] = co_await asio::async_write(stream, asio::buffer(rest), use_tuple);
   wipe(rest); // may hold a token
@@ -103,8 +104,7 @@ asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_ali
 /// Sends `response`, head and body in one sendmsg, and wipes it (it may hold a token).
 /// `slot`, the request's place among its uid's requests in progress, is held until the
 /// answer is written.
-Served send(Stream& stream, Response response, bool keep_alive, bool head,
-            std::optional<Slot> slot, const ServerConfig& config) {
+Served send(Stream& stream, Response response, bool keep_alive, bool head, std::optional<Slot> slot, const ServerConfig& config) {
   const ResponseHead head_bytes(response, keep_alive);
   if (head) wipe(response.body); // HEAD: the length of the body, not the body
   const std::string_view h = head_bytes.bytes();
@@ -127,16 +127,16 @@ asio::awaitable<void> send_final(Stream& stream, Response response, const Server
   co_await finish(send(stream, std::move(response), false, false, std::nullopt, config));
 }
 
-asio::awaitable<bool> answer_later(Stream& stream, asio::awaitable<Response> handling,
-                                   bool keep_alive, bool head, Slot slot, const ServerConfig& config) {
+asio::awaitable<bool> answer_later(Stream& stream, asio::awaitable<Response> handling, bool keep_alive, bool head, Slot slot,
+                                   const ServerConfig& config) {
   Response response = co_await std::move(handling);
   co_return co_await finish(send(stream, std::move(response), keep_alive, head, std::move(slot), config));
 }
 
 /// The request `reader` read, handed to the handler (read at `now`; every wait it makes
 /// ends by `deadline`) and answered.
-Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, SteadyTime deadline,
-              const PeerIdentity& peer, const ServerConfig& config, Handler& handler, ConnectionControl& control) {
+Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, SteadyTime deadline, const PeerIdentity& peer,
+              const ServerConfig& config, Handler& handler, ConnectionControl& control) {
   const bool keep_alive = reader.keep_alive() && !control.stopping;
   const bool head = reader.head();
   auto handled = handler.handle(std::move(reader.request()), peer, now, deadline);
@@ -148,8 +148,8 @@ Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, 
 /// A request that had not arrived whole (or that breaks a limit): read within the request
 /// deadline, then answered, or refused.
 asio::awaitable<bool> read_then_answer(Stream& stream, beast::flat_buffer& buffer, Slot slot, SteadyTime deadline,
-                                       const PeerIdentity& peer, const ServerConfig& config, Handler& handler,
-                                       const Clock& clock, ConnectionControl& control) {
+                                       const PeerIdentity& peer, const ServerConfig& config, Handler& handler, const Clock& clock,
+                                       ConnectionControl& control) {
   RequestReader reader(config.max_header_bytes, config.max_body_bytes);
   beast::error_code rec;
   {
@@ -169,15 +169,15 @@ asio::awaitable<bool> read_then_answer(Stream& stream, beast::flat_buffer& buffe
 }
 
 /// A request over its uid's max_requests_per_peer: 429, and the connection closes.
-asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer,
-                                  const ServerConfig& config, Handler& handler, const Clock& clock, ConnectionControl& control) {
+asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer, const ServerConfig& config, Handler& handler,
+                                  const Clock& clock, ConnectionControl& control) {
   auto v = control.refusals.admit(peer.uid, clock.now());
   if (v.suppressed > 0) spdlog::warn("{} further refused requests of uid {} were not logged", v.suppressed, peer.uid);
   if (v.log)
-    spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)",
-                 peer.uid, peer.pid, control.slots.limit());
-  Response r = error_response(429, "rate_limited",
-                              "too many requests in progress for this user; wait for an answer before sending more");
+    spdlog::warn("request refused: uid={} pid={} already has {} requests in progress (server.max_requests_per_peer)", peer.uid,
+                 peer.pid, control.slots.limit());
+  Response r =
+      error_response(429, "rate_limited", "too many requests in progress for this user; wait for an answer before sending more");
   r.retry_after = 1;
   handler.count_refused(r.status);
   co_await send_final(stream, std::move(r), config);
@@ -189,8 +189,8 @@ asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer,
 /// fetched, a slow reader) continues in a coroutine whose frame exists only while it
 /// does: the frame of run_connection is what each idle keep-alive connection keeps
 /// (1,000 idle connections: docs/performance.md).
-Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer, const ServerConfig& config,
-             Handler& handler, const Clock& clock, ConnectionControl& control) {
+Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer, const ServerConfig& config, Handler& handler,
+             const Clock& clock, ConnectionControl& control) {
   // A request has started: it holds one of its uid's slots until the answer is written.
   auto slot = control.slots.acquire(peer.uid);
   if (!slot) return refuse_busy(stream, peer, config, handler, clock, control);
@@ -202,7 +202,8 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
   const std::size_t used = reader.feed({static_cast<const char*>(arrived.data()), arrived.size()}, ec);
   // Not whole (or over a limit): the slow path parses it again from the start, reading
   // the rest with a deadline.
-  if (!reader.is_done()) return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
+  if (!reader.is_done())
+    return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
   OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
   buffer.consume(used);
   return answer(stream, reader, std::move(*slot), now, deadline, peer, config, handler, control);

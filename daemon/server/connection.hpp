@@ -22,8 +22,8 @@ namespace cltoken {
 /// those idle for longer than idle_timeout_ms.
 struct ConnectionControl {
   bool stopping = false;
-  IdleConnections idle; ///< connections waiting for a request
-  RequestSlots slots;   ///< requests in progress per uid
+  IdleConnections idle;     ///< connections waiting for a request
+  RequestSlots slots;       ///< requests in progress per uid
   RequestSlots connections; ///< open connections per uid (counted; the listener decides)
   PeerLogThrottle refusals; ///< log lines about refused requests and connections, per uid
 

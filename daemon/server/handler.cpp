@@ -173,8 +173,9 @@ asio::awaitable<Response> Handler::dispatch(const Route& route, Request& request
     auto view = broker_.status_view();
     if (sessions_ != nullptr) view.customers = sessions_->view();
     if (verifier_ != nullptr) view.verification = verifier_->view();
-    r.body = metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute),
-                             allowed(admin_, peer) || allowed(metrics_allow_, peer));
+    r.body =
+        metrics_.render(view, clock_.now(), view.budget_per_minute - std::min(view.budget_per_minute, view.requests_last_minute),
+                        allowed(admin_, peer) || allowed(metrics_allow_, peer));
     co_return r;
   }
   case RouteKind::reload: {
@@ -244,7 +245,7 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
   if (const auto* refused = std::get_if<OAuthError>(&parsed)) co_return oauth_response(*refused);
   const auto& req = std::get<OAuthTokenRequest>(parsed);
   bool named = false, permitted = false;
-  std::string name; // copied: a reload may replace the config while the request waits
+  std::string name;        // copied: a reload may replace the config while the request waits
   std::string first_named; // for the access log and /v1/clients when none is used
   for (const CredentialConfig* c : broker_.credentials()) {
     if (!names_credential(req, *c)) continue;

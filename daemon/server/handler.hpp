@@ -82,8 +82,7 @@ private:
   void log_denial(const PeerIdentity& peer, const std::string& what);
   /// A request naming configured credential `credential` ended with `status`: counted for
   /// GET /v1/clients and written to the access log (403s are the denial lines instead).
-  void account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status,
-               SteadyTime now);
+  void account(const PeerIdentity& peer, const std::string& credential, std::string_view route, unsigned status, SteadyTime now);
   /// `name` when it is a configured credential, else "(unknown)": safe to log.
   [[nodiscard]] std::string known_name(const std::string& name) const;
   /// POST /oauth/token: Commerce Layer's request and documents, served from the cache.

@@ -54,7 +54,8 @@ void check_folder(const std::string& path) {
   struct stat st {};
   if (::stat(folder.c_str(), &st) != 0)
     throw std::runtime_error(fmt::format("socket folder {}: {} (create it owned by the daemon's user, mode 0755; "
-                                         "under systemd, RuntimeDirectory=cl-tokend)", folder, std::strerror(errno)));
+                                         "under systemd, RuntimeDirectory=cl-tokend)",
+                                         folder, std::strerror(errno)));
   if (auto why = check_path_trust(path, "socket", /*check_file=*/false)) throw std::runtime_error(*why);
 }
 
@@ -65,10 +66,8 @@ void prepare_path(const std::string& path) {
     if (errno == ENOENT) return;
     throw std::runtime_error(fmt::format("cannot inspect socket path {}: {}", path, std::strerror(errno)));
   }
-  if (!S_ISSOCK(st.st_mode))
-    throw std::runtime_error(fmt::format("{} exists and is not a socket; refusing to replace it", path));
-  if (socket_is_live(path))
-    throw std::runtime_error(fmt::format("another process is already listening on {}", path));
+  if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(fmt::format("{} exists and is not a socket; refusing to replace it", path));
+  if (socket_is_live(path)) throw std::runtime_error(fmt::format("another process is already listening on {}", path));
   if (::unlink(path.c_str()) != 0)
     throw std::runtime_error(fmt::format("cannot remove stale socket {}: {}", path, std::strerror(errno)));
   spdlog::info("removed stale socket {}", path);
@@ -89,7 +88,8 @@ void ensure_fd_room(std::size_t max_connections) {
   }
   if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need)
     spdlog::warn("server.max_connections = {} does not fit the open-file limit {} (LimitNOFILE=); connections beyond "
-                 "about {} will be refused", max_connections, lim.rlim_cur, lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0);
+                 "about {} will be refused",
+                 max_connections, lim.rlim_cur, lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0);
 }
 
 /// How long to stop accepting after EMFILE/ENFILE: the pending connection stays in the
@@ -99,7 +99,8 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 } // namespace
 
 Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, Handler& handler, const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor), closed_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor),
+      closed_(executor) {
   prepare_path(config.socket);
   // Create it with no access for anyone, then open it up to socket_mode: there is no
   // moment when the socket is reachable with looser permissions than configured.
@@ -113,7 +114,8 @@ Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, H
   struct stat st {};
   if (::stat(config.socket.c_str(), &st) == 0) socket_file_ = std::pair(st.st_dev, st.st_ino);
   if (config.socket_group && ::chown(config.socket.c_str(), static_cast<uid_t>(-1), *config.socket_group) != 0)
-    throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", config.socket, config.socket_group_name, std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("cannot give {} to group {}: {}", config.socket, config.socket_group_name, std::strerror(errno)));
   if (::chmod(config.socket.c_str(), config.socket_mode) != 0)
     throw std::runtime_error(fmt::format("cannot chmod {}: {}", config.socket, std::strerror(errno)));
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
@@ -123,7 +125,8 @@ Listener::Listener(asio::any_io_executor executor, const ServerConfig& config, H
 
 Listener::Listener(asio::any_io_executor executor, int listening_fd, const ServerConfig& config, Handler& handler,
                    const Clock& clock)
-    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor), closed_(executor) {
+    : executor_(executor), config_(config), handler_(handler), clock_(clock), acceptor_(executor), idle_timer_(executor),
+      closed_(executor) {
   boost::system::error_code ec;
   acceptor_.assign(stream_protocol(), listening_fd, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot adopt the listening socket from systemd: {}", ec.message()));
@@ -175,7 +178,7 @@ asio::awaitable<void> Listener::idle_timer() {
     // per request on a busy daemon). A reload that changes the timeout cancels the wait.
     idle_timer_.expires_at(control_.idle.next_expiry(config_.idle_timeout).value_or(clock_.now() + config_.idle_timeout));
     co_await idle_timer_.async_wait(use_tuple);
-    if (!*alive) co_return; // the listener is gone; its timer with it
+    if (!*alive) co_return;           // the listener is gone; its timer with it
     if (control_.stopping) co_return; // a stop closed the idle connections; the rest close as they finish
     for (auto& close : control_.idle.take_expired(clock_.now(), config_.idle_timeout)) close();
   }

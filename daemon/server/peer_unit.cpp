@@ -164,7 +164,8 @@ PeerUnitLookup look_up_peer_unit(int socket_fd, const PeerIdentity& peer) {
   // Still there after the reads: the pid was not reused while we read, so both files were
   // the pidfd's process. Its uid and gid must still be those of the connection.
   if (pid_of(pidfd.get()) != pid) return {std::nullopt, "the peer exited while its cgroup was read"};
-  if (effective_id(*status, "Uid:") != static_cast<long>(peer.uid) || effective_id(*status, "Gid:") != static_cast<long>(peer.gid))
+  if (effective_id(*status, "Uid:") != static_cast<long>(peer.uid) ||
+      effective_id(*status, "Gid:") != static_cast<long>(peer.gid))
     return {std::nullopt, "the peer's uid or gid changed since it connected"};
   auto unit = unit_of_proc_cgroup(*cgroup);
   if (!unit) return {std::nullopt, "the peer's cgroup is not a systemd unit's"};
@@ -179,8 +180,7 @@ std::vector<std::string> unit_principal_warnings(const std::vector<std::string>&
   else if (proc_hides_other_users())
     why = "matches only peers of the daemon's own user: /proc hides other users' processes (systemd's "
           "ProtectProc=invisible); set ProtectProc=default in a drop-in to tell other users' units apart";
-  else
-    return {};
+  else return {};
   std::vector<std::string> out;
   for (const auto& where : unit_principals) out.push_back(where + ", which " + why);
   return out;

@@ -17,7 +17,9 @@ ResponseHead::ResponseHead(const Response& r, bool keep_alive) {
   if (r.retry_after) fmt::format_to(out, "Retry-After: {}\r\n", *r.retry_after);
   if (r.status == 405)
     fmt::format_to(out, "Allow: {}\r\n",
-                   !r.allow.empty() ? std::string_view(r.allow) : r.body.find("POST") != std::string::npos ? "POST" : "GET");
+                   !r.allow.empty()                           ? std::string_view(r.allow)
+                   : r.body.find("POST") != std::string::npos ? "POST"
+                                                              : "GET");
   if (!keep_alive) fmt::format_to(out, "Connection: close\r\n");
   fmt::format_to(out, "Content-Length: {}\r\n\r\n", r.body.size());
 }

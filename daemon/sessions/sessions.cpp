@@ -14,7 +14,8 @@ namespace {
 /// An exception out of the upstream client is a failure like any other: the core answers
 /// it the same way, and it never escapes to the connection.
 UpstreamFailure internal_failure(const std::exception& e) {
-  return UpstreamFailure{FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
+  return UpstreamFailure{
+      FailureKind::network_error, fmt::format("internal error asking the auth server: {}", e.what()), {}, 0, {}};
 }
 } // namespace
 
@@ -68,9 +69,8 @@ void Sessions::perform(SessionAction& a) {
 void Sessions::spawn(asio::awaitable<void> task, const char* what) {
   // Deferred: a task whose I/O completes without suspending must not re-enter the core
   // while drive() is still handing out the actions of the current event.
-  asio::post(executor_, [ex = executor_, t = std::move(task), what]() mutable {
-    asio::co_spawn(ex, std::move(t), log_failure(what));
-  });
+  asio::post(executor_,
+             [ex = executor_, t = std::move(task), what]() mutable { asio::co_spawn(ex, std::move(t), log_failure(what)); });
 }
 
 asio::awaitable<void> Sessions::request_token(std::uint64_t id, TokenRequest request) {
@@ -120,8 +120,8 @@ asio::awaitable<SessionAnswer> Sessions::create(CredentialConfig credential, uid
   co_return co_await await_answer(core_.create(now(), credential, owner, std::move(body), deadline));
 }
 
-asio::awaitable<SessionAnswer> Sessions::read(std::string credential, uid_t owner, std::string handle, std::optional<Seconds> min_ttl,
-                                              SteadyTime deadline) {
+asio::awaitable<SessionAnswer> Sessions::read(std::string credential, uid_t owner, std::string handle,
+                                              std::optional<Seconds> min_ttl, SteadyTime deadline) {
   const SessionKey key = session_key(handle);
   wipe(handle);
   co_return co_await await_answer(core_.read(now(), credential, owner, key, min_ttl, deadline));

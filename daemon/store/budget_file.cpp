@@ -27,13 +27,13 @@ void BudgetFile::start(const std::string& path, Millis in_flight_allowance) {
       if (!parsed.record) {
         spdlog::warn("upstream budget record {} not used: {}; starting with the whole budget", path_, parsed.error);
       } else {
-        const unsigned taken = budget_.window().restore(*parsed.record, clock_.now(), clock_.wall_now(),
-                                                        in_flight_allowance, max_restored_pause);
+        const unsigned taken =
+            budget_.window().restore(*parsed.record, clock_.now(), clock_.wall_now(), in_flight_allowance, max_restored_pause);
         auto pause = budget_.paused_until(clock_.now());
-        spdlog::info("upstream budget: {} request(s) of the last minute taken back from {}{}", taken, path_,
-                     pause ? fmt::format(", a 429 pause for another {} s",
-                                         std::chrono::ceil<Seconds>(*pause - clock_.now()).count())
-                           : std::string());
+        spdlog::info(
+            "upstream budget: {} request(s) of the last minute taken back from {}{}", taken, path_,
+            pause ? fmt::format(", a 429 pause for another {} s", std::chrono::ceil<Seconds>(*pause - clock_.now()).count())
+                  : std::string());
       }
     }
   } catch (const std::exception& e) {

@@ -49,7 +49,8 @@ FileStore::FileStore(StoreConfig config, const Clock& clock) : config_(std::move
     records_.insert_or_assign(std::move(name), std::move(r));
   }
   if (!state->key_sets.empty()) key_set_ = std::move(state->key_sets.back());
-  spdlog::info("state file {}: {} stored tokens{}", config_.path, records_.size(), key_set_ ? " and the auth server's key set" : "");
+  spdlog::info("state file {}: {} stored tokens{}", config_.path, records_.size(),
+               key_set_ ? " and the auth server's key set" : "");
 }
 
 boost::asio::awaitable<std::optional<CachedToken>> FileStore::load(StoreSubject s) {
@@ -60,7 +61,8 @@ boost::asio::awaitable<std::optional<CachedToken>> FileStore::load(StoreSubject 
   const StateRecord& r = it->second;
   if (r.identity != key->identity) {
     spdlog::info("credential {}: the stored token was obtained for another identity (client_id, secret, scope or "
-                 "auth_url changed); not used", key->credential);
+                 "auth_url changed); not used",
+                 key->credential);
     co_return std::nullopt;
   }
   if (r.expires_at <= clock_.wall_now()) {
@@ -76,8 +78,8 @@ boost::asio::awaitable<std::optional<CachedToken>> FileStore::load(StoreSubject 
   }
   auto& token = std::get<StoredToken>(opened);
   const auto anchored = anchor_.find(key->credential);
-  if (auto why = rolled_back(token.generation, anchored == anchor_.end() ? std::nullopt
-                                                                          : std::optional<std::uint64_t>(anchored->second))) {
+  if (auto why = rolled_back(token.generation,
+                             anchored == anchor_.end() ? std::nullopt : std::optional<std::uint64_t>(anchored->second))) {
     spdlog::error("credential {}: stored token in {} refused: {}; fetching a new one", key->credential, config_.path, *why);
     records_.erase(it);
     co_return std::nullopt;

@@ -28,9 +28,7 @@ public:
   FileStore& operator=(const FileStore&) = delete;
 
   boost::asio::awaitable<std::optional<CachedToken>> load(StoreSubject s) override;
-  boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject, SteadyTime) override {
-    co_return std::nullopt;
-  }
+  boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject, SteadyTime) override { co_return std::nullopt; }
   boost::asio::awaitable<void> save(StoreSubject s, CachedToken token) override;
   boost::asio::awaitable<void> forget(StoreSubject s) override;
   [[nodiscard]] bool shared() const override { return false; }
@@ -50,10 +48,10 @@ private:
   StoreConfig config_;
   const Clock& clock_;
   std::map<std::string, StateRecord> records_; ///< by credential name
-  std::optional<StateKeySet> key_set_;          ///< one auth server per daemon: the last set kept
-  bool trusted_ = true; ///< false: the path failed its checks (core/path_trust.hpp); never written
-  Generations anchor_;          ///< by credential: the last generation saved or removed
-  bool anchor_kept_ = false;    ///< store.generation_path is set and passed its checks
+  std::optional<StateKeySet> key_set_;         ///< one auth server per daemon: the last set kept
+  bool trusted_ = true;                        ///< false: the path failed its checks (core/path_trust.hpp); never written
+  Generations anchor_;                         ///< by credential: the last generation saved or removed
+  bool anchor_kept_ = false;                   ///< store.generation_path is set and passed its checks
 };
 
 } // namespace cltoken

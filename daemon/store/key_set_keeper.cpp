@@ -25,7 +25,8 @@ void StoreKeySetKeeper::keep(const std::string& jwks) {
   auto key = key_set_key(config_);
   if (!key) return;
   StoredKeySet set{key->auth_url, key->issuer, clock_.wall_now(), jwks};
-  asio::co_spawn(executor_, store_.save_key_set(std::move(*key), std::move(set)), log_failure("keeping the key set in the store"));
+  asio::co_spawn(executor_, store_.save_key_set(std::move(*key), std::move(set)),
+                 log_failure("keeping the key set in the store"));
 }
 
 } // namespace cltoken

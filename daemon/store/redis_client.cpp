@@ -121,8 +121,8 @@ asio::awaitable<void> RedisClient::keep() {
       ++attempts;
       std::string failure;
       try {
-        auto c = co_await RedisConnection::open(executor_, *config_.redis, tls_ ? &*tls_ : nullptr,
-                                                clock_.now() + config_.timeout);
+        auto c =
+            co_await RedisConnection::open(executor_, *config_.redis, tls_ ? &*tls_ : nullptr, clock_.now() + config_.timeout);
         if (stopped_) co_return;
         conn_ = std::shared_ptr<RedisConnection>(std::move(c));
       } catch (const std::exception& e) { // RedisError, or a socket option refused

@@ -50,7 +50,8 @@ asio::awaitable<tcp::resolver::results_type> resolve(asio::any_io_executor ex, c
 
 } // namespace
 
-template <class F> auto RedisConnection::with_stream(F&& f) {
+template <class F>
+auto RedisConnection::with_stream(F&& f) {
   if (tls_) return f(*tls_);
   if (tcp_) return f(*tcp_);
   return f(*unix_);

@@ -33,10 +33,8 @@ class RedisConnection {
 public:
   /// Connects, shakes hands (rediss://), authenticates (AUTH) and selects the database,
   /// all before `deadline`. `tls` is needed for rediss:// only. Throws RedisError.
-  static boost::asio::awaitable<std::unique_ptr<RedisConnection>> open(boost::asio::any_io_executor executor,
-                                                                       const RedisUrl& url,
-                                                                       boost::asio::ssl::context* tls,
-                                                                       SteadyTime deadline);
+  static boost::asio::awaitable<std::unique_ptr<RedisConnection>> open(boost::asio::any_io_executor executor, const RedisUrl& url,
+                                                                       boost::asio::ssl::context* tls, SteadyTime deadline);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -47,7 +45,8 @@ public:
 
 private:
   RedisConnection() = default;
-  template <class F> auto with_stream(F&& f);
+  template <class F>
+  auto with_stream(F&& f);
 
   using Tcp = boost::beast::tcp_stream;
   using Tls = boost::beast::ssl_stream<boost::beast::tcp_stream>;

@@ -67,8 +67,7 @@ RedisReply convert(const redisReply* r) {
     out.type = RedisReply::Type::array;
     for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
     break;
-  default:
-    out.type = RedisReply::Type::nil;
+  default: out.type = RedisReply::Type::nil;
   }
   return out;
 }

@@ -20,9 +20,7 @@ struct RedisReply {
 
   [[nodiscard]] bool is_error() const { return type == Type::error; }
   /// A status or bulk string equal to `text`.
-  [[nodiscard]] bool is(std::string_view text) const {
-    return (type == Type::status || type == Type::string) && str == text;
-  }
+  [[nodiscard]] bool is(std::string_view text) const { return (type == Type::status || type == Type::string) && str == text; }
 };
 
 /// A command (name and arguments, binary-safe) in RESP, ready to send.

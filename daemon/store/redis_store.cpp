@@ -59,8 +59,7 @@ constexpr Millis newer_slack{1000};
 
 } // namespace
 
-RedisStore::RedisStore(asio::any_io_executor executor, StoreConfig config, Millis lock_ttl, const Clock& clock,
-                       Random& random)
+RedisStore::RedisStore(asio::any_io_executor executor, StoreConfig config, Millis lock_ttl, const Clock& clock, Random& random)
     : executor_(executor), config_(std::move(config)), lock_ttl_(lock_ttl), clock_(clock),
       client_(std::make_shared<RedisClient>(executor, config_, clock, random)) {}
 
@@ -111,21 +110,20 @@ asio::awaitable<std::optional<CachedToken>> RedisStore::before_fetch(StoreSubjec
   if (!key || !client_->connected()) co_return std::nullopt;
   const Keys keys = keys_of(*key);
   const std::string owner = store_crypto::to_hex(store_crypto::random_bytes(16));
-  const std::int64_t newer_ms =
-      newer_than == SteadyTime::min() ? 0 : unix_ms(clock_.to_wall(newer_than)) + newer_slack.count();
+  const std::int64_t newer_ms = newer_than == SteadyTime::min() ? 0 : unix_ms(clock_.to_wall(newer_than)) + newer_slack.count();
   // Waiting longer than a whole fetch of the holder gains nothing: by then its lock has
   // expired and the next attempt takes it.
   const SteadyTime bound = clock_.now() + lock_ttl_ + config_.timeout;
   bool waiting_logged = false;
   for (;;) {
-    std::vector<std::string> gate{"EVAL", std::string(gate_script), "2", keys.token, keys.lock,
-                                  std::to_string(newer_ms), owner, std::to_string(lock_ttl_.count())};
+    std::vector<std::string> gate{"EVAL",    std::string(gate_script), "2",   keys.token,
+                                  keys.lock, std::to_string(newer_ms), owner, std::to_string(lock_ttl_.count())};
     auto reply = co_await client_->call(std::move(gate));
     if (!reply) co_return std::nullopt; // Redis unreachable: fetch alone
     const auto& e = reply->elements;
     if (reply->type != RedisReply::Type::array || e.empty()) {
-      spdlog::warn("redis {}: unexpected answer to the fetch lock script{}{}", client_->where(),
-                   reply->is_error() ? ": " : "", reply->is_error() ? reply->str : "");
+      spdlog::warn("redis {}: unexpected answer to the fetch lock script{}{}", client_->where(), reply->is_error() ? ": " : "",
+                   reply->is_error() ? reply->str : "");
       co_return std::nullopt;
     }
     if (e[0].is("token") && e.size() == 2 && e[1].type == RedisReply::Type::string) {
@@ -179,11 +177,12 @@ asio::awaitable<void> RedisStore::save(StoreSubject s, CachedToken token) {
     owner = std::move(it->second);
     holding_.erase(it);
   }
-  std::vector<std::string> eval{"EVAL", std::string(save_script), "2", keys.token, keys.lock,
-                                std::to_string(record.expires_ms), record.sealed, owner};
+  std::vector<std::string> eval{"EVAL",    std::string(save_script),          "2",           keys.token,
+                                keys.lock, std::to_string(record.expires_ms), record.sealed, owner};
   auto reply = co_await client_->call(std::move(eval));
   if (reply && reply->is_error()) spdlog::warn("redis {}: saving a token failed: {}", client_->where(), reply->str);
-  else if (reply) spdlog::debug("credential {}: token {} in redis", key->credential, reply->integer == 1 ? "saved" : "already newer");
+  else if (reply)
+    spdlog::debug("credential {}: token {} in redis", key->credential, reply->integer == 1 ? "saved" : "already newer");
 }
 
 asio::awaitable<void> RedisStore::forget(StoreSubject s) {
@@ -193,7 +192,8 @@ asio::awaitable<void> RedisStore::forget(StoreSubject s) {
   known_.erase(keys.token);
   std::vector<std::string> del{"DEL", keys.token};
   auto reply = co_await client_->call(std::move(del));
-  if (!reply) spdlog::warn("credential {}: could not remove the revoked or invalidated token from redis (unreachable)", key->credential);
+  if (!reply)
+    spdlog::warn("credential {}: could not remove the revoked or invalidated token from redis (unreachable)", key->credential);
 }
 
 asio::awaitable<std::optional<StoredKeySet>> RedisStore::load_key_set(KeySetKey key) {
@@ -241,8 +241,8 @@ asio::awaitable<void> RedisStore::republish() {
   }
   unsigned stored = 0;
   for (const auto& [token_key, k] : todo) {
-    std::vector<std::string> eval{"EVAL", std::string(save_script), "2", token_key, k.lock_key,
-                                  std::to_string(k.expires_ms), k.sealed, ""};
+    std::vector<std::string> eval{"EVAL",     std::string(save_script),     "2",      token_key,
+                                  k.lock_key, std::to_string(k.expires_ms), k.sealed, ""};
     auto reply = co_await client_->call(std::move(eval));
     if (!reply) co_return; // lost again; the next connection tries again
     if (reply->type == RedisReply::Type::integer && reply->integer == 1) ++stored;

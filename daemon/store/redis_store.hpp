@@ -70,7 +70,7 @@ private:
   Millis lock_ttl_;
   const Clock& clock_;
   std::shared_ptr<RedisClient> client_;
-  std::map<std::string, Known> known_;        ///< by token key: the newest record seen or saved
+  std::map<std::string, Known> known_;         ///< by token key: the newest record seen or saved
   std::map<std::string, std::string> holding_; ///< by token key: our owner id of a lock we hold
 };
 

@@ -61,9 +61,7 @@ public:
 class MemoryStore final : public TokenStore {
 public:
   boost::asio::awaitable<std::optional<CachedToken>> load(StoreSubject) override { co_return std::nullopt; }
-  boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject, SteadyTime) override {
-    co_return std::nullopt;
-  }
+  boost::asio::awaitable<std::optional<CachedToken>> before_fetch(StoreSubject, SteadyTime) override { co_return std::nullopt; }
   boost::asio::awaitable<void> save(StoreSubject, CachedToken) override { co_return; }
   boost::asio::awaitable<void> forget(StoreSubject) override { co_return; }
   [[nodiscard]] bool shared() const override { return false; }

@@ -12,8 +12,8 @@ namespace cltoken::systemd {
 namespace {
 
 // Worst first: an operator reading `systemctl status` sees what needs attention at once.
-constexpr std::array order{CredentialStatus::failing,  CredentialStatus::expired,    CredentialStatus::empty,
-                           CredentialStatus::fetching, CredentialStatus::stale,      CredentialStatus::refreshing,
+constexpr std::array order{CredentialStatus::failing,  CredentialStatus::expired, CredentialStatus::empty,
+                           CredentialStatus::fetching, CredentialStatus::stale,   CredentialStatus::refreshing,
                            CredentialStatus::fresh};
 
 // States in which clients get no token: name the credentials, they are what to look at.

@@ -4,12 +4,9 @@
 
 namespace cltoken::systemd {
 
-SteadyClock::duration fetch_bound(const UpstreamConfig& upstream) {
-  return upstream.request_timeout + scheduler_slack;
-}
+SteadyClock::duration fetch_bound(const UpstreamConfig& upstream) { return upstream.request_timeout + scheduler_slack; }
 
-std::optional<std::string> refresh_loop_stall(const Broker::Progress& progress, SteadyTime now,
-                                              SteadyClock::duration bound) {
+std::optional<std::string> refresh_loop_stall(const Broker::Progress& progress, SteadyTime now, SteadyClock::duration bound) {
   if (!progress.running) return "the token scheduler is not running";
   if (now > progress.next_wake + scheduler_slack)
     return fmt::format("the token scheduler should have run {} s ago",

@@ -67,7 +67,8 @@ std::string describe_error(const beast::error_code& ec, std::string_view step, c
     }
     return fmt::format("TLS with auth server {} failed during {}: {}", host, step, ec.message());
   }
-  if (ec == asio::error::connection_refused) return fmt::format("auth server {} refused the connection (nothing listening?)", host);
+  if (ec == asio::error::connection_refused)
+    return fmt::format("auth server {} refused the connection (nothing listening?)", host);
   if (ec == asio::error::connection_reset) return fmt::format("auth server {} reset the connection during {}", host, step);
   if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again)
     return fmt::format("auth server {}: host name not found", host);
@@ -111,13 +112,16 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
   });
   auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, use_tuple);
   guard.cancel();
-  if (rec) co_return network_failure(describe_error(timed_out ? beast::error_code(beast::error::timeout) : rec, "name resolution", url.host, nullptr));
+  if (rec)
+    co_return network_failure(
+        describe_error(timed_out ? beast::error_code(beast::error::timeout) : rec, "name resolution", url.host, nullptr));
 
   SSL* ssl = nullptr;
   if (url.tls) {
     conn->tls.emplace(executor_, tls_);
     ssl = conn->tls->native_handle();
-    if (!expect_host(ssl, url.host)) co_return network_failure(fmt::format("TLS setup for auth server {} failed: cannot set the expected host name", url.host));
+    if (!expect_host(ssl, url.host))
+      co_return network_failure(fmt::format("TLS setup for auth server {} failed: cannot set the expected host name", url.host));
   } else {
     conn->plain.emplace(executor_);
   }
@@ -134,7 +138,8 @@ asio::awaitable<std::variant<std::unique_ptr<AuthClient::Connection>, UpstreamFa
   co_return conn;
 }
 
-asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::send(http::verb verb, std::string path, std::string& body) {
+asio::awaitable<std::variant<AuthClient::Reply, UpstreamFailure>> AuthClient::send(http::verb verb, std::string path,
+                                                                                   std::string& body) {
   const auto& url = config_.auth_url;
   // request_timeout_ms bounds the whole request, connection set-up included, so a fetch
   // never takes longer than that whatever the server does.
@@ -221,9 +226,8 @@ asio::awaitable<UpstreamResult> AuthClient::request_token(const TokenRequest& re
   co_return parsed;
 }
 
-asio::awaitable<std::optional<UpstreamFailure>> AuthClient::revoke(const std::string& client_id,
-                                                                   const std::optional<Secret>& client_secret,
-                                                                   const Secret& token) {
+asio::awaitable<std::optional<UpstreamFailure>>
+AuthClient::revoke(const std::string& client_id, const std::optional<Secret>& client_secret, const Secret& token) {
   std::string body = revoke_request_body(client_id, client_secret, token);
   auto result = co_await send(http::verb::post, "/oauth/revoke", body);
   wipe(body);

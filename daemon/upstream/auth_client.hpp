@@ -28,9 +28,8 @@ public:
   AuthClient& operator=(const AuthClient&) = delete;
 
   boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request) override;
-  boost::asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& client_id,
-                                                                const std::optional<Secret>& client_secret,
-                                                                const Secret& token) override;
+  boost::asio::awaitable<std::optional<UpstreamFailure>>
+  revoke(const std::string& client_id, const std::optional<Secret>& client_secret, const Secret& token) override;
 
   /// GET {auth_url}/.well-known/jwks.json, on the same verified connections.
   boost::asio::awaitable<JwksAnswer> fetch_jwks() override;
@@ -47,7 +46,8 @@ public:
 
 private:
   /// Sends a request (a JSON body for POST); a network failure comes back as an UpstreamFailure.
-  boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> send(boost::beast::http::verb verb, std::string path, std::string& body);
+  boost::asio::awaitable<std::variant<Reply, UpstreamFailure>> send(boost::beast::http::verb verb, std::string path,
+                                                                    std::string& body);
   /// A new connection, ready for a request, or why there is none.
   boost::asio::awaitable<std::variant<std::unique_ptr<Connection>, UpstreamFailure>> connect(SteadyTime deadline);
 

@@ -11,9 +11,8 @@ public:
   ForwardingUpstream(const ForwardingUpstream&) = delete;
   ForwardingUpstream& operator=(const ForwardingUpstream&) = delete;
 
-  boost::asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& client_id,
-                                                                const std::optional<Secret>& client_secret,
-                                                                const Secret& token) override {
+  boost::asio::awaitable<std::optional<UpstreamFailure>>
+  revoke(const std::string& client_id, const std::optional<Secret>& client_secret, const Secret& token) override {
     co_return co_await inner_.revoke(client_id, client_secret, token);
   }
 

@@ -12,7 +12,8 @@ namespace cltoken {
 
 class MeteredUpstream final : public ForwardingUpstream {
 public:
-  MeteredUpstream(Upstream& inner, Metrics& metrics, const Clock& clock) : ForwardingUpstream(inner), metrics_(metrics), clock_(clock) {}
+  MeteredUpstream(Upstream& inner, Metrics& metrics, const Clock& clock)
+      : ForwardingUpstream(inner), metrics_(metrics), clock_(clock) {}
 
   boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request) override {
     const SteadyTime sent = clock_.now();
@@ -20,7 +21,6 @@ public:
     metrics_.observe_upstream(std::chrono::duration<double>(clock_.now() - sent).count());
     co_return result;
   }
-
 
 private:
   Metrics& metrics_;

@@ -87,7 +87,8 @@ asio::awaitable<void> SigningKeys::fetch() {
   try {
     answer = co_await source_.fetch_jwks();
   } catch (const std::exception& e) {
-    answer = UpstreamFailure{FailureKind::network_error, std::string("internal error asking for the key set: ") + e.what(), {}, 0, {}};
+    answer =
+        UpstreamFailure{FailureKind::network_error, std::string("internal error asking for the key set: ") + e.what(), {}, 0, {}};
   }
   if (auto* f = std::get_if<UpstreamFailure>(&answer)) {
     last_error_ = "the auth server's key set could not be fetched: " + f->message;

@@ -28,8 +28,8 @@ class KeySetKeeper {
 public:
   virtual ~KeySetKeeper() = default;
   struct Kept {
-    std::string jwks;     ///< the JWKS document
-    WallTime fetched_at;  ///< when the auth server published it to a daemon
+    std::string jwks;    ///< the JWKS document
+    WallTime fetched_at; ///< when the auth server published it to a daemon
   };
   /// The set kept earlier, when it is still fit to trust (sealed for this auth server,
   /// unaltered, not too old); nullopt otherwise. Never throws for what it finds.

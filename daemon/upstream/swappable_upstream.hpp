@@ -13,7 +13,8 @@
 namespace cltoken {
 
 /// `Client` is an Upstream and a JwksSource (AuthClient; a script in the tests).
-template <class Client> class SwappableUpstream final : public Upstream, public JwksSource {
+template <class Client>
+class SwappableUpstream final : public Upstream, public JwksSource {
 public:
   /// The client new requests go to; requests already under way keep theirs.
   void set(std::shared_ptr<Client> client) { client_ = std::move(client); }

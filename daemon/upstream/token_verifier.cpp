@@ -10,12 +10,13 @@ VerificationView TokenVerifier::view() const {
   return VerificationView{to_string(settings_.mode), keys_.current()->size(), unverified_, keys_.last_error()};
 }
 
-asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_issued(std::string_view token, TokenExpectations expect,
-                                                                                      SteadyTime deadline) {
+asio::awaitable<std::variant<DecodedJwt, VerifyFailure>>
+TokenVerifier::check_issued(std::string_view token, TokenExpectations expect, SteadyTime deadline) {
   co_return co_await check(token, std::move(expect), deadline, settings_.mode == VerifyMode::when_available);
 }
 
-asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_presented(std::string_view token, SteadyTime deadline) {
+asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> TokenVerifier::check_presented(std::string_view token,
+                                                                                        SteadyTime deadline) {
   // A named object, not a braced temporary: GCC 12 destroys those twice across co_await.
   TokenExpectations none;
   co_return co_await check(token, std::move(none), deadline, false);
@@ -43,7 +44,8 @@ std::variant<DecodedJwt, VerifyFailure> TokenVerifier::check_with(DecodedJwt jwt
     // when_available: the auth server answered the token but not its key set. The claims
     // still have to match; the signature is checked once the keys can be had.
     ++unverified_;
-    spdlog::warn("token signature not checked: the auth server's key set is not available (upstream.verify = \"when_available\")");
+    spdlog::warn(
+        "token signature not checked: the auth server's key set is not available (upstream.verify = \"when_available\")");
   } else if (auto f = check_signature(jwt, keys)) {
     return std::move(*f);
   }

@@ -23,7 +23,8 @@ struct VerifySettings {
 
 class TokenVerifier {
 public:
-  TokenVerifier(SigningKeys& keys, const Clock& clock, VerifySettings settings) : keys_(keys), clock_(clock), settings_(std::move(settings)) {}
+  TokenVerifier(SigningKeys& keys, const Clock& clock, VerifySettings settings)
+      : keys_(keys), clock_(clock), settings_(std::move(settings)) {}
   TokenVerifier(const TokenVerifier&) = delete;
   TokenVerifier& operator=(const TokenVerifier&) = delete;
 
@@ -39,7 +40,7 @@ public:
   /// could be had has its claims checked and its signature not (logged); under
   /// "required" it is refused as keys_unavailable; under "off" nothing is checked.
   boost::asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> check_issued(std::string_view token, TokenExpectations expect,
-                                                                                SteadyTime deadline);
+                                                                               SteadyTime deadline);
   /// A token a local service hands over (POST /v1/verify): signature, issuer and expiry,
   /// whatever the mode.
   boost::asio::awaitable<std::variant<DecodedJwt, VerifyFailure>> check_presented(std::string_view token, SteadyTime deadline);

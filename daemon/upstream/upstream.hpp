@@ -16,9 +16,8 @@ public:
   /// POST /oauth/token. Never throws for upstream trouble: failures come back classified.
   virtual boost::asio::awaitable<UpstreamResult> request_token(const TokenRequest& request) = 0;
   /// POST /oauth/revoke. nullopt on success.
-  virtual boost::asio::awaitable<std::optional<UpstreamFailure>> revoke(const std::string& client_id,
-                                                                        const std::optional<Secret>& client_secret,
-                                                                        const Secret& token) = 0;
+  virtual boost::asio::awaitable<std::optional<UpstreamFailure>>
+  revoke(const std::string& client_id, const std::optional<Secret>& client_secret, const Secret& token) = 0;
 };
 
 } // namespace cltoken

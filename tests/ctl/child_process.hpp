@@ -11,18 +11,18 @@
 namespace ctl_test {
 
 struct ChildResult {
-    int exit_code = -1;     ///< Exit status; -1 when killed at the deadline.
-    bool timed_out = false; ///< The deadline passed and the child was killed.
-    std::string out;
-    std::string err;
+  int exit_code = -1;     ///< Exit status; -1 when killed at the deadline.
+  bool timed_out = false; ///< The deadline passed and the child was killed.
+  std::string out;
+  std::string err;
 };
 
 struct ChildOptions {
-    std::string stdin_data;
-    /// Changes to the test's environment: a value sets the variable, nullopt removes it.
-    /// CL_TOKEND_SOCKET and NO_COLOR are always removed unless set here.
-    std::map<std::string, std::optional<std::string>> environment;
-    std::chrono::milliseconds deadline{10'000};
+  std::string stdin_data;
+  /// Changes to the test's environment: a value sets the variable, nullopt removes it.
+  /// CL_TOKEND_SOCKET and NO_COLOR are always removed unless set here.
+  std::map<std::string, std::optional<std::string>> environment;
+  std::chrono::milliseconds deadline{10'000};
 };
 
 /// Runs CLTOKENCTL_BINARY with `arguments` (after the program name).

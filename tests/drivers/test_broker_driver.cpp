@@ -30,11 +30,13 @@ TEST_CASE("the broker answers a client by its deadline while the auth server is 
   const SteadyTime t0 = clock.now();
   auto early = start(ctx, broker.get_token("c0", std::nullopt, clock.now() + 1s));
   auto patient = start(ctx, broker.get_token("c0", std::nullopt, clock.now() + 10s));
-  REQUIRE(run_virtual(ctx, clock, [&] { return early->has_value(); }, 5s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return early->has_value(); }, 5s));
   CHECK((*early)->kind == TokenAnswer::Kind::unavailable);
   CHECK(clock.now() - t0 >= 1s);
   CHECK(clock.now() - t0 < 1s + 100ms);
-  REQUIRE(run_virtual(ctx, clock, [&] { return patient->has_value(); }, 10s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return patient->has_value(); }, 10s));
   CHECK((*patient)->kind == TokenAnswer::Kind::served);
   CHECK(clock.now() - t0 >= 3s); // the fetch's latency
   CHECK(clock.now() - t0 < 3s + 100ms);

@@ -32,14 +32,16 @@ TEST_CASE("the sessions driver answers readers waiting on a slow refresh at thei
 
   const SteadyTime t0 = clock.now();
   auto created = start(ctx, sessions.create(shop, 1000, R"({"username":"ann","password":"pw"})", clock.now() + 5s));
-  REQUIRE(run_virtual(ctx, clock, [&] { return created->has_value(); }, 10s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return created->has_value(); }, 10s));
   REQUIRE((*created)->kind == Kind::created);
   CHECK(clock.now() - t0 >= 200ms); // the upstream's latency, in virtual time
   CHECK(clock.now() - t0 < 1s);
   const std::string handle = nlohmann::json::parse((*created)->document).at("session").get<std::string>();
 
   // 590 s on (the sweep wakes every second meanwhile), then the auth server slows to a minute.
-  run_virtual(ctx, clock, [] { return false; }, 590s, 500ms);
+  run_virtual(
+      ctx, clock, [] { return false; }, 590s, 500ms);
   upstream.latency = 60s;
   const SteadyTime asked = clock.now();
   std::vector<std::shared_ptr<std::optional<SessionAnswer>>> readers;
@@ -59,16 +61,19 @@ TEST_CASE("the sessions driver answers readers waiting on a slow refresh at thei
   }
 
   // The refresh lands a minute after it left; the next read gets its token.
-  REQUIRE(run_virtual(ctx, clock, [&] { return issued == 2; }, 120s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return issued == 2; }, 120s));
   auto after = start(ctx, sessions.read("shop", 1000, handle, std::nullopt, clock.now() + 5s));
-  REQUIRE(run_virtual(ctx, clock, [&] { return after->has_value(); }, 1s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return after->has_value(); }, 1s));
   CHECK(access_token_of(**after) == "access-2");
 
   // Another uid is told there is no such session; the owner ends it, revoking both tokens.
   upstream.latency = 100ms;
   auto stranger = start(ctx, sessions.end(shop, 1001, handle, clock.now() + 5s));
   auto ended = start(ctx, sessions.end(shop, 1000, handle, clock.now() + 5s));
-  REQUIRE(run_virtual(ctx, clock, [&] { return stranger->has_value() && ended->has_value(); }, 5s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return stranger->has_value() && ended->has_value(); }, 5s));
   CHECK((*stranger)->kind == Kind::unknown);
   CHECK((*ended)->kind == Kind::ended);
   CHECK(upstream.revoked == std::vector<std::string>{"access-2", "refresh-2"});
@@ -79,18 +84,20 @@ TEST_CASE("teardown destroys the coroutines still suspended before the objects t
   FakeClock clock;
   const ScopedTimerClock timers(clock, true);
   Context ctx;
-  ScriptedUpstream upstream(ctx.get_executor(), 200ms, [](const TokenRequest&) {
-    return UpstreamResult{customer_grant("access-1", 600s)};
-  });
+  ScriptedUpstream upstream(ctx.get_executor(), 200ms,
+                            [](const TokenRequest&) { return UpstreamResult{customer_grant("access-1", 600s)}; });
   const Config config = sessions_config();
   UpstreamBudget budget(config.upstream.max_requests_per_minute);
   PinnedRandom random;
   Sessions sessions(ctx.get_executor(), clock, upstream, budget, random, config);
   sessions.start();
-  auto created = start(ctx, sessions.create(config.credentials.front(), 1000, R"({"username":"a","password":"p"})", clock.now() + 5s));
-  REQUIRE(run_virtual(ctx, clock, [&] { return created->has_value(); }, 5s));
+  auto created =
+      start(ctx, sessions.create(config.credentials.front(), 1000, R"({"username":"a","password":"p"})", clock.now() + 5s));
+  REQUIRE(run_virtual(
+      ctx, clock, [&] { return created->has_value(); }, 5s));
   const std::string handle = nlohmann::json::parse((*created)->document).at("session").get<std::string>();
-  run_virtual(ctx, clock, [] { return false; }, 590s, 500ms);
+  run_virtual(
+      ctx, clock, [] { return false; }, 590s, 500ms);
   // A reader parked on a refresh that will take a minute, and the daemon going away meanwhile
   // without a stop: what main does after run() returns.
   upstream.latency = 60s;

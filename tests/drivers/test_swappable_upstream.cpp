@@ -26,11 +26,11 @@ TEST_CASE("a replaced upstream client is freed when its last request ends, and a
     upstream.set(std::make_shared<ScriptedUpstream>(ctx.get_executor(), 2s, grant));
     auto in_flight = start(ctx, upstream.request_token(TokenRequest{}));
     ctx.poll(); // the request is under way on the first client
-    for (int reload = 0; reload < 1000; ++reload)
-      upstream.set(std::make_shared<ScriptedUpstream>(ctx.get_executor(), 2s, grant));
+    for (int reload = 0; reload < 1000; ++reload) upstream.set(std::make_shared<ScriptedUpstream>(ctx.get_executor(), 2s, grant));
     // The current client, and the first one for the request still running on it.
     CHECK(ScriptedUpstream::alive - before == 2);
-    REQUIRE(run_virtual(ctx, clock, [&] { return in_flight->has_value(); }, 5s));
+    REQUIRE(run_virtual(
+        ctx, clock, [&] { return in_flight->has_value(); }, 5s));
     CHECK(std::holds_alternative<TokenGrant>(**in_flight));
     CHECK(ScriptedUpstream::alive - before == 1);
   }

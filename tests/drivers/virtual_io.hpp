@@ -30,7 +30,8 @@ inline bool run_virtual(Context& ctx, FakeClock& clock, const std::function<bool
 }
 
 /// Starts `task` on `ctx`; its result lands in the returned slot.
-template <class T> std::shared_ptr<std::optional<T>> start(Context& ctx, boost::asio::awaitable<T> task) {
+template <class T>
+std::shared_ptr<std::optional<T>> start(Context& ctx, boost::asio::awaitable<T> task) {
   auto out = std::make_shared<std::optional<T>>();
   boost::asio::co_spawn(ctx, std::move(task), [out](std::exception_ptr p, T value) {
     if (p) std::rethrow_exception(p);

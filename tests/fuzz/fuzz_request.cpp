@@ -89,8 +89,10 @@ Config make_config() {
   cfg.server.max_requests_per_peer = 4;
   cfg.upstream.max_requests_per_minute = 100000; // never the limit within one input
   cfg.credentials.push_back(credential("open", CredentialKind::sales_channel, "open", {principal(Principal::Kind::any, 0, "*")}));
-  cfg.credentials.push_back(credential("closed", CredentialKind::integration, "closed", {principal(Principal::Kind::uid, 0, "uid:0")}));
-  cfg.credentials.push_back(credential("by-group", CredentialKind::sales_channel, "group", {principal(Principal::Kind::gid, 100, "gid:100")}));
+  cfg.credentials.push_back(
+      credential("closed", CredentialKind::integration, "closed", {principal(Principal::Kind::uid, 0, "uid:0")}));
+  cfg.credentials.push_back(
+      credential("by-group", CredentialKind::sales_channel, "group", {principal(Principal::Kind::gid, 100, "gid:100")}));
   return cfg;
 }
 
@@ -98,9 +100,21 @@ PeerIdentity peer_for(std::uint8_t selector) {
   PeerIdentity p;
   p.pid = 4242;
   switch (selector % 3) {
-  case 0: p.uid = 1000; p.gid = 1000; p.groups = {1000}; break;   // a stranger
-  case 1: p.uid = 0; p.gid = 0; p.groups = {0}; break;            // root: admin, reads "closed"
-  default: p.uid = 1001; p.gid = 1001; p.groups = {1001, 100}; break; // member of group 100
+  case 0:
+    p.uid = 1000;
+    p.gid = 1000;
+    p.groups = {1000};
+    break; // a stranger
+  case 1:
+    p.uid = 0;
+    p.gid = 0;
+    p.groups = {0};
+    break; // root: admin, reads "closed"
+  default:
+    p.uid = 1001;
+    p.gid = 1001;
+    p.groups = {1001, 100};
+    break; // member of group 100
   }
   return p;
 }

@@ -98,8 +98,8 @@ public:
   }
   /// A password login for `owner` answered with a token living `lifetime`: the new handle.
   std::string login(uid_t owner, Seconds lifetime, const std::string& access = "access-1") {
-    auto started = core.create(now(), shop(), owner, R"({"username":"ann@example.test","password":"pw"})",
-                               clock.now() + Seconds(5));
+    auto started =
+        core.create(now(), shop(), owner, R"({"username":"ann@example.test","password":"pw"})", clock.now() + Seconds(5));
     collect();
     REQUIRE(!started.answer);
     answer_request(customer_grant(access, lifetime));

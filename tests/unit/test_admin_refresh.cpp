@@ -23,7 +23,8 @@ struct Upstream {
   SteadyTime current_expires{};
   UpstreamResult operator()(std::size_t, SteadyTime now) {
     if (rejecting) {
-      UpstreamFailure f = make_failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)");
+      UpstreamFailure f =
+          make_failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)");
       f.http_status = 401;
       return f;
     }
@@ -43,7 +44,8 @@ RefreshPolicy cl_policy(double jitter = 0.0) {
 }
 
 struct Fixture {
-  explicit Fixture(RefreshPolicy p = cl_policy()) : vb{clock, 1, 25, p, 50ms, [this](std::size_t c, SteadyTime t) { return upstream(c, t); }} {}
+  explicit Fixture(RefreshPolicy p = cl_policy())
+      : vb{clock, 1, 25, p, 50ms, [this](std::size_t c, SteadyTime t) { return upstream(c, t); }} {}
   FakeClock clock;
   SteadyTime t0 = clock.now();
   Upstream upstream;
@@ -119,8 +121,7 @@ TEST_CASE("any number of refreshes and clients share one request") {
   f.vb.run_for(5s);
   REQUIRE(f.answers.size() == 40);
   CHECK(f.vb.sent_for(0) == 2);
-  for (const auto& a : f.answers)
-    CHECK((a.ok || a.kind == TokenAnswer::Kind::refreshed));
+  for (const auto& a : f.answers) CHECK((a.ok || a.kind == TokenAnswer::Kind::refreshed));
 }
 
 TEST_CASE("a refresh that fails again says why, keeps serving the held token, and backs off as before") {

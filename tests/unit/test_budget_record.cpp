@@ -16,9 +16,8 @@ TEST_CASE("a budget record reads back as written") {
   r.in_flight = {t0 + 2s};
   r.paused_until = t0 + 30s;
   const std::string text = render_budget_record(r);
-  CHECK(text ==
-        "cl-tokend upstream budget 1\nanswered 1795000000123\nanswered 1795000001623\nin_flight 1795000002123\n"
-        "paused_until 1795000030123\n");
+  CHECK(text == "cl-tokend upstream budget 1\nanswered 1795000000123\nanswered 1795000001623\nin_flight 1795000002123\n"
+                "paused_until 1795000030123\n");
   auto back = parse_budget_record(text);
   REQUIRE(back.record);
   CHECK(back.record->answered == r.answered);

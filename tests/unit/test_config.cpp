@@ -90,7 +90,8 @@ min_ttl = 30
 [credentials.a]
 kind = "integration"
 client_id = "id-a"
-client_secret_file = ")" + (s.dir / "bo.secret").string() + R"("
+client_secret_file = ")" +
+                    (s.dir / "bo.secret").string() + R"("
 allow = ["user:erp", "group:www-data", "uid:1002", "gid:7", "*"]
 [credentials.b]
 kind = "integration"
@@ -146,12 +147,17 @@ TEST_CASE("every bad config names the file, the line and what is wrong") {
   }
   SECTION("plain http to a host that is not loopback") {
     CHECK(s.error("[upstream]\nauth_url = \"http://auth.commercelayer.io\"\n") ==
-          file + ":2: upstream.auth_url \"http://auth.commercelayer.io\" uses plain http:// to a host that is not loopback; use https://");
+          file + ":2: upstream.auth_url \"http://auth.commercelayer.io\" uses plain http:// to a host that is not loopback; use "
+                 "https://");
     CHECK_NOTHROW(s.load("[upstream]\nauth_url = \"http://127.0.0.1:8080\"\n"));
   }
   SECTION("inline secret in a file others can read") {
-    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret = \"s\"\nallow = [\"*\"]\n", 0644),
-               Catch::StartsWith(file + ":4: credentials.x.client_secret: an inline secret needs a config file that only its owner can read; run: chmod 600 " + file));
+    CHECK_THAT(
+        s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret = \"s\"\nallow = [\"*\"]\n", 0644),
+        Catch::StartsWith(file +
+                          ":4: credentials.x.client_secret: an inline secret needs a config file that only its owner can read; "
+                          "run: chmod 600 " +
+                          file));
   }
   SECTION("secret file readable by others") {
     auto secret = s.write("open.secret", "x", 0640);
@@ -160,28 +166,27 @@ TEST_CASE("every bad config names the file, the line and what is wrong") {
                Catch::EndsWith("is readable by group or others (mode 0640); run: chmod 600 " + secret.string()));
   }
   SECTION("missing secret file") {
-    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_file = \"/nonexistent/x\"\nallow = [\"*\"]\n"),
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_file = "
+                       "\"/nonexistent/x\"\nallow = [\"*\"]\n"),
                Catch::StartsWith(file + ":4: credentials.x.client_secret_file: cannot open /nonexistent/x: No such file"));
   }
   SECTION("unknown principal") {
-    CHECK(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\n  \"*\",\n  \"user:nobody-here\"]\n") ==
-          file + ":6: credentials.x.allow: principal \"user:nobody-here\": no user named \"nobody-here\" on this system");
+    CHECK(
+        s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\n  \"*\",\n  \"user:nobody-here\"]\n") ==
+        file + ":6: credentials.x.allow: principal \"user:nobody-here\": no user named \"nobody-here\" on this system");
     CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\"root\"]\n"),
                Catch::Contains("unknown principal \"root\""));
   }
-  SECTION("broken TOML") {
-    CHECK_THAT(s.error("[server\nsocket = 1\n"), Catch::StartsWith(file + ":1: "));
-  }
-  SECTION("a typo in a key") {
-    CHECK(s.error("[refresh]\nat = 0.5\njiter = 0.1\n") == file + ":3: unknown key refresh.jiter");
-  }
+  SECTION("broken TOML") { CHECK_THAT(s.error("[server\nsocket = 1\n"), Catch::StartsWith(file + ":1: ")); }
+  SECTION("a typo in a key") { CHECK(s.error("[refresh]\nat = 0.5\njiter = 0.1\n") == file + ":3: unknown key refresh.jiter"); }
   SECTION("integration without a secret") {
     CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nallow = [\"*\"]\n"),
                Catch::Contains("an integration needs a client secret"));
   }
   SECTION("two secret sources") {
     s.env["S"] = "v";
-    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\nclient_secret = \"v\"\nallow = [\"*\"]\n"),
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"integration\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\nclient_secret = "
+                       "\"v\"\nallow = [\"*\"]\n"),
                Catch::Contains("keep one"));
   }
   SECTION("out of range") {
@@ -219,7 +224,8 @@ TEST_CASE("every bad config names the file, the line and what is wrong") {
     CHECK(s.load("[refresh]\nreissue_window_s = 0\n").refresh.reissue_window == Seconds(0));
   }
   SECTION("missing allow") {
-    CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"), Catch::Contains("missing credentials.x.allow"));
+    CHECK_THAT(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"),
+               Catch::Contains("missing credentials.x.allow"));
   }
 }
 
@@ -292,8 +298,8 @@ TEST_CASE("secret sources are refused unless only the daemon can read and change
 TEST_CASE("a config file others could change is refused, as is one in a folder they can write") {
   Scratch s;
   const std::string file = (s.dir / "c.toml").string();
-  CHECK(s.error("", 0620) == file + ":0: config file " + file +
-                                 " can be written by group or others (mode 0620); run: chmod go-w " + file);
+  CHECK(s.error("", 0620) ==
+        file + ":0: config file " + file + " can be written by group or others (mode 0620); run: chmod go-w " + file);
   ::chmod(s.dir.c_str(), 0777);
   CHECK(s.error("") == file + ":0: config file folder " + s.dir.string() +
                            " can be written by group or others (mode 0777); run: chmod go-w " + s.dir.string());
@@ -352,7 +358,8 @@ TEST_CASE("server limits load with their ranges") {
                "but an admin could connect");
   CHECK(s.error("[server]\nmax_connections_per_peer = -1\n") ==
         file + ":2: server.max_connections_per_peer must be between 0 and 1000000, not -1");
-  CHECK(s.error("[server]\nmax_header_bytes = 100\n") == file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
+  CHECK(s.error("[server]\nmax_header_bytes = 100\n") ==
+        file + ":2: server.max_header_bytes must be between 1024 and 1048576, not 100");
   CHECK(s.error("[server]\nsocket_mode = \"0066\"\n") ==
         file + ":2: server.socket_mode must let the owner read and write (0600 at least)");
 }
@@ -360,15 +367,14 @@ TEST_CASE("server limits load with their ranges") {
 TEST_CASE("unit and slice principals load, and each is remembered with its line for --check") {
   Scratch s;
   const std::string file = (s.dir / "c.toml").string();
-  auto cfg = s.load(std::string(base) +
-                    "[server]\nadmin = [\"uid:0\", \"unit:ops-*.service\"]\n"
-                    "[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"
-                    "allow = [\"uid:0\",\n  \"unit:storefront.service\",\n  \"slice:shop.slice\"]\n");
+  auto cfg = s.load(std::string(base) + "[server]\nadmin = [\"uid:0\", \"unit:ops-*.service\"]\n"
+                                        "[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\n"
+                                        "allow = [\"uid:0\",\n  \"unit:storefront.service\",\n  \"slice:shop.slice\"]\n");
   REQUIRE(cfg.credentials.size() == 1);
   CHECK(cfg.credentials[0].allow.size() == 3);
   CHECK(cfg.unit_principals == std::vector<std::string>{file + ":5: server.admin names unit:ops-*.service",
-                                                       file + ":10: credentials.x.allow names unit:storefront.service",
-                                                       file + ":11: credentials.x.allow names slice:shop.slice"});
+                                                        file + ":10: credentials.x.allow names unit:storefront.service",
+                                                        file + ":11: credentials.x.allow names slice:shop.slice"});
   CHECK(s.load(std::string(base)).unit_principals.empty());
   CHECK(s.error("[credentials.x]\nkind = \"sales_channel\"\nclient_id = \"a\"\nallow = [\"unit:storefront\"]\n") ==
         file + ":4: credentials.x.allow: principal \"unit:storefront\": \"storefront\" is not a unit name with its type "

@@ -151,7 +151,7 @@ TEST_CASE("min_ttl triggers a refresh only when a new token would satisfy it") {
   s.fetch_failed(failure(FailureKind::server_error), clock.now(), 0.0);
   // The refresh failed: the still-valid token is returned, with its real remaining time.
   CHECK(s.decide(clock.now(), 80s, true, {}).action == Action::serve);
-  CHECK(s.decide(clock.now(), 80s, false, {}).action == Action::serve); // backing off: no new demand
+  CHECK(s.decide(clock.now(), 80s, false, {}).action == Action::serve);  // backing off: no new demand
   CHECK(s.decide(clock.now(), 200s, false, {}).action == Action::serve); // no token lives that long
 }
 

@@ -9,9 +9,7 @@ using namespace cltoken;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-TEST_CASE("rfc3339 is UTC with a Z") {
-  CHECK(rfc3339(WallTime{} + std::chrono::seconds(1732560000)) == "2024-11-25T18:40:00Z");
-}
+TEST_CASE("rfc3339 is UTC with a Z") { CHECK(rfc3339(WallTime{} + std::chrono::seconds(1732560000)) == "2024-11-25T18:40:00Z"); }
 
 TEST_CASE("the token document reports time left from the injected clock") {
   test::FakeClock clock;
@@ -71,7 +69,7 @@ TEST_CASE("the token document cache escapes a token JSON cannot carry as it is")
   t.expires_at = clock.now() + 60s;
   TokenDocumentCache cache;
   for (const std::string& odd : {std::string("quo\"te"), std::string("back\\slash"), std::string("tab\there"),
-                                std::string("caf\xc3\xa9"), std::string("plain.jwt-like_value")}) {
+                                 std::string("caf\xc3\xa9"), std::string("plain.jwt-like_value")}) {
     t.access_token = Secret(odd);
     const std::string doc = cache.render("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now());
     CHECK(doc == token_document("backoffice", CredentialKind::integration, t, clock.now(), clock.wall_now()));

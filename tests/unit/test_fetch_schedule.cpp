@@ -19,9 +19,9 @@ FetchCandidate candidate(std::size_t id, bool starving, std::optional<SteadyTime
 
 TEST_CASE("a starving client goes first, then the token closest to expiry, no token counting as expired") {
   std::vector<FetchCandidate> due{
-      candidate(0, false, t0 + 600s), // refresh due, 10 min left
-      candidate(1, false, t0 + 30s),  // 30 s left
-      candidate(2, true, std::nullopt), // a client is waiting, nothing to give it
+      candidate(0, false, t0 + 600s),    // refresh due, 10 min left
+      candidate(1, false, t0 + 30s),     // 30 s left
+      candidate(2, true, std::nullopt),  // a client is waiting, nothing to give it
       candidate(3, false, std::nullopt), // cold, nobody asked yet
       candidate(4, true, std::nullopt),
   };
@@ -61,9 +61,8 @@ TEST_CASE("during a 429 pause nothing starts, and every turn is after the pause"
 
 TEST_CASE("equal candidates keep their order, so the choice is deterministic") {
   RateBudget budget(2);
-  FetchPlan plan = plan_fetches({candidate(7, false, std::nullopt), candidate(3, false, std::nullopt),
-                                 candidate(9, false, std::nullopt)},
-                                budget, t0);
+  FetchPlan plan = plan_fetches(
+      {candidate(7, false, std::nullopt), candidate(3, false, std::nullopt), candidate(9, false, std::nullopt)}, budget, t0);
   CHECK(plan.start == std::vector<std::size_t>{7, 3});
   REQUIRE(plan.queued.size() == 1);
   CHECK(plan.queued[0].first == 9);
@@ -112,9 +111,8 @@ TEST_CASE("no more than the free connection slots start; the rest are held, not 
 
 TEST_CASE("when the budget runs out before the slots, the rest queue for their turn as before") {
   RateBudget budget(2);
-  FetchPlan plan = plan_fetches({candidate(0, false, std::nullopt), candidate(1, false, std::nullopt),
-                                 candidate(2, false, std::nullopt)},
-                                budget, t0, 2);
+  FetchPlan plan = plan_fetches(
+      {candidate(0, false, std::nullopt), candidate(1, false, std::nullopt), candidate(2, false, std::nullopt)}, budget, t0, 2);
   CHECK(plan.start.size() == 2);
   CHECK(plan.held.empty());
   REQUIRE(plan.queued.size() == 1);

@@ -187,8 +187,8 @@ TEST_CASE("without credential expectations only signature, issuer and expiry are
 TEST_CASE("a JWKS keeps its RSA keys of 2048 bits or more and refuses the rest key by key", "[jwt]") {
   static Pkey small = make_rsa(512);
   json ec_jwk = {{"kty", "EC"}, {"kid", "ec1"}, {"crv", "P-256"}, {"x", "AA"}, {"y", "AA"}};
-  auto parsed = parse_jwks(jwks_of({rsa_jwk(key(), "good"), rsa_jwk(small, "small"), ec_jwk, rsa_jwk(other_key(), "bad/kid"),
-                                    rsa_jwk(other_key(), "good")}));
+  auto parsed = parse_jwks(jwks_of(
+      {rsa_jwk(key(), "good"), rsa_jwk(small, "small"), ec_jwk, rsa_jwk(other_key(), "bad/kid"), rsa_jwk(other_key(), "good")}));
   CHECK(parsed.error.empty());
   REQUIRE(parsed.keys.size() == 1);
   CHECK(parsed.keys.contains("good"));

@@ -41,8 +41,8 @@ TEST_CASE("log: on the journal, text lines start with the syslog priority and dr
 }
 
 TEST_CASE("log: JSON lines are one object with ts, level, credential and msg") {
-  const std::string line = format(LogFormat::json, false, spdlog::level::info,
-                                  "credential storefront-eu: refresh ok in 70 ms, expires in 14400 s");
+  const std::string line =
+      format(LogFormat::json, false, spdlog::level::info, "credential storefront-eu: refresh ok in 70 ms, expires in 14400 s");
   REQUIRE(line.back() == '\n');
   CHECK(line.find('\n') == line.size() - 1);
   const auto j = nlohmann::json::parse(line);

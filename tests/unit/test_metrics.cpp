@@ -200,9 +200,9 @@ TEST_CASE("metrics: every family has HELP and TYPE, once, before its samples") {
     INFO(line);
     CHECK(name.rfind(current, 0) == 0); // a sample of the family declared last (or its _bucket/_sum/_count)
   }
-  for (const char* family : {"cl_tokend_tokens_served_total", "cl_tokend_upstream_requests_total", "cl_tokend_token_expiry_seconds",
-                             "cl_tokend_refresh_overdue", "cl_tokend_upstream_budget_remaining", "cl_tokend_connections",
-                             "cl_tokend_requests_total", "cl_tokend_request_duration_seconds"})
+  for (const char* family : {"cl_tokend_tokens_served_total", "cl_tokend_upstream_requests_total",
+                             "cl_tokend_token_expiry_seconds", "cl_tokend_refresh_overdue", "cl_tokend_upstream_budget_remaining",
+                             "cl_tokend_connections", "cl_tokend_requests_total", "cl_tokend_request_duration_seconds"})
     CHECK(typed.count(family) == 1);
 }
 

@@ -126,8 +126,11 @@ TEST_CASE("the token document becomes Commerce Layer's token response") {
   REQUIRE(out);
   CHECK(doc.empty());
   auto j = nlohmann::json::parse(*out);
-  CHECK(j == nlohmann::json{{"access_token", "eyJ.a.b"}, {"token_type", "bearer"}, {"expires_in", 5423},
-                            {"scope", "market:all"}, {"created_at", 1800000000}});
+  CHECK(j == nlohmann::json{{"access_token", "eyJ.a.b"},
+                            {"token_type", "bearer"},
+                            {"expires_in", 5423},
+                            {"scope", "market:all"},
+                            {"created_at", 1800000000}});
   CHECK(out->rfind(R"({"access_token":)", 0) == 0); // upstream's field order
   std::string not_a_token = R"({"error":{"code":"x","message":"y"}})";
   CHECK_FALSE(oauth_token_document(not_a_token, now));
@@ -138,7 +141,9 @@ TEST_CASE("daemon errors become Commerce Layer's error document") {
   CHECK(e.status == 503);
   auto j = nlohmann::json::parse(oauth_error_document(e));
   CHECK(j == nlohmann::json{{"errors",
-                             {{{"code", "SERVICE_UNAVAILABLE"}, {"title", "upstream_unavailable"}, {"status", 503},
+                             {{{"code", "SERVICE_UNAVAILABLE"},
+                               {"title", "upstream_unavailable"},
+                               {"status", 503},
                                {"detail", "no valid token yet"}}}}});
   CHECK(oauth_error_from(404, "{}").status == 401); // removed by a reload meanwhile
   CHECK(oauth_error_from(404, "{}").error == "invalid_client");

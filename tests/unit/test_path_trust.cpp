@@ -46,6 +46,5 @@ TEST_CASE("the walk checks the real folders from / down") {
   // Reads the file system only: "/" is root's; a missing folder cannot be
   // trusted.
   CHECK_FALSE(check_path_trust("/", "x", false));
-  CHECK(check_path_trust("/nonexistent-folder/file", "state file", true)->find("No such file or directory") !=
-        std::string::npos);
+  CHECK(check_path_trust("/nonexistent-folder/file", "state file", true)->find("No such file or directory") != std::string::npos);
 }

@@ -58,7 +58,7 @@ TEST_CASE("each kind of principal matches exactly the peers it names") {
   CHECK_FALSE(parse("uid:33").matches(web));
   CHECK_FALSE(parse("gid:1001").matches(peer(1001, 100)));
 
-  CHECK(parse("gid:33").matches(web));                     // primary group
+  CHECK(parse("gid:33").matches(web));                          // primary group
   CHECK(parse("group:www-data").matches(web_by_supplementary)); // supplementary group
   CHECK_FALSE(parse("group:www-data").matches(stranger));
   CHECK(parse("*").matches(stranger));

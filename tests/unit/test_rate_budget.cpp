@@ -37,8 +37,8 @@ TEST_CASE("a request holds its slot while in flight and for a window after its a
   RateBudget b(1);
   SteadyTime t{};
   b.start(t);
-  CHECK(b.used(t + 120s) == 1);                     // in flight, however long
-  CHECK(b.next_slot(t + 1s) == SteadyTime::max()); // only its answer can tell
+  CHECK(b.used(t + 120s) == 1);                                               // in flight, however long
+  CHECK(b.next_slot(t + 1s) == SteadyTime::max());                            // only its answer can tell
   CHECK(b.upcoming(t + 1s, 2) == std::vector<SteadyTime>{t + 61s, t + 121s}); // as if answered now
   b.finish(t + 5s);
   CHECK_FALSE(b.available(t + 60s));

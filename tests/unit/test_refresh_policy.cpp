@@ -34,10 +34,10 @@ TEST_CASE("backoff doubles, is capped, and never drops below half a step") {
 TEST_CASE("the configured min_ttl moves the refresh earlier when the token lives long enough") {
   RefreshPolicy p{0.9, 0.0, 1000ms, 300000ms, 600s};
   const SteadyTime t0{};
-  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6480s);  // 0.9: 720 s left, more than min_ttl
+  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6480s); // 0.9: 720 s left, more than min_ttl
   p.at = 0.95;
-  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6600s);  // 360 s left would be under min_ttl: 600 s before expiry
-  CHECK(p.refresh_at(t0, 1000s, 0.0) == t0 + 950s);   // lives less than 2 x min_ttl: `at` alone
+  CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6600s); // 360 s left would be under min_ttl: 600 s before expiry
+  CHECK(p.refresh_at(t0, 1000s, 0.0) == t0 + 950s);  // lives less than 2 x min_ttl: `at` alone
   p.min_ttl = 0s;
   CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6840s);
 }

@@ -27,14 +27,14 @@ RefreshPolicy window_policy(Seconds window, double at = 0.75, double jitter = 0.
 /// (expires_in counting down) until it has `window` left; then a request issues a new one.
 struct ReissuingUpstream {
   Seconds window;
-  std::vector<Seconds> lifetime;        ///< per credential
+  std::vector<Seconds> lifetime; ///< per credential
   struct Current {
     std::string token;
     SteadyTime exp;
   };
   std::map<std::size_t, Current> current;
-  std::map<std::size_t, int> issued;    ///< new tokens per credential
-  std::map<std::size_t, int> reused;    ///< same-token answers per credential
+  std::map<std::size_t, int> issued; ///< new tokens per credential
+  std::map<std::size_t, int> reused; ///< same-token answers per credential
   std::map<std::string, SteadyTime> exp_of;
 
   UpstreamResult operator()(std::size_t cred, SteadyTime now) {
@@ -64,7 +64,7 @@ TEST_CASE("refresh_at: before the reissue window opens the refresh moves into it
     const auto p = window_policy(900s);
     CHECK(p.reissue_from(t0, 7200s) == t0 + 6302s); // 6300 s plus a 2 s margin
     CHECK(p.refresh_at(t0, 7200s, -1.0) == t0 + 6302s);
-    CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6302s + 45s);  // jitter 0.05 of the window
+    CHECK(p.refresh_at(t0, 7200s, 0.0) == t0 + 6302s + 45s); // jitter 0.05 of the window
     CHECK(p.refresh_at(t0, 7200s, 1.0) == t0 + 6302s + 90s);
     CHECK(p.refresh_at(t0, 14400s, 1.0) == t0 + 13502s + 90s); // sales channel, 4 h
   }
@@ -185,7 +185,7 @@ TEST_CASE("a day of 100 credentials against an upstream that reissues only in th
     vb.ask(c, min_ttl, 15000ms, [&, c, every, min_ttl](const Answer& a) {
       if (a.ok) {
         ++served;
-        CHECK(a.at < a.expires_at);                    // never an expired token
+        CHECK(a.at < a.expires_at);                         // never an expired token
         CHECK(a.expires_at <= upstream.exp_of.at(a.token)); // never later than the upstream says
       }
       vb.at(a.at + every, [&, c, every, min_ttl] { reader(c, every, min_ttl); });
@@ -257,12 +257,14 @@ TEST_CASE("a peer reporting a live token when the budget has no slot for its rev
   const std::string live = first[0].token;
 
   std::vector<Answer> reporter, others;
-  vb.invalidate(0, live, 5000ms, [&](const Answer& a) { reporter.push_back(a); }, 65534);
+  vb.invalidate(
+      0, live, 5000ms, [&](const Answer& a) { reporter.push_back(a); }, 65534);
   std::vector<SteadyTime> asked;
   for (int i = 0; i < 20; ++i)
     vb.at(t0 + 1s + i * 100ms, [&] {
       asked.push_back(clock.now());
-      vb.ask(0, 0s, 5000ms, [&](const Answer& a) { others.push_back(a); }, 1000);
+      vb.ask(
+          0, 0s, 5000ms, [&](const Answer& a) { others.push_back(a); }, 1000);
     });
   vb.run_until(t0 + 10s);
   CHECK(vb.sent_for(0) == 2); // the first fetch, the one the report caused; no revoke

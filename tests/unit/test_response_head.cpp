@@ -22,7 +22,8 @@ std::string beast_answer(const Response& r, bool keep_alive) {
   res.set(http::field::content_type, r.content_type);
   res.set(http::field::cache_control, "no-store");
   if (r.retry_after) res.set(http::field::retry_after, std::to_string(*r.retry_after));
-  if (r.status == 405) res.set(http::field::allow, r.allow.empty() ? (r.body.find("POST") != std::string::npos ? "POST" : "GET") : r.allow);
+  if (r.status == 405)
+    res.set(http::field::allow, r.allow.empty() ? (r.body.find("POST") != std::string::npos ? "POST" : "GET") : r.allow);
   res.keep_alive(keep_alive);
   res.body() = r.body;
   res.prepare_payload();
@@ -88,7 +89,8 @@ TEST_CASE("the request reader takes a whole request in one feed") {
 }
 
 TEST_CASE("the request reader asks for more of a split request and keeps HTTP's framing") {
-  const std::string whole = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+  const std::string whole =
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
   for (std::size_t cut = 1; cut < whole.size(); ++cut) {
     RequestReader reader(8192, 1024);
     boost::beast::error_code ec;

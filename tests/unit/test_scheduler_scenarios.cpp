@@ -51,7 +51,8 @@ struct Outcome {
   bool steady = false;
 };
 
-template <class T> T pick(std::mt19937_64& rng, std::initializer_list<T> from) {
+template <class T>
+T pick(std::mt19937_64& rng, std::initializer_list<T> from) {
   std::uniform_int_distribution<std::size_t> d(0, from.size() - 1);
   return *(from.begin() + static_cast<std::ptrdiff_t>(d(rng)));
 }
@@ -103,13 +104,15 @@ Outcome run_scenario(std::uint64_t seed) {
       }
       case 1: trouble.push_back({from, to, make_failure(FailureKind::server_error, "auth server error (500)")}); break;
       case 2: trouble.push_back({from, to, make_failure(FailureKind::network_error, "auth server: no answer in time")}); break;
-      default: trouble.push_back({from, to, make_failure(FailureKind::rejected, "client_id or client_secret rejected (401)")}); break;
+      default:
+        trouble.push_back({from, to, make_failure(FailureKind::rejected, "client_id or client_secret rejected (401)")});
+        break;
       }
     }
   }
   const double flaky = out.steady ? 0.0 : pick(rng, {0.0, 0.05, 0.3});
   const bool slow = !out.steady && chance(rng, 0.2); // some answers near request_timeout_ms
-  std::map<std::string, SteadyTime> true_expiry;      ///< when the upstream stops accepting each token
+  std::map<std::string, SteadyTime> true_expiry;     ///< when the upstream stops accepting each token
   struct Current {
     std::string token;
     SteadyTime exp;
@@ -117,7 +120,7 @@ Outcome run_scenario(std::uint64_t seed) {
   std::map<std::size_t, Current> current;
   std::map<std::size_t, int> issued;
   std::map<std::size_t, int> reused; ///< answers with the token already issued
-  SteadyTime pause_until = t0; ///< no request may be sent before: the last 429's Retry-After
+  SteadyTime pause_until = t0;       ///< no request may be sent before: the last 429's Retry-After
   std::mt19937_64 upstream_rng(seed ^ 0x5eedULL);
 
   auto issue = [&](std::size_t cred, SteadyTime sent) {
@@ -218,10 +221,8 @@ Outcome run_scenario(std::uint64_t seed) {
     if (!a.ok) return;
     if (a.at >= a.expires_at) v.fail("an expired token served");
     auto it = true_expiry.find(a.token);
-    if (it == true_expiry.end())
-      v.fail("a token the upstream never issued");
-    else if (a.expires_at > it->second)
-      v.fail("a token served as living longer than the upstream says");
+    if (it == true_expiry.end()) v.fail("a token the upstream never issued");
+    else if (a.expires_at > it->second) v.fail("a token served as living longer than the upstream says");
   };
 
   // ---- the clients ---------------------------------------------------------------------

@@ -45,7 +45,9 @@ TEST_CASE("wipe overwrites and empties a string") {
 // by accident. The positive controls show each check can tell the difference.
 namespace {
 template <class T>
-concept Streamable = requires(std::ostream& os, const T& t) { os << t; };
+concept Streamable = requires(std::ostream& os, const T& t) {
+  os << t;
+};
 } // namespace
 
 static_assert(Streamable<std::string>, "control: a string can be streamed");

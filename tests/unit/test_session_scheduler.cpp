@@ -176,7 +176,8 @@ TEST_CASE("an adopted token is checked before a session holds it") {
   const auto exp = std::chrono::duration_cast<Seconds>(h.clock.wall_now().time_since_epoch()).count() + 3600;
   auto b64 = [](const std::string& s) { return base64url_encode(s); };
   const std::string jwt = b64(R"({"alg":"RS512"})") + "." +
-                          b64(R"({"exp":)" + std::to_string(exp) + R"(,"owner":{"id":"cust-9","type":"Customer"},"application":{"client_id":"shop-id"}})") +
+                          b64(R"({"exp":)" + std::to_string(exp) +
+                              R"(,"owner":{"id":"cust-9","type":"Customer"},"application":{"client_id":"shop-id"}})") +
                           ".sig";
   auto refused = h.core.create(h.now(), h.shop(), 1000, R"({"access_token":")" + jwt + R"("})", h.clock.now() + 5s);
   h.collect();

@@ -109,7 +109,7 @@ TEST_CASE("only sessions read since their token was obtained are refreshed by th
   clock.advance(10s);
   REQUIRE(table.use(busy, 1, "storefront", clock.now()) != nullptr);
   CHECK(table.due_for_refresh(clock.now()).empty()); // not due yet
-  clock.advance(70s);                                 // past 75 % of 100 s
+  clock.advance(70s);                                // past 75 % of 100 s
   auto due = table.due_for_refresh(clock.now());
   REQUIRE(due.size() == 1);
   CHECK(due[0] == busy);
@@ -292,7 +292,7 @@ TEST_CASE("JWT claims: exp, owner and scope, without trusting more") {
   CHECK_FALSE(read_jwt_claims("a.b"));
   CHECK_FALSE(read_jwt_claims("a.b.c.d"));
   CHECK_FALSE(read_jwt_claims("h." + b64url(R"({"scope":"x"})") + ".s")); // no exp
-  CHECK_FALSE(read_jwt_claims("h.e30+.s"));                                // not base64url
+  CHECK_FALSE(read_jwt_claims("h.e30+.s"));                               // not base64url
 }
 
 TEST_CASE("session routes: methods, handles and min_ttl") {

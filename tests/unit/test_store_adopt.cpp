@@ -56,7 +56,7 @@ TEST_CASE("the refresh time of a loaded token gets this daemon's jitter") {
   REQUIRE(early.adopt(stored(clock, "tok-loaded-aaaaaaaaaaaa", 7200s, 0s), clock.now(), -1.0));
   REQUIRE(late.adopt(stored(clock, "tok-loaded-aaaaaaaaaaaa", 7200s, 0s), clock.now(), 1.0));
   CHECK(near(early.token()->refresh_at, clock.now() + 5040s)); // 0.70 of 2 h
-  CHECK(near(late.token()->refresh_at, clock.now() + 5760s)); // 0.80 of 2 h
+  CHECK(near(late.token()->refresh_at, clock.now() + 5760s));  // 0.80 of 2 h
 }
 
 TEST_CASE("a loaded token already past its refresh point is refreshed a second later, not in a loop") {

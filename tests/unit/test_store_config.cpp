@@ -44,8 +44,8 @@ struct StoreScratch {
   std::string file(const std::string& name) const { return (dir / name).string(); }
   /// Credentials: an integration with a secret file, and a sales channel without a secret.
   std::string credentials() const {
-    return "[credentials.backoffice]\nkind = \"integration\"\nclient_id = \"it\"\nclient_secret_file = \"" +
-           file("it.secret") + "\"\nallow = [\"*\"]\n[credentials.shop]\nkind = \"sales_channel\"\nclient_id = \"sc\"\nallow = [\"*\"]\n";
+    return "[credentials.backoffice]\nkind = \"integration\"\nclient_id = \"it\"\nclient_secret_file = \"" + file("it.secret") +
+           "\"\nallow = [\"*\"]\n[credentials.shop]\nkind = \"sales_channel\"\nclient_id = \"sc\"\nallow = [\"*\"]\n";
   }
   Config load(const std::string& store, mode_t mode = 0600) {
     ConfigEnvironment e;
@@ -116,8 +116,7 @@ TEST_CASE("store: the key must be private, long enough, and from one source") {
   StoreScratch s;
   const std::string file = "backend = \"file\"\npath = \"" + s.file("state") + "\"\n";
   s.put("open.key", "0123456789abcdef0123456789abcdef", 0644);
-  CHECK_THAT(s.error(file + "key_file = \"" + s.file("open.key") + "\"\n"),
-             Catch::Contains("readable by group or others"));
+  CHECK_THAT(s.error(file + "key_file = \"" + s.file("open.key") + "\"\n"), Catch::Contains("readable by group or others"));
   s.put("short.key", "too-short", 0600);
   CHECK_THAT(s.error(file + "key_file = \"" + s.file("short.key") + "\"\n"), Catch::Contains("at least 32 bytes"));
   CHECK_THAT(s.error(file + "key_file = \"" + s.file("store.key") + "\"\nkey_credential = \"k\"\n"),
@@ -133,7 +132,8 @@ TEST_CASE("store: the redis backend") {
   StoreScratch s;
   const std::string key = "key_file = \"" + s.file("store.key") + "\"\n";
   Config c = s.load("backend = \"redis\"\nurl = \"rediss://cache.internal:6380/2\"\ntimeout_ms = 250\npoll_ms = 50\n"
-                    "reconnect_max_ms = 5000\nprefix = \"fleet-a\"\n" + key);
+                    "reconnect_max_ms = 5000\nprefix = \"fleet-a\"\n" +
+                    key);
   REQUIRE(c.store.redis);
   CHECK(c.store.redis->transport == RedisUrl::Transport::tls);
   CHECK(c.store.redis->db == 2);
@@ -157,7 +157,8 @@ TEST_CASE("store: the redis backend") {
 
   CHECK(s.error("backend = \"redis\"\nurl = \"memcached://h\"\n" + key) ==
         f + ":3: store.url must start with redis://, rediss:// or unix://");
-  CHECK_THAT(s.error("backend = \"redis\"\nca_file = \"/nonexistent.pem\"\n" + key), Catch::Contains("store.ca_file: cannot read"));
+  CHECK_THAT(s.error("backend = \"redis\"\nca_file = \"/nonexistent.pem\"\n" + key),
+             Catch::Contains("store.ca_file: cannot read"));
   CHECK_THAT(s.error("backend = \"redis\"\nprefix = \"a b\"\n" + key), Catch::Contains("store.prefix may contain only"));
   CHECK_THAT(s.error("backend = \"redis\"\ntimeout_ms = 5\n" + key), Catch::Contains("store.timeout_ms must be between"));
   CHECK_THAT(s.error("backend = \"redis\"\nurl_typo = \"x\"\n" + key), Catch::Contains("unknown key store.url_typo"));

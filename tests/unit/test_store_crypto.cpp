@@ -15,13 +15,11 @@ TEST_CASE("HKDF-SHA256 gives RFC 5869's known answers") {
   const std::string ikm = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
   SECTION("test case 1: salt and info") {
     const Secret okm = hkdf_sha256(ikm, hex("000102030405060708090a0b0c"), hex("f0f1f2f3f4f5f6f7f8f9"), 42);
-    CHECK(to_hex(okm.reveal()) ==
-          "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    CHECK(to_hex(okm.reveal()) == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
   }
   SECTION("test case 3: no salt, no info (what identity_fingerprint uses)") {
     const Secret okm = hkdf_sha256(ikm, "", "", 42);
-    CHECK(to_hex(okm.reveal()) ==
-          "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+    CHECK(to_hex(okm.reveal()) == "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
   }
 }
 
@@ -90,9 +88,9 @@ TEST_CASE("hex and base64 round-trip and refuse malformed text") {
   CHECK(to_base64("foobar") == "Zm9vYmFy"); // RFC 4648 section 10
   CHECK(to_base64("fo") == "Zm8=");
   CHECK(from_base64("Zm8=") == std::string("fo"));
-  CHECK_FALSE(from_base64("Zm8"));       // unpadded
-  CHECK_FALSE(from_base64(" Zm8="));     // blanks
-  CHECK_FALSE(from_base64("Z=m8"));      // padding in the middle
-  CHECK_FALSE(from_base64("Zm8*"));      // not base64
-  CHECK_FALSE(from_base64("Zg==Zg=="));  // padding before the end
+  CHECK_FALSE(from_base64("Zm8"));      // unpadded
+  CHECK_FALSE(from_base64(" Zm8="));    // blanks
+  CHECK_FALSE(from_base64("Z=m8"));     // padding in the middle
+  CHECK_FALSE(from_base64("Zm8*"));     // not base64
+  CHECK_FALSE(from_base64("Zg==Zg==")); // padding before the end
 }

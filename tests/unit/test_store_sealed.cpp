@@ -108,12 +108,9 @@ TEST_CASE("tampered, foreign and wrong-key records are refused with a reason") {
       INFO("byte " << i);
       REQUIRE(std::holds_alternative<UnsealError>(r));
       const auto& e = std::get<UnsealError>(r);
-      if (i < 4)
-        CHECK(e.kind == UnsealError::Kind::malformed);
-      else if (i == 4)
-        CHECK(e.kind == UnsealError::Kind::version);
-      else
-        CHECK(e.kind == UnsealError::Kind::authentication);
+      if (i < 4) CHECK(e.kind == UnsealError::Kind::malformed);
+      else if (i == 4) CHECK(e.kind == UnsealError::Kind::version);
+      else CHECK(e.kind == UnsealError::Kind::authentication);
       CHECK(e.message.find("eyJ") == std::string::npos);
     }
   }
@@ -148,8 +145,7 @@ TEST_CASE("tampered, foreign and wrong-key records are refused with a reason") {
   SECTION("not a record at all") {
     CHECK(refusal(unseal_token("", key, "backoffice", identity)) == UnsealError::Kind::malformed);
     CHECK(refusal(unseal_token("{\"access_token\":\"x\"}", key, "backoffice", identity)) == UnsealError::Kind::malformed);
-    CHECK(refusal(unseal_token(store_crypto::random_bytes(300), key, "backoffice", identity)) ==
-          UnsealError::Kind::malformed);
+    CHECK(refusal(unseal_token(store_crypto::random_bytes(300), key, "backoffice", identity)) == UnsealError::Kind::malformed);
   }
   SECTION("a well-sealed record whose content names another credential") {
     // Only a writer holding the key can make one: the content check backs up the AAD.

@@ -95,9 +95,9 @@ TEST_CASE("cgroup path: nothing to identify") {
   CHECK_FALSE(unit_of_cgroup_path("/"));
   CHECK_FALSE(unit_of_cgroup_path(""));
   CHECK_FALSE(unit_of_cgroup_path("system.slice/a.service")); // not absolute
-  CHECK_FALSE(unit_of_cgroup_path("/system.slice"));           // right in a slice
+  CHECK_FALSE(unit_of_cgroup_path("/system.slice"));          // right in a slice
   CHECK_FALSE(unit_of_cgroup_path("/system.slice/"));
-  CHECK_FALSE(unit_of_cgroup_path("/docker/4f2a"));             // not systemd's (cgroupfs driver)
+  CHECK_FALSE(unit_of_cgroup_path("/docker/4f2a")); // not systemd's (cgroupfs driver)
   CHECK_FALSE(unit_of_cgroup_path("/system.slice/bad name.service"));
   // The reader is in a cgroup namespace and the peer outside it: the kernel shows "..".
   CHECK_FALSE(unit_of_cgroup_path("/../../system.slice/storefront.service"));

@@ -36,8 +36,8 @@ TEST_CASE("UpstreamBudget: a flow that cannot queue does not pass queued work of
   UpstreamBudget b(10);
   b.charge(1000, clock.now());
   b.charge(1000, clock.now());
-  b.set_queued(1u); // the credential scheduler has work waiting of rank 1
-  CHECK_FALSE(b.try_take(1000, clock.now())); // rank 2: behind it
+  b.set_queued(1u);                             // the credential scheduler has work waiting of rank 1
+  CHECK_FALSE(b.try_take(1000, clock.now()));   // rank 2: behind it
   CHECK(b.try_take(std::nullopt, clock.now())); // scheduled work ranks 0: it goes first
   b.release(clock.now());
   CHECK(b.try_take(2000, clock.now())); // a peer that caused nothing goes first too
@@ -110,16 +110,20 @@ TEST_CASE("a peer that caused many upstream requests waits behind one that cause
 
   std::vector<Answer> victim_answers;
   // The attacker reports c0's and c1's tokens invalid: both go out (the budget is free)...
-  d.invalidate(0, current(0), 1000ms, [](const Answer&) {}, attacker);
-  d.invalidate(1, current(1), 1000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      0, current(0), 1000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      1, current(1), 1000ms, [](const Answer&) {}, attacker);
   d.run_until(t0 + 201s);
   REQUIRE(d.sent().size() == 5);
   // ...and again, now over the budget: queued, with its client waiting, and first by
   // every other rule (both have a client waiting and no token; c0 comes first by name).
-  d.invalidate(0, current(0), 90000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      0, current(0), 90000ms, [](const Answer&) {}, attacker);
   d.run_until(t0 + 202s);
   // The victim reports c2's token after it; it caused no request in the window.
-  d.invalidate(2, current(2), 90000ms, [&](const Answer& a) { victim_answers.push_back(a); }, victim);
+  d.invalidate(
+      2, current(2), 90000ms, [&](const Answer& a) { victim_answers.push_back(a); }, victim);
   d.run_until(t0 + 400s);
 
   const auto order = order_after(d, t0 + 201s);
@@ -144,10 +148,13 @@ TEST_CASE("a scheduled refresh of a token in use goes before one peer's on-deman
   // Just before c2's refresh, the attacker spends the budget and queues more work (its
   // clients waiting, with no token: starving).
   d.run_until(t0 + 355s);
-  d.invalidate(0, current(0), 1000ms, [](const Answer&) {}, attacker);
-  d.invalidate(1, current(1), 1000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      0, current(0), 1000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      1, current(1), 1000ms, [](const Answer&) {}, attacker);
   d.run_until(t0 + 356s);
-  d.invalidate(0, current(0), 90000ms, [](const Answer&) {}, attacker);
+  d.invalidate(
+      0, current(0), 90000ms, [](const Answer&) {}, attacker);
   d.run_until(t0 + 500s);
 
   const auto order = order_after(d, t0 + 355500ms);

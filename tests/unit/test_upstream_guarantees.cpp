@@ -61,11 +61,8 @@ TEST_CASE("cold start: 60 credentials under 25 a minute; waiting clients are ser
   static_assert(max_fetches_in_flight == 16, "the waves below assume 16 fetches in flight at most");
   std::map<SteadyTime, int> per_instant;
   for (const auto& s : vb.sent()) ++per_instant[s.at];
-  CHECK(per_instant == std::map<SteadyTime, int>{{t0, 16},
-                                                 {t0 + 300ms, 9},
-                                                 {t0 + 60300ms, 16},
-                                                 {t0 + 60600ms, 9},
-                                                 {t0 + 120600ms, 10}});
+  CHECK(per_instant ==
+        std::map<SteadyTime, int>{{t0, 16}, {t0 + 300ms, 9}, {t0 + 60300ms, 16}, {t0 + 60600ms, 9}, {t0 + 120600ms, 10}});
   REQUIRE(served_at.size() == 60);
   for (const auto& s : vb.sent()) {
     CHECK(vb.sent_for(s.cred) == 1);
@@ -108,10 +105,8 @@ TEST_CASE("whatever the clients do, no 60 s window holds more requests than the 
           last_token[c] = a.token;
         }
       };
-      if (k == 0 && last_token.count(c))
-        vb.invalidate(c, last_token[c], 5000ms, done);
-      else
-        vb.ask(c, Seconds(k == 1 ? ttl(rng) : 0), 5000ms, done);
+      if (k == 0 && last_token.count(c)) vb.invalidate(c, last_token[c], 5000ms, done);
+      else vb.ask(c, Seconds(k == 1 ? ttl(rng) : 0), 5000ms, done);
     });
   }
   vb.run_until(t0 + 610s);
@@ -127,17 +122,18 @@ TEST_CASE("after a 429 with Retry-After: 4 no request is sent for 4 s, and valid
   bool limited = false;
   int issued = 0;
   std::optional<SteadyTime> answered_429;
-  VirtualDriver vb(clock, 5, 25, RefreshPolicy{0.5, 0.0, 1000ms, 8000ms}, 300ms, [&](std::size_t c, SteadyTime now) -> UpstreamResult {
-    if (limited) {
-      limited = false;
-      answered_429 = now + 300ms; // when the daemon reads it
-      return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, Retry-After 4 s)", 4s);
-    }
-    return make_grant("tok-" + std::to_string(c) + "-" + std::to_string(++issued), 20s);
-  });
+  VirtualDriver vb(
+      clock, 5, 25, RefreshPolicy{0.5, 0.0, 1000ms, 8000ms}, 300ms, [&](std::size_t c, SteadyTime now) -> UpstreamResult {
+        if (limited) {
+          limited = false;
+          answered_429 = now + 300ms; // when the daemon reads it
+          return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, Retry-After 4 s)", 4s);
+        }
+        return make_grant("tok-" + std::to_string(c) + "-" + std::to_string(++issued), 20s);
+      });
   vb.run_until(t0 + 1s);
   REQUIRE(vb.sent().size() == 5);
-  limited = true; // the next request (the first refresh, at 10 s) meets a 429
+  limited = true;                                          // the next request (the first refresh, at 10 s) meets a 429
   std::vector<std::pair<SteadyTime, Answer>> during_pause; // (asked at, answer)
   for (int i = 0; i < 40; ++i) {
     const SteadyTime asked = t0 + 10400ms + i * 100ms;
@@ -168,7 +164,8 @@ TEST_CASE("a client with no token during a 429 pause hears when the pause ends")
   const SteadyTime t0 = clock.now();
   int calls = 0;
   VirtualDriver vb(clock, 2, 25, policy, 200ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
-    if (++calls == 1) return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, Retry-After 30 s)", 30s);
+    if (++calls == 1)
+      return make_failure(FailureKind::rate_limited, "auth server rate limit reached (429, Retry-After 30 s)", 30s);
     return make_grant("tok-" + std::to_string(calls), 600s);
   });
   vb.run_until(t0 + 1s); // credential 0 met the 429 at 200 ms; credential 1 went out with it
@@ -194,8 +191,7 @@ TEST_CASE("429 without Retry-After: every request pauses, for exponentially long
   vb.run_until(t0 + 60s);
   REQUIRE(vb.sent().size() == 7);
   const Millis expected[] = {1000ms, 2000ms, 4000ms, 8000ms, 8000ms, 8000ms};
-  for (std::size_t i = 1; i < vb.sent().size(); ++i)
-    CHECK(vb.sent()[i].at - vb.sent()[i - 1].at == 100ms + expected[i - 1]);
+  for (std::size_t i = 1; i < vb.sent().size(); ++i) CHECK(vb.sent()[i].at - vb.sent()[i - 1].at == 100ms + expected[i - 1]);
   CHECK(vb.state(0).has_valid(clock.now()));
 }
 
@@ -314,7 +310,8 @@ TEST_CASE("a rejected credential is retried only slowly and its clients hear ups
   FakeClock clock;
   const SteadyTime t0 = clock.now();
   VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.75, 0.0, 1000ms, 30000ms}, 50ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
-    UpstreamFailure f = make_failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)");
+    UpstreamFailure f =
+        make_failure(FailureKind::rejected, "client_id or client_secret rejected by the auth server (401 invalid_client)");
     f.http_status = 401;
     f.code = "invalid_client";
     return f;
@@ -381,10 +378,11 @@ TEST_CASE("min_ttl with a hanging upstream is bounded by the request deadline") 
   const SteadyTime t0 = clock.now();
   int issued = 0;
   // The upstream takes 10 s to answer (upstream.request_timeout_ms), the client gives 1 s.
-  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 10000ms, [&](std::size_t, SteadyTime) -> UpstreamResult {
-    if (++issued == 1) return make_grant("tok-1", 100s);
-    return make_failure(FailureKind::network_error, "auth server localhost: no answer in time (read)");
-  });
+  VirtualDriver vb(clock, 1, 25, RefreshPolicy{0.9, 0.0, 1000ms, 8000ms}, 10000ms,
+                   [&](std::size_t, SteadyTime) -> UpstreamResult {
+                     if (++issued == 1) return make_grant("tok-1", 100s);
+                     return make_failure(FailureKind::network_error, "auth server localhost: no answer in time (read)");
+                   });
   vb.run_until(t0 + 50s);
   std::optional<Answer> slow, plain;
   vb.ask(0, 60s, 1000ms, [&](const Answer& x) { slow = x; });

@@ -36,7 +36,8 @@ TEST_CASE("customer grants carry a refresh token and owner") {
 }
 
 TEST_CASE("errors as an array or as a single object both classify") {
-  auto a = parse_token_response(401, R"({"errors":[{"code":"UNAUTHORIZED","title":"invalid_client","status":401,"detail":"x"}]})", "", now);
+  auto a = parse_token_response(401, R"({"errors":[{"code":"UNAUTHORIZED","title":"invalid_client","status":401,"detail":"x"}]})",
+                                "", now);
   auto b = parse_token_response(401, R"({"errors":{"code":"UNAUTHORIZED","title":"invalid_client","status":401}})", "", now);
   for (const auto* r : {&a, &b}) {
     CHECK(failure_of(*r).kind == FailureKind::rejected);
@@ -65,7 +66,8 @@ TEST_CASE("5xx, garbage, truncated JSON and missing fields are transient server 
   CHECK(failure_of(parse_token_response(200, R"({"access_token":"eyJ.a)", "", now)).kind == FailureKind::server_error);
   CHECK(failure_of(parse_token_response(200, R"({"token_type":"bearer","expires_in":7200})", "", now)).kind ==
         FailureKind::server_error);
-  CHECK(failure_of(parse_token_response(200, R"({"access_token":"x","expires_in":0})", "", now)).kind == FailureKind::server_error);
+  CHECK(failure_of(parse_token_response(200, R"({"access_token":"x","expires_in":0})", "", now)).kind ==
+        FailureKind::server_error);
   CHECK(failure_of(parse_token_response(200, R"({"access_token":"x","expires_in":60,"token_type":"mac"})", "", now)).kind ==
         FailureKind::server_error);
 }
@@ -83,7 +85,8 @@ TEST_CASE("request bodies are the JSON the auth endpoint expects") {
   r.client_secret = Secret("xyz");
   r.scope = "market:all";
   auto j = nlohmann::json::parse(token_request_body(r));
-  CHECK(j == nlohmann::json{{"grant_type", "client_credentials"}, {"client_id", "abc"}, {"client_secret", "xyz"}, {"scope", "market:all"}});
+  CHECK(j == nlohmann::json{
+                 {"grant_type", "client_credentials"}, {"client_id", "abc"}, {"client_secret", "xyz"}, {"scope", "market:all"}});
   TokenRequest sc;
   sc.client_id = "sc";
   auto k = nlohmann::json::parse(token_request_body(sc));
@@ -113,11 +116,13 @@ TEST_CASE("server errors keep a Retry-After; 408 is transient; messages name wha
   CHECK(failure_of(parse_token_response(302, "", "", now)).message == "auth server answered unexpected status 302");
   CHECK(failure_of(parse_token_response(200, "<html>", "", now)).message ==
         "auth server answered 200 with a body that is not JSON (truncated or garbage)");
-  CHECK(failure_of(parse_token_response(200, "[1,2]", "", now)).message == "auth server answered 200 with JSON that is not an object");
+  CHECK(failure_of(parse_token_response(200, "[1,2]", "", now)).message ==
+        "auth server answered 200 with JSON that is not an object");
 }
 
 TEST_CASE("permanent failures say what a human must fix") {
-  auto scope = failure_of(parse_token_response(400, R"({"errors":[{"code":"BAD_REQUEST","title":"invalid_scope","status":400}]})", "", now));
+  auto scope = failure_of(
+      parse_token_response(400, R"({"errors":[{"code":"BAD_REQUEST","title":"invalid_scope","status":400}]})", "", now));
   CHECK(scope.kind == FailureKind::rejected);
   CHECK(scope.message == "scope rejected by the auth server (400 invalid_scope): check the market in scope");
   auto html = failure_of(parse_token_response(401, "<html>no</html>", "", now));

@@ -47,8 +47,8 @@ TEST_CASE("the verify request's usual shape is read without the parser, and read
   REQUIRE(token);
   CHECK(token->reveal() == "a/bA");
   // Near misses are refused as the parser refuses them.
-  for (std::string bad : {R"({"access_token":"x"} x)", R"({"access_token":"x",})", R"({"access_token":"x")",
-                          R"({"access_token":"x"}})", "{\"access_token\":\"\x01\"}", R"({"access_token" "x"})",
-                          "{\"access_token\":\"\xff\"}"})
+  for (std::string bad :
+       {R"({"access_token":"x"} x)", R"({"access_token":"x",})", R"({"access_token":"x")", R"({"access_token":"x"}})",
+        "{\"access_token\":\"\x01\"}", R"({"access_token" "x"})", "{\"access_token\":\"\xff\"}"})
     CHECK_FALSE(read_verify_request(bad));
 }

@@ -169,7 +169,8 @@ public:
 
   [[nodiscard]] const std::vector<Sent>& sent() const { return sent_; }
   [[nodiscard]] std::size_t sent_for(std::size_t cred) const {
-    return static_cast<std::size_t>(std::count_if(sent_.begin(), sent_.end(), [&](const Sent& s) { return s.cred == cred && !s.revoke; }));
+    return static_cast<std::size_t>(
+        std::count_if(sent_.begin(), sent_.end(), [&](const Sent& s) { return s.cred == cred && !s.revoke; }));
   }
   [[nodiscard]] const CredentialState& state(std::size_t cred) const { return *scheduler_.state(name(cred)); }
   [[nodiscard]] UpstreamBudget& budget() { return budget_; }
@@ -178,7 +179,8 @@ public:
   /// Clients not answered yet, with their deadlines.
   [[nodiscard]] const std::map<std::uint64_t, std::pair<SteadyTime, Done>>& pending() const { return pending_; }
   [[nodiscard]] std::size_t in_flight(std::size_t cred) const {
-    return static_cast<std::size_t>(std::count_if(in_flight_.begin(), in_flight_.end(), [&](const auto& f) { return f.first == cred; }));
+    return static_cast<std::size_t>(
+        std::count_if(in_flight_.begin(), in_flight_.end(), [&](const auto& f) { return f.first == cred; }));
   }
   /// The most requests sent within any window of this length (all less than it apart).
   [[nodiscard]] std::size_t max_in_window(Millis window = Millis(60000)) const {

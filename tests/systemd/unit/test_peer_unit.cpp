@@ -157,8 +157,8 @@ TEST_CASE("peer unit: a live peer is read from its own cgroup") {
 
 TEST_CASE("peer unit: no warnings without unit principals, one per principal where units cannot be told") {
   CHECK(unit_principal_warnings({}).empty());
-  const auto warnings = unit_principal_warnings({"c.toml:3: credentials.x.allow names unit:a.service",
-                                                 "c.toml:4: credentials.x.allow names slice:b.slice"});
+  const auto warnings = unit_principal_warnings(
+      {"c.toml:3: credentials.x.allow names unit:a.service", "c.toml:4: credentials.x.allow names slice:b.slice"});
   const bool blind = unit_principals_unavailable().has_value() || proc_hides_other_users();
   REQUIRE(warnings.size() == (blind ? 2u : 0u));
   if (blind) CHECK(warnings[1].rfind("c.toml:4: credentials.x.allow names slice:b.slice, which ", 0) == 0);
