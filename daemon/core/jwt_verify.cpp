@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <set>
 #include <span>
 
@@ -9,6 +10,7 @@
 
 #include "core/base64url.hpp"
 #include "core/documents.hpp"
+#include "core/json_text.hpp"
 
 namespace cltoken {
 
@@ -211,8 +213,29 @@ std::optional<std::string> expires_at(const json& claims) {
 }
 
 /// A value as json::dump writes it, invalid UTF-8 replaced (the claims are the auth
-/// server's bytes).
-void append_value(std::string& out, const json& v) { out += v.dump(-1, ' ', false, json::error_handler_t::replace); }
+/// server's bytes). The usual values, strings JSON carries verbatim and integers, are
+/// written here; dump() would build a serializer and a string for each.
+void append_value(std::string& out, const json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (json_verbatim(s)) {
+      out += '"';
+      out += s;
+      out += '"';
+      return;
+    }
+  } else if (v.is_number_integer()) {
+    char digits[24];
+    const auto end = v.is_number_unsigned() ? std::to_chars(digits, digits + sizeof digits, v.get<std::uint64_t>()).ptr
+                                            : std::to_chars(digits, digits + sizeof digits, v.get<std::int64_t>()).ptr;
+    out.append(digits, end);
+    return;
+  } else if (v.is_boolean()) {
+    out += v.get<bool>() ? "true" : "false";
+    return;
+  }
+  out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 } // namespace
 
