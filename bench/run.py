@@ -418,7 +418,7 @@ def verification(args, load_bin: str) -> dict:
         check = daemon.post("/v1/verify", {"access_token": token}).json()
         if check.get("valid") is not True:
             raise RuntimeError(f"the bench token does not verify: {check}")
-        pins = pin_cpus()
+        pins = None if args.no_pin else pin_cpus()
         if pins:
             pin_process(daemon.proc.pid, pins[0])
         jwks_before = fake.stats()["jwks_requests"]
@@ -496,7 +496,7 @@ def js_auth_fresh(args) -> dict | None:
 def render_verification(ver: dict) -> str:
     pins = ver.get("pins")
     where = (f"the daemon pinned to CPU {pins[0]}, the load generator to CPU {pins[1]}" if pins
-             else "one CPU shared by the daemon and the load generator")
+             else "daemon and load generator not pinned")
     lines = ["", "**Token verification** (`POST /v1/verify` of a valid sales-channel token, key cached; "
              f"{where}; latency in µs; daemon CPU per verification from /proc/PID/task/*/schedstat; "
              f"1-minute load average {ver['load']:.1f} at the end). "
@@ -914,6 +914,8 @@ def main() -> int:
     ap.add_argument("--steady-lifetimes", type=int, default=4, help="how many lifetimes it runs")
     ap.add_argument("--only", choices=["steady", "throughput", "verify"],
                     help="run one part alone and print its table (nothing written)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="verification: leave the daemon and the load generator to the scheduler (for comparison)")
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
     ap.add_argument("--nginx-sendfile", choices=["on", "off"], default="off",
                     help="nginx's sendfile for the static file (off: the faster for a ~1 KiB body here)")
