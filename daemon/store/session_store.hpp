@@ -63,9 +63,10 @@ public:
   /// feed are worth asking.
   [[nodiscard]] virtual bool shared() const = 0;
 
-  /// Every session kept, once at start (the file store); a shared store returns none and
-  /// is asked per session with find().
-  virtual boost::asio::awaitable<std::vector<KeptSession>> load_all() = 0;
+  /// Every session kept, once at start (the file store), of the sales channels in `config`
+  /// with the identity they have there; a shared store returns none and is asked per
+  /// session with find().
+  virtual boost::asio::awaitable<std::vector<KeptSession>> load_all(const Config& config) = 0;
 
   /// A session this daemon does not hold: the record, owned by the local uid that its
   /// owner's name maps to, or nullopt (none, ended, refused, unreachable, or an owner
@@ -100,7 +101,7 @@ public:
 class NoSessionStore final : public SessionStore {
 public:
   [[nodiscard]] bool shared() const override { return false; }
-  boost::asio::awaitable<std::vector<KeptSession>> load_all() override { co_return std::vector<KeptSession>{}; }
+  boost::asio::awaitable<std::vector<KeptSession>> load_all(const Config&) override { co_return std::vector<KeptSession>{}; }
   boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject) override { co_return std::nullopt; }
   boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t, SteadyTime) override {
     co_return FleetRefresh{};
