@@ -14,6 +14,17 @@ struct KeptSession {
   SessionRecord record;
 };
 
+/// A shared store's answer about a session this daemon does not hold.
+struct SessionLookup {
+  enum class Kind {
+    found,       ///< `record`, owned by the local uid its owner's name maps to
+    none,        ///< no such session (never was, ended, expired, or its owner has no uid here)
+    unreachable, ///< the store could not say: the client is told to come back, not that it is gone
+  };
+  Kind kind = Kind::none;
+  std::optional<SessionRecord> record;
+};
+
 /// What a shared store says before this daemon refreshes a session.
 struct FleetRefresh {
   enum class Kind {

@@ -46,10 +46,8 @@ public:
   /// Synchronous: it runs once, before the socket serves anything.
   virtual std::vector<KeptSession> load_all(const Config& config) = 0;
 
-  /// A session this daemon does not hold: the record, owned by the local uid that its
-  /// owner's name maps to, or nullopt (none, ended, refused, unreachable, or an owner
-  /// without a uid here).
-  virtual boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject s) = 0;
+  /// A session this daemon does not hold (a shared store).
+  virtual boost::asio::awaitable<SessionLookup> find(SessionSubject s) = 0;
 
   /// Before refreshing a session held at `generation`: one daemon of the fleet refreshes,
   /// the others wait for its tokens, bounded by the longest a refresh can take (then go).
@@ -84,10 +82,8 @@ class NoSessionStore final : public SessionStore {
 public:
   [[nodiscard]] bool shared() const override { return false; }
   std::vector<KeptSession> load_all(const Config&) override { return {}; }
-  boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject) override { co_return std::nullopt; }
-  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t) override {
-    co_return FleetRefresh{};
-  }
+  boost::asio::awaitable<SessionLookup> find(SessionSubject) override { co_return SessionLookup{}; }
+  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t) override { co_return FleetRefresh{}; }
   boost::asio::awaitable<SessionSaved> save(SessionSubject, SessionRecord) override { co_return SessionSaved::stored; }
   boost::asio::awaitable<std::optional<SessionRecord>> end(SessionSubject) override { co_return std::nullopt; }
   boost::asio::awaitable<void> dropped(SessionSubject, bool) override { co_return; }
