@@ -102,6 +102,8 @@ void SessionScheduler::apply(Now now, const Config& config) {
 void SessionScheduler::stop(Now now) {
   running_ = false;
   while (!waiters_.empty()) settle_one(now, waiters_.begin()->first, true);
+  for (auto& [op, document] : std::exchange(creating_, {}))
+    answer(op, SessionAnswer::with(SessionAnswer::Kind::created, std::move(document)));
 }
 
 void SessionScheduler::wake(Now now) {
@@ -487,7 +489,11 @@ void SessionScheduler::store_ended(Now now, std::uint64_t id, std::optional<Sess
   (void)now;
 }
 
-void SessionScheduler::saved(Now now, const SessionKey& key, SessionRecord record, SessionSaved outcome) {
+void SessionScheduler::saved(Now now, const SessionKey& key, SessionRecord record, SessionSaved outcome, std::uint64_t op) {
+  if (auto c = creating_.extract(op); !c.empty()) {
+    // Answered whatever the store said: a session it could not keep lives here meanwhile.
+    answer(op, SessionAnswer::with(SessionAnswer::Kind::created, std::move(c.mapped())));
+  }
   CustomerSession* s = table_.get(key);
   const bool current = s != nullptr && s->generation == record.generation;
   switch (outcome) {

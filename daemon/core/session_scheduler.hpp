@@ -71,10 +71,11 @@ struct AskFleet {
   SessionKey key;
   std::uint64_t generation;
 };
-/// Keep this session's current record; then saved(key, record, ...).
+/// Keep this session's current record; then saved(key, record, ..., op).
 struct Save {
   SessionKey key;
   SessionRecord record;
+  std::uint64_t op = 0; ///< a login answered once the store has it (0: none)
 };
 /// A logout: end the session for every daemon first; then store_ended(id, newest record).
 struct EndInStore {
@@ -137,7 +138,7 @@ public:
   /// The answer to an action::AskFleet.
   void fleet_answered(Now now, std::uint64_t id, FleetRefresh answer);
   /// What became of an action::Save of `record`.
-  void saved(Now now, const SessionKey& key, SessionRecord record, SessionSaved outcome);
+  void saved(Now now, const SessionKey& key, SessionRecord record, SessionSaved outcome, std::uint64_t op = 0);
   /// The answer to an action::EndInStore: the newest record the store held, if any.
   void store_ended(Now now, std::uint64_t id, std::optional<SessionRecord> newest);
   /// Sessions ended (logged out) on other daemons.
@@ -156,7 +157,7 @@ public:
   /// Clients waiting for a refresh, and upstream calls in flight.
   [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
   [[nodiscard]] std::size_t in_flight() const {
-    return logins_.size() + refreshes_.size() + revokes_.size() + finds_.size() + ending_.size();
+    return logins_.size() + refreshes_.size() + revokes_.size() + finds_.size() + ending_.size() + creating_.size();
   }
   /// The sales channel `name` as configured now, or nullptr.
   [[nodiscard]] const CredentialConfig* credential_config(const std::string& name) const;
@@ -213,8 +214,8 @@ private:
   Started adopt(Now now, std::uint64_t op, const CredentialConfig& cred, uid_t owner, SessionRequest& req, SteadyTime deadline);
   Started request_login(Now now, std::uint64_t op, const CredentialConfig& cred, uid_t owner, SessionRequest& req);
   void login_answered(Now now, std::uint64_t id, UpstreamResult result);
-  /// The new session under a new handle: the 201 answer.
-  SessionAnswer created(Now now, CustomerSession session);
+  /// The new session under a new handle: the 201 answer to `op`, once a shared store holds it.
+  void created(Now now, std::uint64_t op, CustomerSession session);
   /// A session from a grant, with its refresh point; `sent` is when the request went out.
   SessionRecord from_grant(const std::string& credential, uid_t owner, TokenGrant& grant, SteadyTime sent);
 
@@ -272,7 +273,8 @@ private:
   std::map<std::uint64_t, Revoking> revokes_;
   std::map<std::uint64_t, Finding> finds_;
   std::map<uid_t, std::size_t> finds_per_peer_;
-  std::map<std::uint64_t, Waiter> ending_; ///< logouts waiting for store_ended()
+  std::map<std::uint64_t, Waiter> ending_;        ///< logouts waiting for store_ended()
+  std::map<std::uint64_t, std::string> creating_; ///< logins' documents, waiting for saved()
   struct Orphan {
     std::string credential;
     std::vector<Secret> tokens;

@@ -150,7 +150,8 @@ asio::awaitable<void> Sessions::find(session_action::Find a) {
   SessionLookup lookup;
   if (auto s = subject(a.credential, a.key)) {
     const CredentialConfig cred = s->credential;
-    lookup = co_await store_->find(SessionSubject{cred, s->auth_url, a.key});
+    SessionSubject subject{cred, s->auth_url, a.key}; // named: GCC 12 destroys a braced temporary in co_await twice
+    lookup = co_await store_->find(std::move(subject));
   }
   core_.found(now(), a.id, std::move(lookup));
   drive();
@@ -160,7 +161,8 @@ asio::awaitable<void> Sessions::ask_fleet(session_action::AskFleet a) {
   FleetRefresh answer;
   if (auto s = subject(a.credential, a.key)) {
     const CredentialConfig cred = s->credential;
-    answer = co_await store_->before_refresh(SessionSubject{cred, s->auth_url, a.key}, a.generation);
+    SessionSubject subject{cred, s->auth_url, a.key};
+    answer = co_await store_->before_refresh(std::move(subject), a.generation);
   }
   core_.fleet_answered(now(), a.id, std::move(answer));
   drive();
@@ -168,10 +170,16 @@ asio::awaitable<void> Sessions::ask_fleet(session_action::AskFleet a) {
 
 asio::awaitable<void> Sessions::save(session_action::Save a) {
   auto s = subject(a.record.credential, a.key);
-  if (!s) co_return;
+  if (!s) {
+    core_.saved(now(), a.key, std::move(a.record), SessionSaved::unreachable, a.op);
+    drive();
+    co_return;
+  }
   const CredentialConfig cred = s->credential;
-  const SessionSaved outcome = co_await store_->save(SessionSubject{cred, s->auth_url, a.key}, a.record);
-  core_.saved(now(), a.key, std::move(a.record), outcome);
+  SessionSubject subject{cred, s->auth_url, a.key};
+  SessionRecord record = a.record;
+  const SessionSaved outcome = co_await store_->save(std::move(subject), std::move(record));
+  core_.saved(now(), a.key, std::move(a.record), outcome, a.op);
   drive();
 }
 
@@ -179,7 +187,8 @@ asio::awaitable<void> Sessions::end_in_store(session_action::EndInStore a) {
   std::optional<SessionRecord> newest;
   if (auto s = subject(a.credential, a.key)) {
     const CredentialConfig cred = s->credential;
-    newest = co_await store_->end(SessionSubject{cred, s->auth_url, a.key});
+    SessionSubject subject{cred, s->auth_url, a.key};
+    newest = co_await store_->end(std::move(subject));
   }
   core_.store_ended(now(), a.id, std::move(newest));
   drive();
@@ -189,7 +198,8 @@ asio::awaitable<void> Sessions::drop(session_action::Drop a) {
   auto s = subject(a.credential, a.key);
   if (!s) co_return;
   const CredentialConfig cred = s->credential;
-  co_await store_->dropped(SessionSubject{cred, s->auth_url, a.key}, a.dead);
+  SessionSubject subject{cred, s->auth_url, a.key};
+  co_await store_->dropped(std::move(subject), a.dead);
 }
 
 asio::awaitable<void> Sessions::poll_ended() {

@@ -73,8 +73,8 @@ std::int64_t unix_ms(WallTime t) { return std::chrono::duration_cast<Millis>(t.t
 
 RedisSessionStore::RedisSessionStore(asio::any_io_executor executor, std::shared_ptr<RedisClient> client, const Config& config,
                                      Millis lock_ttl, const Clock& clock)
-    : executor_(executor), client_(std::move(client)), store_(config.store),
-      record_ttl_(config.customers.refresh_token_lifetime), lock_ttl_(lock_ttl), clock_(clock) {}
+    : executor_(executor), client_(std::move(client)), store_(config.store), record_ttl_(config.customers.refresh_token_lifetime),
+      lock_ttl_(lock_ttl), clock_(clock) {}
 
 std::optional<RedisSessionStore::Keys> RedisSessionStore::keys_of(const SessionSubject& s) {
   const Secret* material = store_key_material(s.credential, store_);
@@ -131,12 +131,12 @@ asio::awaitable<FleetRefresh> RedisSessionStore::before_refresh(SessionSubject s
   // Waiting longer than a whole refresh of the holder gains nothing: its lock has expired.
   const SteadyTime bound = clock_.now() + lock_ttl_ + store_.timeout;
   for (;;) {
-    std::vector<std::string> eval{"EVAL", std::string(refresh_script), "3",   k->rec, k->lock, k->end, std::to_string(generation),
-                                  owner,  std::to_string(lock_ttl_.count())};
+    std::vector<std::string> eval{
+        "EVAL", std::string(refresh_script),      "3", k->rec, k->lock, k->end, std::to_string(generation),
+        owner,  std::to_string(lock_ttl_.count())};
     auto reply = co_await client_->call(std::move(eval));
     if (!reply) {
-      spdlog::warn("credential {}: redis unreachable; refreshing a customer session without the fleet's lock",
-                   s.credential.name);
+      spdlog::warn("credential {}: redis unreachable; refreshing a customer session without the fleet's lock", s.credential.name);
       co_return FleetRefresh{};
     }
     const auto& e = reply->elements;
@@ -193,8 +193,9 @@ asio::awaitable<SessionSaved> RedisSessionStore::save(SessionSubject s, SessionR
     owner = std::move(it->second);
     holding_.erase(it);
   }
-  std::vector<std::string> eval{"EVAL",  std::string(save_script),       "3",   k->rec, k->lock, k->end, std::to_string(record.generation),
-                                sealed, std::to_string(unix_ms(until)), owner};
+  std::vector<std::string> eval{
+      "EVAL", std::string(save_script),       "3",  k->rec, k->lock, k->end, std::to_string(record.generation),
+      sealed, std::to_string(unix_ms(until)), owner};
   auto reply = co_await client_->call(std::move(eval));
   if (!reply) co_return SessionSaved::unreachable;
   if (reply->is("stored")) co_return SessionSaved::stored;
@@ -213,8 +214,8 @@ asio::awaitable<std::optional<RedisReply>> RedisSessionStore::mark_ended(const K
   auto reply = co_await client_->call(std::move(eval));
   if (!reply) co_return std::nullopt;
   const std::string feed = store_.prefix + ":{sessions}:";
-  std::vector<std::string> add{"EVAL",   std::string(feed_script), "2", feed + "seq", feed + "ended", k.id,
-                               std::to_string(feed_kept)};
+  std::vector<std::string> add{"EVAL", std::string(feed_script), "2", feed + "seq", feed + "ended",
+                               k.id,   std::to_string(feed_kept)};
   auto fed = co_await client_->call(std::move(add));
   if (!fed || fed->is_error())
     spdlog::warn("redis {}: a logout could not be announced to the fleet; other daemons notice it at their next refresh",
@@ -259,8 +260,9 @@ asio::awaitable<std::vector<SessionKey>> RedisSessionStore::ended_elsewhere() {
     co_return out;
   }
   if (now_seq == feed_seen_) co_return out;
-  std::vector<std::string> range{"ZRANGEBYSCORE", feed + "ended", "(" + std::to_string(feed_seen_), "+inf", "WITHSCORES",
-                                 "LIMIT",         "0",            std::to_string(feed_batch)};
+  std::vector<std::string> range{
+      "ZRANGEBYSCORE",           feed + "ended", "(" + std::to_string(feed_seen_), "+inf", "WITHSCORES", "LIMIT", "0",
+      std::to_string(feed_batch)};
   auto reply = co_await client_->call(std::move(range));
   if (!reply || reply->type != RedisReply::Type::array) co_return out;
   const auto& e = reply->elements;

@@ -72,10 +72,10 @@ private:
   Millis lock_ttl_;
   const Clock& clock_;
   std::function<void()> available_;
-  std::map<std::string, SessionKey> ids_;    ///< store id -> key, of the sessions this daemon holds
-  std::map<std::string, Keys> pending_ends_; ///< logouts made while Redis was unreachable
+  std::map<std::string, SessionKey> ids_;      ///< store id -> key, of the sessions this daemon holds
+  std::map<std::string, Keys> pending_ends_;   ///< logouts made while Redis was unreachable
   std::map<std::string, std::string> holding_; ///< store id -> our owner id of a refresh lock we hold
-  long long feed_seen_ = -1;                 ///< the feed's counter as last read; -1: not yet
+  long long feed_seen_ = -1;                   ///< the feed's counter as last read; -1: not yet
 };
 
 } // namespace cltoken
