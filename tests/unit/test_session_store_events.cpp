@@ -21,8 +21,8 @@ Config with_store(const char* backend) {
 /// A login on a daemon sharing its store: the 201 comes once the store answered the save.
 SessionKey login_shared(SessionHarness& h, uid_t owner, const std::string& access = "access-1",
                         const std::string& refresh = "refresh-1") {
-  auto started = h.core.create(h.now(), h.shop(), owner, R"({"username":"ann@example.test","password":"pw"})",
-                               h.clock.now() + 5s);
+  auto started =
+      h.core.create(h.now(), h.shop(), owner, R"({"username":"ann@example.test","password":"pw"})", h.clock.now() + 5s);
   h.collect();
   REQUIRE_FALSE(started.answer);
   h.answer_request(customer_grant(access, 600s, refresh));
