@@ -40,8 +40,9 @@ SessionScheduler::SessionScheduler(const Config& config, UpstreamBudget& budget,
   // Read once, like every store setting: a reload does not move sessions between stores.
   storing_ = config.customers.store && config.store.backend != "memory";
   shared_ = storing_ && config.store.backend == "redis";
-  // A file store forgets what memory evicts; a shared one keeps it for the other daemons.
-  table_.keep_evicted(storing_ && !shared_);
+  // A file store forgets what memory evicts; a shared one keeps the record for the other
+  // daemons and only forgets that this daemon held it.
+  table_.keep_evicted(storing_);
 }
 
 std::vector<SessionAction> SessionScheduler::take_actions() {

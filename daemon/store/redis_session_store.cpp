@@ -145,7 +145,10 @@ asio::awaitable<FleetRefresh> RedisSessionStore::before_refresh(SessionSubject s
                    reply->is_error() ? ": " : "", reply->is_error() ? reply->str : "");
       co_return FleetRefresh{};
     }
-    if (e[0].is("ended")) co_return FleetRefresh{FleetRefresh::Kind::ended, std::nullopt};
+    if (e[0].is("ended")) {
+      ids_.erase(k->id);
+      co_return FleetRefresh{FleetRefresh::Kind::ended, std::nullopt};
+    }
     if (e[0].is("newer") && e.size() == 2 && e[1].type == RedisReply::Type::string) {
       auto record = open(s, *k, e[1].str);
       if (record) co_return FleetRefresh{FleetRefresh::Kind::newer, std::move(record)};
