@@ -241,16 +241,21 @@ bool SessionScheduler::start_refresh(SteadyTime now, const SessionKey& key, std:
   if (s->refreshing) return true;
   const CredentialConfig* cred = credential(s->credential);
   if (cred == nullptr || !s->refresh_token) return false;
-  // `peer` made it happen (a read), or nobody did (the sweep); it is charged for it. The
-  // slot is taken before asking the fleet, so that the daemon that gets the lock can send.
+  const std::uint64_t id = next_id_++;
+  if (shared_) {
+    // Commerce Layer rotates refresh tokens: two daemons refreshing with the same one would
+    // lose the session, so one of the fleet refreshes and the others take its tokens. The
+    // budget slot is taken only when this daemon is the one to send.
+    s->refreshing = true;
+    refreshes_.emplace(id, Refresh{key, s->credential, now, s->owner, s->generation, true, peer});
+    emit(session_action::AskFleet{id, s->credential, key, s->generation});
+    return true;
+  }
+  // `peer` made it happen (a read), or nobody did (the sweep); it is charged for it.
   if (!budget_.try_take(peer, now)) return false;
   s->refreshing = true;
-  const std::uint64_t id = next_id_++;
-  refreshes_.emplace(id, Refresh{key, s->credential, now, s->owner, s->generation, shared_});
-  // Commerce Layer rotates refresh tokens: two daemons refreshing with the same one would
-  // lose the session, so one of the fleet refreshes and the others take its tokens.
-  if (shared_) emit(session_action::AskFleet{id, s->credential, key, s->generation});
-  else emit(session_action::RequestToken{id, refresh_request(*cred, *s)});
+  refreshes_.emplace(id, Refresh{key, s->credential, now, s->owner, s->generation, false, peer});
+  emit(session_action::RequestToken{id, refresh_request(*cred, *s)});
   return true;
 }
 
@@ -260,16 +265,20 @@ void SessionScheduler::fleet_answered(Now now, std::uint64_t id, FleetRefresh a)
   Refresh& r = it->second;
   CustomerSession* s = table_.get(r.key);
   const CredentialConfig* cred = s == nullptr ? nullptr : credential(s->credential);
-  if (a.kind == FleetRefresh::Kind::go && s != nullptr && cred != nullptr && s->refresh_token) {
-    r.asking_fleet = false;
-    r.sent = now.steady;
-    r.generation = s->generation;
-    emit(session_action::RequestToken{id, refresh_request(*cred, *s)});
-    return;
-  }
-  // No request: the slot goes back; a lock this daemon took expires on its own.
-  budget_.release(now.steady);
   const SessionKey key = r.key;
+  if (a.kind == FleetRefresh::Kind::go && s != nullptr && cred != nullptr && s->refresh_token) {
+    if (budget_.try_take(r.peer, now.steady)) {
+      r.asking_fleet = false;
+      r.sent = now.steady;
+      r.generation = s->generation;
+      emit(session_action::RequestToken{id, refresh_request(*cred, *s)});
+      return;
+    }
+    // No slot: like a failed refresh, tried again after a backoff; the lock this daemon
+    // took expires on its own, and until then the others serve what they hold.
+    ++s->failures;
+    s->refresh_at = now.steady + policy_.backoff(s->failures, random_.uniform());
+  }
   refreshes_.erase(it);
   if (s != nullptr) {
     s->refreshing = false;
@@ -300,7 +309,7 @@ void SessionScheduler::take_newer(const SessionKey& key, SessionRecord record) {
 
 void SessionScheduler::token_answered(Now now, std::uint64_t id, UpstreamResult result) {
   // The slot was taken when the request was decided; it is released when the answer is in.
-  if (refreshes_.contains(id)) {
+  if (auto r = refreshes_.find(id); r != refreshes_.end() && !r->second.asking_fleet) {
     budget_.release(now.steady);
     refresh_answered(now, id, std::move(result));
   } else if (logins_.contains(id)) {

@@ -197,7 +197,8 @@ private:
     SteadyTime sent;
     uid_t owner;               ///< to save what it brings when the session is gone from memory meanwhile
     std::uint64_t generation;  ///< of the tokens it refreshes
-    bool asking_fleet = false; ///< waiting for fleet_answered()
+    bool asking_fleet = false; ///< waiting for fleet_answered(), no budget slot taken yet
+    std::optional<uid_t> peer; ///< whose read made it happen: charged for the request
   };
   struct Revoking {
     SessionKey key;
