@@ -1,6 +1,7 @@
 #include "store/session_owner.hpp"
 
 #include <pwd.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <map>
