@@ -151,10 +151,10 @@ struct StoreConfig {
   std::string url = "redis://127.0.0.1:6379/0";
   std::optional<RedisUrl> redis; ///< url parsed (backend redis), password from the url or password_file
   std::string password_file;
-  std::string ca_file;              ///< rediss://: PEM CAs; empty = the system trust store
-  Millis timeout{1000};             ///< each Redis operation, connecting included
-  Millis poll{200};                 ///< how often a daemon waiting on another's fetch looks for its token
-  Millis reconnect_max{30000};      ///< longest pause between reconnection attempts
+  std::string ca_file;         ///< rediss://: PEM CAs; empty = the system trust store
+  Millis timeout{1000};        ///< each Redis operation, connecting included
+  Millis poll{200};            ///< how often a daemon waiting on another's fetch looks for its token
+  Millis reconnect_max{30000}; ///< longest pause between reconnection attempts
   /// redis: how often a daemon looks for sessions ended (logged out) on other daemons: the
   /// longest it serves a session after a logout elsewhere, Redis reachable.
   Millis session_poll{1000};

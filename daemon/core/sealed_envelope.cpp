@@ -10,9 +10,7 @@ namespace {
 
 constexpr unsigned char envelope_version = 1;
 
-std::size_t header_size(const EnvelopeKind& kind) {
-  return kind.magic.size() + 1 + sealed_salt_size + store_crypto::nonce_size;
-}
+std::size_t header_size(const EnvelopeKind& kind) { return kind.magic.size() + 1 + sealed_salt_size + store_crypto::nonce_size; }
 
 UnsealError error(UnsealError::Kind kind, std::string message) { return UnsealError{kind, std::move(message)}; }
 
@@ -50,7 +48,8 @@ std::variant<Secret, UnsealError> open_envelope(const EnvelopeKind& kind, std::s
   const std::string_view salt = header.substr(kind.magic.size() + 1, sealed_salt_size);
   const std::string_view nonce = header.substr(kind.magic.size() + 1 + sealed_salt_size);
   const Secret key = store_crypto::hkdf_sha256(material.reveal(), salt, kind.info, store_crypto::key_size);
-  auto plaintext = store_crypto::aes256gcm_open(key.reveal(), nonce, std::string(header) + std::string(bound), sealed.substr(head));
+  auto plaintext =
+      store_crypto::aes256gcm_open(key.reveal(), nonce, std::string(header) + std::string(bound), sealed.substr(head));
   if (!plaintext)
     return error(UnsealError::Kind::authentication,
                  what + " failed authentication: it was altered, or sealed with another key or for another owner");

@@ -73,8 +73,8 @@ struct StoredSession {
                                                                       std::string_view id);
 
 /// A held session as a stored one: steady times mapped to wall time with `clock`.
-[[nodiscard]] StoredSession to_stored_session(const SessionRecord& r, const SessionKey& key, std::string identity,
-                                              std::string id, std::string owner_name, const Clock& clock);
+[[nodiscard]] StoredSession to_stored_session(const SessionRecord& r, const SessionKey& key, std::string identity, std::string id,
+                                              std::string owner_name, const Clock& clock);
 /// A stored session as one to hold, owned by this host's `owner`: wall times mapped to
 /// steady time with `clock`.
 [[nodiscard]] SessionRecord to_session_record(const StoredSession& s, uid_t owner, const Clock& clock);

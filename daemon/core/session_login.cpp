@@ -184,8 +184,10 @@ SessionAnswer SessionScheduler::created(Now now, CustomerSession session) {
   ++view_.logins["ok"];
   std::string document = customer_token_document(session, now.steady, now.wall, &*handle);
   spdlog::debug("credential {}: customer session created for uid {}", session.credential, session.owner);
-  note_evictions(table_.insert(session_key(*handle), std::move(session), now.steady));
+  const SessionKey key = session_key(*handle);
   wipe(*handle);
+  note_evictions(table_.insert(key, std::move(session), now.steady));
+  if (const CustomerSession* held = table_.get(key)) save(key, *held);
   plan_sweep(now.steady);
   return SessionAnswer::with(Kind::created, std::move(document));
 }

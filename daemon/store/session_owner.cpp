@@ -29,8 +29,7 @@ std::string session_owner_name(uid_t uid) {
   if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr && found->pw_name != nullptr &&
       found->pw_name[0] != '\0')
     name = std::string(user_prefix) + found->pw_name;
-  else
-    name = std::string(uid_prefix) + std::to_string(uid);
+  else name = std::string(uid_prefix) + std::to_string(uid);
   return cache.emplace(uid, std::move(name)).first->second;
 }
 

@@ -10,6 +10,7 @@
 // a store can cost a session that another daemon holds, never a client's answer about a
 // session this daemon holds.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/session_record.hpp"
+#include "core/session_storage.hpp"
 #include "core/session_table.hpp"
 
 namespace cltoken {
@@ -28,31 +30,6 @@ struct SessionSubject {
   const CredentialConfig& credential;
   std::string auth_url;
   SessionKey key;
-};
-
-/// A session read back from a store, filed under its key.
-struct KeptSession {
-  SessionKey key;
-  SessionRecord record;
-};
-
-/// What a shared store says before this daemon refreshes a session.
-struct FleetRefresh {
-  enum class Kind {
-    go,    ///< refresh: this daemon holds the session's refresh lock, or the store cannot be reached
-    newer, ///< another daemon refreshed it: `record` holds the newer tokens, use those
-    ended, ///< it was ended (logged out) elsewhere: drop it
-  };
-  Kind kind = Kind::go;
-  std::optional<SessionRecord> record;
-};
-
-/// What became of a save.
-enum class SessionSaved {
-  stored,      ///< kept (a shared store: and the refresh lock released)
-  older,       ///< the store holds a newer generation already: kept as it was
-  ended,       ///< it was ended elsewhere meanwhile: the tokens just obtained must be revoked
-  unreachable, ///< not kept now; a shared store puts it back when it is reachable again
 };
 
 class SessionStore {
@@ -66,16 +43,15 @@ public:
   /// Every session kept, once at start (the file store), of the sales channels in `config`
   /// with the identity they have there; a shared store returns none and is asked per
   /// session with find().
-  virtual boost::asio::awaitable<std::vector<KeptSession>> load_all(const Config& config) = 0;
+  /// Synchronous: it runs once, before the socket serves anything.
+  virtual std::vector<KeptSession> load_all(const Config& config) = 0;
 
-  /// A session this daemon does not hold: the record, owned by the local uid that its
-  /// owner's name maps to, or nullopt (none, ended, refused, unreachable, or an owner
-  /// without a uid here).
-  virtual boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject s) = 0;
+  /// A session this daemon does not hold (a shared store).
+  virtual boost::asio::awaitable<SessionLookup> find(SessionSubject s) = 0;
 
   /// Before refreshing a session held at `generation`: one daemon of the fleet refreshes,
-  /// the others wait for its tokens, bounded by `bound` (then go).
-  virtual boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject s, std::uint64_t generation, SteadyTime bound) = 0;
+  /// the others wait for its tokens, bounded by the longest a refresh can take (then go).
+  virtual boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject s, std::uint64_t generation) = 0;
 
   /// A session created, adopted or refreshed here: keep it (store if its generation is
   /// newer than the stored one and it was not ended meanwhile).
@@ -93,6 +69,10 @@ public:
   /// Sessions ended on other daemons since the last call (a shared store; empty otherwise).
   virtual boost::asio::awaitable<std::vector<SessionKey>> ended_elsewhere() = 0;
 
+  /// `available` is called each time a shared store becomes reachable again (after a
+  /// first failure or a lost connection), so that sessions it could not keep are saved.
+  virtual void on_available(std::function<void()> available) { (void)available; }
+
   /// Shutting down: pending writes are flushed, background work ends.
   virtual void stop() {}
 };
@@ -101,11 +81,9 @@ public:
 class NoSessionStore final : public SessionStore {
 public:
   [[nodiscard]] bool shared() const override { return false; }
-  boost::asio::awaitable<std::vector<KeptSession>> load_all(const Config&) override { co_return std::vector<KeptSession>{}; }
-  boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject) override { co_return std::nullopt; }
-  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t, SteadyTime) override {
-    co_return FleetRefresh{};
-  }
+  std::vector<KeptSession> load_all(const Config&) override { return {}; }
+  boost::asio::awaitable<SessionLookup> find(SessionSubject) override { co_return SessionLookup{}; }
+  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t) override { co_return FleetRefresh{}; }
   boost::asio::awaitable<SessionSaved> save(SessionSubject, SessionRecord) override { co_return SessionSaved::stored; }
   boost::asio::awaitable<std::optional<SessionRecord>> end(SessionSubject) override { co_return std::nullopt; }
   boost::asio::awaitable<void> dropped(SessionSubject, bool) override { co_return; }
