@@ -27,16 +27,13 @@ bool hex64(const json& v) {
 
 } // namespace
 
-std::string render_journal_header() {
-  return json{{"format", format_name}, {"version", format_version}}.dump() + "\n";
-}
+std::string render_journal_header() { return json{{"format", format_name}, {"version", format_version}}.dump() + "\n"; }
 
 std::optional<std::string> journal_header_error(std::string_view line) {
   const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("format") || j["format"] != format_name)
     return std::string("its first line is not a cl-tokend sessions journal header");
-  if (!j.contains("version") || !j["version"].is_number_integer())
-    return std::string("its header has no version");
+  if (!j.contains("version") || !j["version"].is_number_integer()) return std::string("its header has no version");
   if (j["version"] != format_version)
     return "it is version " + j["version"].dump() + ", this cl-tokend reads version " + std::to_string(format_version);
   return std::nullopt;

@@ -88,9 +88,7 @@ public:
   /// When the dead lines outnumber the live ones by more than the floor: then a rewrite
   /// costs at most as much as the appends since the last one, and a journal is at most
   /// about twice its live size plus the floor.
-  [[nodiscard]] bool compaction_due(std::size_t floor = journal_compaction_floor) const {
-    return dead() > live_.size() + floor;
-  }
+  [[nodiscard]] bool compaction_due(std::size_t floor = journal_compaction_floor) const { return dead() > live_.size() + floor; }
 
 private:
   std::unordered_map<std::string, Live> live_;

@@ -78,12 +78,12 @@ void FileSessionStore::open() {
     replace_refused();
     return;
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     report_.refused = "it is not a regular file";
   } else if (static_cast<std::uint64_t>(st.st_size) > max_journal_size(customers_.max_sessions)) {
-    report_.refused = fmt::format("it holds {} bytes, more than customers.max_sessions = {} can make ({} bytes)",
-                                  st.st_size, customers_.max_sessions, max_journal_size(customers_.max_sessions));
+    report_.refused = fmt::format("it holds {} bytes, more than customers.max_sessions = {} can make ({} bytes)", st.st_size,
+                                  customers_.max_sessions, max_journal_size(customers_.max_sessions));
   } else {
     if ((st.st_mode & 077) != 0) {
       spdlog::warn("session journal {} has mode {:04o}; set to 0600", path, st.st_mode & 07777);
@@ -120,8 +120,7 @@ bool FileSessionStore::fold() {
     }
     if (auto* put = std::get_if<JournalPut>(&*entry))
       index_.put(std::move(put->id), line_at, static_cast<std::uint32_t>(text.size()), put->expires_at);
-    else
-      index_.del(std::get<JournalDel>(*entry).id);
+    else index_.del(std::get<JournalDel>(*entry).id);
     return true;
   };
   for (;;) {
@@ -169,8 +168,7 @@ bool FileSessionStore::fold() {
     // A crash mid-append: that change is lost either way. Cut it off so that the next line
     // does not run into it.
     report_.torn_tail = true;
-    spdlog::warn("session journal {}: its last line was cut short (a crash while writing it); ignored",
-                 store_.sessions_path);
+    spdlog::warn("session journal {}: its last line was cut short (a crash while writing it); ignored", store_.sessions_path);
     if (::ftruncate(fd_, static_cast<off_t>(line_at)) != 0) {
       report_.refused = "its cut-short last line cannot be removed: " + errno_text(errno);
       return false;
@@ -187,7 +185,7 @@ bool FileSessionStore::replace_refused() {
   const std::string& path = store_.sessions_path;
   // Never removed: it may hold sessions a newer cl-tokend wrote, or be someone's file.
   std::string aside = path + ".refused-" + utc_stamp(clock_.wall_now());
-  struct stat st{};
+  struct stat st {};
   for (int i = 2; ::lstat(aside.c_str(), &st) == 0 && i < 100; ++i)
     aside = path + ".refused-" + utc_stamp(clock_.wall_now()) + "-" + std::to_string(i);
   if (::rename(path.c_str(), aside.c_str()) != 0) {
@@ -245,8 +243,8 @@ void FileSessionStore::write_failed(const std::string& what) {
   const auto v = write_log_.admit(clock_.now());
   if (v.suppressed > 0) spdlog::error("{} more session journal write failures not logged", v.suppressed);
   if (v.log)
-    spdlog::error("cannot append to the session journal {}: {}; the change is lost at the next restart",
-                  store_.sessions_path, what);
+    spdlog::error("cannot append to the session journal {}: {}; the change is lost at the next restart", store_.sessions_path,
+                  what);
 }
 
 std::optional<JournalPut> FileSessionStore::read_put(const std::string& id, const JournalIndex::Live& live) {
@@ -265,12 +263,12 @@ std::optional<JournalPut> FileSessionStore::read_put(const std::string& id, cons
   return std::move(*put);
 }
 
-boost::asio::awaitable<std::vector<KeptSession>> FileSessionStore::load_all(const Config& config) {
+std::vector<KeptSession> FileSessionStore::load_all(const Config& config) {
   open();
   std::vector<KeptSession> out;
   SessionLoadReport& r = report_;
   r.loaded = r.expired = r.no_credential = r.other_identity = r.unopened = 0;
-  if (fd_ < 0) co_return out; // said when it was refused
+  if (fd_ < 0) return out; // said when it was refused
   const WallTime now = clock_.wall_now();
   std::map<std::string, std::optional<SealingKey>> keys; // by credential
   std::map<std::string, std::size_t> other_identity;     // by credential: logged once each
@@ -320,14 +318,13 @@ boost::asio::awaitable<std::vector<KeptSession>> FileSessionStore::load_all(cons
     spdlog::warn("credential {}: {} stored sessions were kept for another identity (client_id, secret, scope or auth_url "
                  "changed); not loaded",
                  credential, count);
-  for (const auto& [credential, why] : unopened)
-    spdlog::error("credential {}: stored sessions refused: {}", credential, why);
+  for (const auto& [credential, why] : unopened) spdlog::error("credential {}: stored sessions refused: {}", credential, why);
   spdlog::info("session journal {}: {} sessions loaded, {} not ({} expired, {} of a credential gone from the config, "
                "{} kept for another identity, {} failed to open), {} malformed lines skipped",
                store_.sessions_path, r.loaded, r.expired + r.no_credential + r.other_identity + r.unopened, r.expired,
                r.no_credential, r.other_identity, r.unopened, r.malformed_lines);
   compact_if_due();
-  co_return out;
+  return out;
 }
 
 boost::asio::awaitable<SessionSaved> FileSessionStore::save(SessionSubject s, SessionRecord record) {
@@ -335,8 +332,7 @@ boost::asio::awaitable<SessionSaved> FileSessionStore::save(SessionSubject s, Se
   auto key = sealing_key(s.credential, s.auth_url, store_);
   if (fd_ < 0 || !key) co_return SessionSaved::unreachable; // said at start (load_config refuses a missing key)
   std::string id = session_store_id(key->material, key->credential, s.key);
-  const StoredSession stored =
-      to_stored_session(record, s.key, key->identity, id, session_owner_name(record.owner), clock_);
+  const StoredSession stored = to_stored_session(record, s.key, key->identity, id, session_owner_name(record.owner), clock_);
   const WallTime expires = stored_session_expiry(stored, customers_.refresh_token_lifetime);
   if (expires <= clock_.wall_now()) { // of no use after a restart
     forget(s);
@@ -412,8 +408,7 @@ void FileSessionStore::compact_if_due() {
   }
   const int fd = ::open(path.c_str(), open_flags);
   if (fd < 0) {
-    spdlog::error("cannot reopen the compacted session journal {}: {}; keeping sessions in memory only", path,
-                  errno_text(errno));
+    spdlog::error("cannot reopen the compacted session journal {}: {}; keeping sessions in memory only", path, errno_text(errno));
     ::close(fd_);
     fd_ = -1;
     return;

@@ -31,13 +31,13 @@ namespace cltoken {
 struct SessionLoadReport {
   std::size_t loaded = 0;
   std::size_t expired = 0;
-  std::size_t no_credential = 0;    ///< its credential is gone from the config, or has no key material
-  std::size_t other_identity = 0;   ///< its credential's identity changed (client_id, secret, scope, auth_url)
-  std::size_t unopened = 0;         ///< the sealed record failed to open (altered, or another key)
-  std::size_t malformed_lines = 0;  ///< lines that are neither a put nor a del, skipped
-  bool torn_tail = false;           ///< the last line was cut short (a crash mid-append), ignored
-  std::string refused;              ///< why the whole file was refused ("" = it was not)
-  std::string moved_to;             ///< where a refused file was moved
+  std::size_t no_credential = 0;   ///< its credential is gone from the config, or has no key material
+  std::size_t other_identity = 0;  ///< its credential's identity changed (client_id, secret, scope, auth_url)
+  std::size_t unopened = 0;        ///< the sealed record failed to open (altered, or another key)
+  std::size_t malformed_lines = 0; ///< lines that are neither a put nor a del, skipped
+  bool torn_tail = false;          ///< the last line was cut short (a crash mid-append), ignored
+  std::string refused;             ///< why the whole file was refused ("" = it was not)
+  std::string moved_to;            ///< where a refused file was moved
 };
 
 class FileSessionStore final : public SessionStore {
@@ -49,11 +49,9 @@ public:
   FileSessionStore& operator=(const FileSessionStore&) = delete;
 
   [[nodiscard]] bool shared() const override { return false; }
-  boost::asio::awaitable<std::vector<KeptSession>> load_all(const Config& config) override;
-  boost::asio::awaitable<std::optional<SessionRecord>> find(SessionSubject) override { co_return std::nullopt; }
-  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t, SteadyTime) override {
-    co_return FleetRefresh{};
-  }
+  std::vector<KeptSession> load_all(const Config& config) override;
+  boost::asio::awaitable<SessionLookup> find(SessionSubject) override { co_return SessionLookup{}; }
+  boost::asio::awaitable<FleetRefresh> before_refresh(SessionSubject, std::uint64_t) override { co_return FleetRefresh{}; }
   boost::asio::awaitable<SessionSaved> save(SessionSubject s, SessionRecord record) override;
   boost::asio::awaitable<std::optional<SessionRecord>> end(SessionSubject s) override;
   boost::asio::awaitable<void> dropped(SessionSubject s, bool dead) override;

@@ -24,7 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class T> T run(boost::asio::awaitable<T> a) {
+template <class T>
+T run(boost::asio::awaitable<T> a) {
   boost::asio::io_context io;
   std::optional<T> out;
   std::exception_ptr failed;
@@ -105,6 +106,13 @@ struct Scratch {
   void save(FileSessionStore& s, int i, bool refresh = true) const {
     CHECK(run(s.save(subject(i), record(i, refresh))) == SessionSaved::stored);
   }
+  /// Sessions 0..n-1 saved by one daemon that then stops.
+  void fill(int n) const {
+    auto a = store();
+    a->load_all(config);
+    for (int i = 0; i < n; ++i) save(*a, i);
+    a->stop();
+  }
 };
 
 /// Access tokens by session key.
@@ -120,14 +128,14 @@ TEST_CASE("file sessions: 1,000 sessions saved by one daemon are loaded by the n
   Scratch s;
   {
     auto a = s.store();
-    CHECK(run(a->load_all(s.config)).empty());
+    CHECK(a->load_all(s.config).empty());
     for (int i = 0; i < 1000; ++i) s.save(*a, i);
     a->stop();
   }
   CHECK(s.lines().size() == 1001);
   CHECK(s.lines().front() == R"({"format":"cl-tokend sessions","version":1})");
   auto b = s.store();
-  const auto kept = run(b->load_all(s.config));
+  const auto kept = b->load_all(s.config);
   REQUIRE(kept.size() == 1000);
   CHECK(b->last_load().loaded == 1000);
   const auto by_key = tokens(kept);
@@ -154,7 +162,7 @@ TEST_CASE("file sessions: the last line about a session wins") {
   Scratch s;
   {
     auto a = s.store();
-    run(a->load_all(s.config));
+    a->load_all(s.config);
     s.save(*a, 1);
     s.save(*a, 2);
     s.save(*a, 3);
@@ -165,11 +173,11 @@ TEST_CASE("file sessions: the last line about a session wins") {
     newer.generation = 2;
     CHECK(run(a->save(s.subject(3), std::move(newer))) == SessionSaved::stored);
     s.save(*a, 4);
-    s.save(*a, 2); // put after its del: back
+    s.save(*a, 2);              // put after its del: back
     run(a->end(s.subject(99))); // never saved: no line
   }
   CHECK(s.lines().size() == 1 + 8);
-  const auto kept = tokens(run(s.store()->load_all(s.config)));
+  const auto kept = tokens(s.store()->load_all(s.config));
   CHECK(kept.size() == 3);
   CHECK_FALSE(kept.contains(s.subject(1).key));
   CHECK(kept.at(s.subject(2).key) == s.record(2).access_token.reveal());
@@ -179,35 +187,27 @@ TEST_CASE("file sessions: the last line about a session wins") {
 
 TEST_CASE("file sessions: a last line cut short by a crash is ignored and cut off") {
   Scratch s;
-  {
-    auto a = s.store();
-    run(a->load_all(s.config));
-    for (int i = 0; i < 3; ++i) s.save(*a, i);
-  }
+  s.fill(3);
   const std::string whole = s.text();
   const std::string last = s.lines().back();
   std::ofstream(s.path(), std::ios::app) << last.substr(0, last.size() / 2);
   {
     auto b = s.store();
-    CHECK(run(b->load_all(s.config)).size() == 3);
+    CHECK(b->load_all(s.config).size() == 3);
     CHECK(b->last_load().torn_tail);
     CHECK(b->last_load().malformed_lines == 0);
     CHECK(s.text() == whole); // cut off before anything is appended
     s.save(*b, 7);
   }
   auto c = s.store();
-  CHECK(run(c->load_all(s.config)).size() == 4);
+  CHECK(c->load_all(s.config).size() == 4);
   CHECK_FALSE(c->last_load().torn_tail);
   CHECK(c->last_load().malformed_lines == 0);
 }
 
 TEST_CASE("file sessions: a malformed line in the middle is skipped and counted, an altered record refused") {
   Scratch s;
-  {
-    auto a = s.store();
-    run(a->load_all(s.config));
-    for (int i = 0; i < 4; ++i) s.save(*a, i);
-  }
+  s.fill(4);
   auto lines = s.lines();
   lines[2] = "{\"put\": garbage";
   // One character of a sealed record changed: its line parses, its seal fails.
@@ -217,7 +217,7 @@ TEST_CASE("file sessions: a malformed line in the middle is skipped and counted,
   for (const auto& l : lines) text += l + "\n";
   s.write(text);
   auto b = s.store();
-  const auto kept = run(b->load_all(s.config));
+  const auto kept = b->load_all(s.config);
   CHECK(kept.size() == 2);
   CHECK(b->last_load().malformed_lines == 1);
   CHECK(b->last_load().unopened == 1);
@@ -227,31 +227,27 @@ TEST_CASE("file sessions: a malformed line in the middle is skipped and counted,
 
 TEST_CASE("file sessions: sessions of a changed credential identity or key are not loaded") {
   Scratch s;
-  {
-    auto a = s.store();
-    run(a->load_all(s.config));
-    for (int i = 0; i < 5; ++i) s.save(*a, i);
-  }
+  s.fill(5);
   const std::string written = s.text();
   SECTION("another client secret: another identity, counted, not opened") {
     Scratch other("another-client-secret");
     other.config.store.sessions_path = s.path();
     auto b = FileSessionStore(other.config.store, other.config.customers, s.clock);
-    CHECK(run(b.load_all(other.config)).empty());
+    CHECK(b.load_all(other.config).empty());
     CHECK(b.last_load().other_identity == 5);
   }
   SECTION("another scope: another identity") {
     s.config.credentials.front().scope = "market:id:xyz";
     auto b = s.store();
-    CHECK(run(b->load_all(s.config)).empty());
+    CHECK(b->load_all(s.config).empty());
     CHECK(b->last_load().other_identity == 5);
   }
   SECTION("the identity in clear edited to match another key: the seal refuses it") {
     const Secret other_secret("another-client-secret");
     CredentialConfig c = s.config.credentials.front();
     c.client_secret = other_secret;
-    const std::string old_identity = identity_fingerprint(Secret("shop-client-secret-value"), s.config.credentials.front(),
-                                                          s.config.upstream.auth_url.text);
+    const std::string old_identity =
+        identity_fingerprint(Secret("shop-client-secret-value"), s.config.credentials.front(), s.config.upstream.auth_url.text);
     const std::string new_identity = identity_fingerprint(other_secret, c, s.config.upstream.auth_url.text);
     std::string text = written;
     for (auto p = text.find(old_identity); p != std::string::npos; p = text.find(old_identity, p))
@@ -259,14 +255,14 @@ TEST_CASE("file sessions: sessions of a changed credential identity or key are n
     s.write(text);
     s.config.credentials.front() = c;
     auto b = s.store();
-    CHECK(run(b->load_all(s.config)).empty());
+    CHECK(b->load_all(s.config).empty());
     CHECK(b->last_load().other_identity == 0);
     CHECK(b->last_load().unopened == 5);
   }
   SECTION("a credential gone from the config") {
     s.config.credentials.front().name = "other";
     auto b = s.store();
-    CHECK(run(b->load_all(s.config)).empty());
+    CHECK(b->load_all(s.config).empty());
     CHECK(b->last_load().no_credential == 5);
   }
 }
@@ -275,21 +271,21 @@ TEST_CASE("file sessions: expired sessions are not loaded") {
   Scratch s;
   {
     auto a = s.store();
-    run(a->load_all(s.config));
+    a->load_all(s.config);
     s.save(*a, 1, /*refresh=*/false); // lasts as long as its access token: 2 hours
     s.save(*a, 2, /*refresh=*/true);  // lasts as long as its refresh token: 2 weeks
   }
   s.clock.advance(3h);
   {
     auto b = s.store();
-    const auto kept = tokens(run(b->load_all(s.config)));
+    const auto kept = tokens(b->load_all(s.config));
     CHECK(kept.size() == 1);
     CHECK(kept.contains(s.subject(2).key));
     CHECK(b->last_load().expired == 1);
   }
   s.clock.advance(14 * 24h);
   auto c = s.store();
-  CHECK(run(c->load_all(s.config)).empty());
+  CHECK(c->load_all(s.config).empty());
   CHECK(c->last_load().expired == 2); // the one b did not load is still in the file: not compacted yet
   // An expired session is not written at all.
   const auto size = fs::file_size(s.path());
@@ -303,7 +299,7 @@ TEST_CASE("file sessions: expired sessions are not loaded") {
 TEST_CASE("file sessions: compaction keeps exactly the live sessions and shrinks the journal") {
   Scratch s;
   auto a = s.store();
-  run(a->load_all(s.config));
+  a->load_all(s.config);
   for (int i = 0; i < 1000; ++i) s.save(*a, i);
   const auto full = fs::file_size(s.path());
   // 1,000 puts and k dels: dead = 2k, live = 1000 - k; due when 2k > 1000 - k + 1000.
@@ -316,7 +312,7 @@ TEST_CASE("file sessions: compaction keeps exactly the live sessions and shrinks
   s.save(*a, 5000);
   CHECK(s.lines().size() == 1 + 333 + 33 + 1);
   auto b = s.store();
-  const auto kept = tokens(run(b->load_all(s.config)));
+  const auto kept = tokens(b->load_all(s.config));
   CHECK(kept.size() == 301);
   for (int i = 0; i < 1000; ++i) CHECK(kept.contains(s.subject(i).key) == (i >= 700));
   CHECK(kept.contains(s.subject(5000).key));
@@ -325,14 +321,14 @@ TEST_CASE("file sessions: compaction keeps exactly the live sessions and shrinks
 TEST_CASE("file sessions: compaction drops expired sessions") {
   Scratch s;
   auto a = s.store();
-  run(a->load_all(s.config));
+  a->load_all(s.config);
   for (int i = 0; i < 10; ++i) s.save(*a, i, /*refresh=*/false);
   s.clock.advance(3h);
   for (int i = 10; i < 1100; ++i) s.save(*a, i % 2 == 0 ? 10 : 11); // replaced again and again
   CHECK(a->live() == 2);
   CHECK(s.lines().size() < 1100);
   auto b = s.store();
-  CHECK(run(b->load_all(s.config)).size() == 2);
+  CHECK(b->load_all(s.config).size() == 2);
   CHECK(b->last_load().expired == 0);
 }
 
@@ -343,7 +339,7 @@ TEST_CASE("file sessions: a file that is not a journal is moved aside and a new 
                std::string("{\"format\":\"cl-tokend state\",\"version\":1}\n"));
   s.write(content);
   auto a = s.store();
-  CHECK(run(a->load_all(s.config)).empty());
+  CHECK(a->load_all(s.config).empty());
   const auto& report = a->last_load();
   CHECK_FALSE(report.refused.empty());
   REQUIRE_FALSE(report.moved_to.empty());
@@ -354,7 +350,7 @@ TEST_CASE("file sessions: a file that is not a journal is moved aside and a new 
   CHECK(kept.str() == content); // never destroyed
   CHECK(s.lines() == std::vector<std::string>{R"({"format":"cl-tokend sessions","version":1})"});
   s.save(*a, 1);
-  CHECK(run(s.store()->load_all(s.config)).size() == 1);
+  CHECK(s.store()->load_all(s.config).size() == 1);
 }
 
 TEST_CASE("file sessions: a journal larger than customers.max_sessions allows is moved aside") {
@@ -365,7 +361,7 @@ TEST_CASE("file sessions: a journal larger than customers.max_sessions allows is
   while (text.size() <= max_journal_size(1)) text += filler;
   s.write(text);
   auto a = s.store();
-  CHECK(run(a->load_all(s.config)).empty());
+  CHECK(a->load_all(s.config).empty());
   CHECK(a->last_load().refused.find("max_sessions") != std::string::npos);
   CHECK_FALSE(a->last_load().moved_to.empty());
   CHECK(fs::file_size(a->last_load().moved_to) == text.size());
@@ -375,24 +371,24 @@ TEST_CASE("file sessions: a header cut short is a new journal") {
   Scratch s;
   s.write(R"({"format":"cl-tok)");
   auto a = s.store();
-  CHECK(run(a->load_all(s.config)).empty());
+  CHECK(a->load_all(s.config).empty());
   CHECK(a->last_load().refused.empty());
   s.save(*a, 1);
   CHECK(s.lines().size() == 2);
-  CHECK(run(s.store()->load_all(s.config)).size() == 1);
+  CHECK(s.store()->load_all(s.config).size() == 1);
 }
 
 TEST_CASE("file sessions: the journal is mode 0600, and one with a wider mode is narrowed") {
   Scratch s;
   {
     auto a = s.store();
-    run(a->load_all(s.config));
+    a->load_all(s.config);
     s.save(*a, 1);
     CHECK(file_mode(s.path()) == 0600);
   }
   ::chmod(s.path().c_str(), 0644);
   auto b = s.store();
-  CHECK(run(b->load_all(s.config)).size() == 1);
+  CHECK(b->load_all(s.config).size() == 1);
   CHECK(file_mode(s.path()) == 0600);
 }
 
@@ -400,13 +396,13 @@ TEST_CASE("file sessions: a journal others could write is neither read nor writt
   Scratch s;
   {
     auto a = s.store();
-    run(a->load_all(s.config));
+    a->load_all(s.config);
     s.save(*a, 1);
   }
   ::chmod(s.path().c_str(), 0666);
   const std::string before = s.text();
   auto b = s.store();
-  CHECK(run(b->load_all(s.config)).empty());
+  CHECK(b->load_all(s.config).empty());
   CHECK_FALSE(b->last_load().refused.empty());
   CHECK(b->last_load().moved_to.empty());
   CHECK(run(b->save(s.subject(2), s.record(2))) == SessionSaved::unreachable);

@@ -129,8 +129,7 @@ TEST_CASE("a sealed session opens only under its own key, credential, identity a
   CHECK(refusal(unseal_session(blob, Secret("another-secret-value"), s.credential, s.identity, s.id)) ==
         UnsealError::Kind::authentication);
   CHECK(refusal(unseal_session(blob, material, "other", s.identity, s.id)) == UnsealError::Kind::authentication);
-  CHECK(refusal(unseal_session(blob, material, s.credential, std::string(64, 'c'), s.id)) ==
-        UnsealError::Kind::authentication);
+  CHECK(refusal(unseal_session(blob, material, s.credential, std::string(64, 'c'), s.id)) == UnsealError::Kind::authentication);
   SessionKey other_key = s.key;
   other_key[0] ^= 1;
   const std::string other_id = session_store_id(material, "shop", other_key);
@@ -165,8 +164,7 @@ TEST_CASE("malformed sealed sessions are refused, never a crash") {
   const StoredSession s = sample();
   const std::string blob = seal_session(s, material);
   CHECK(refusal(unseal_session("", material, s.credential, s.identity, s.id)) == UnsealError::Kind::malformed);
-  CHECK(refusal(unseal_session(blob.substr(0, 40), material, s.credential, s.identity, s.id)) ==
-        UnsealError::Kind::malformed);
+  CHECK(refusal(unseal_session(blob.substr(0, 40), material, s.credential, s.identity, s.id)) == UnsealError::Kind::malformed);
   std::string token_magic = blob;
   token_magic.replace(0, 4, "CLTK"); // a token record's magic
   CHECK(refusal(unseal_session(token_magic, material, s.credential, s.identity, s.id)) == UnsealError::Kind::malformed);
@@ -194,22 +192,45 @@ TEST_CASE("decode_session refuses every malformed field with a reason") {
     nlohmann::json value; // null: the field is removed
   };
   const std::vector<Case> cases = {
-      {"credential", nullptr},      {"credential", 5},          {"identity", nullptr},    {"identity", true},
-      {"id", nullptr},              {"id", 1},                  {"key", nullptr},         {"key", "zz"},
-      {"key", std::string(62, 'a')}, {"key", std::string(64, 'g')}, {"owner_uid", nullptr}, {"owner_uid", -1},
-      {"owner_uid", "1000"},        {"owner_name", nullptr},    {"owner_name", 7},        {"access_token", nullptr},
-      {"access_token", ""},         {"access_token", 3},        {"token_type", nullptr},  {"scope", nullptr},
-      {"owner_id", nullptr},        {"owner_id", 9},            {"obtained_at_ms", nullptr}, {"obtained_at_ms", "1"},
-      {"obtained_at_ms", 1.5},      {"expires_at_ms", nullptr}, {"expires_at_ms", 1795000000000}, {"refresh_at_ms", nullptr},
-      {"refresh_at_ms", "x"},       {"generation", nullptr},    {"generation", 0},        {"generation", -3},
-      {"refresh_token", 42},        {"refresh_token", nlohmann::json::array()},
+      {"credential", nullptr},
+      {"credential", 5},
+      {"identity", nullptr},
+      {"identity", true},
+      {"id", nullptr},
+      {"id", 1},
+      {"key", nullptr},
+      {"key", "zz"},
+      {"key", std::string(62, 'a')},
+      {"key", std::string(64, 'g')},
+      {"owner_uid", nullptr},
+      {"owner_uid", -1},
+      {"owner_uid", "1000"},
+      {"owner_name", nullptr},
+      {"owner_name", 7},
+      {"access_token", nullptr},
+      {"access_token", ""},
+      {"access_token", 3},
+      {"token_type", nullptr},
+      {"scope", nullptr},
+      {"owner_id", nullptr},
+      {"owner_id", 9},
+      {"obtained_at_ms", nullptr},
+      {"obtained_at_ms", "1"},
+      {"obtained_at_ms", 1.5},
+      {"expires_at_ms", nullptr},
+      {"expires_at_ms", 1795000000000},
+      {"refresh_at_ms", nullptr},
+      {"refresh_at_ms", "x"},
+      {"generation", nullptr},
+      {"generation", 0},
+      {"generation", -3},
+      {"refresh_token", 42},
+      {"refresh_token", nlohmann::json::array()},
   };
   for (const auto& c : cases) {
     nlohmann::json j = good;
-    if (c.value.is_null())
-      j.erase(c.field);
-    else
-      j[c.field] = c.value;
+    if (c.value.is_null()) j.erase(c.field);
+    else j[c.field] = c.value;
     std::string error;
     INFO(c.field << " = " << (c.value.is_null() ? std::string("(missing)") : c.value.dump()));
     CHECK_FALSE(decode_session(j.dump(), error));

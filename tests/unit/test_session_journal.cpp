@@ -79,8 +79,8 @@ TEST_CASE("journal: malformed lines are refused with a reason") {
     CHECK_FALSE(error.empty());
   }
   std::string error; // the well-formed variant of the lines above parses
-  CHECK(parse_journal_line(R"({"put":")" + id_a + R"(","credential":"shop","identity":")" + identity +
-                               R"(","expires_at_ms":1,)" + sealed + "}",
+  CHECK(parse_journal_line(R"({"put":")" + id_a + R"(","credential":"shop","identity":")" + identity + R"(","expires_at_ms":1,)" +
+                               sealed + "}",
                            error));
 }
 
