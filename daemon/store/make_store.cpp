@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "store/file_session_store.hpp"
 #include "store/file_store.hpp"
 #include "store/redis_session_store.hpp"
 #include "store/redis_store.hpp"
@@ -11,8 +12,11 @@ namespace cltoken {
 Stores make_stores(boost::asio::any_io_executor executor, const Config& config, const Clock& clock, Random& random) {
   const bool sessions = config.customers.store;
   if (config.store.backend == "file") {
-    spdlog::info("token store: state file {}", config.store.path);
-    return {std::make_shared<FileStore>(config.store, clock), std::make_shared<NoSessionStore>()};
+    spdlog::info("token store: state file {}{}", config.store.path,
+                 sessions ? ", customer sessions in " + config.store.sessions_path : "");
+    std::shared_ptr<SessionStore> kept = std::make_shared<NoSessionStore>();
+    if (sessions) kept = std::make_shared<FileSessionStore>(config.store, config.customers, clock);
+    return {std::make_shared<FileStore>(config.store, clock), kept};
   }
   if (config.store.backend == "redis") {
     // The lock must outlive the holder's whole fetch, or a second daemon would fetch too:
