@@ -2,12 +2,15 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <set>
+#include <span>
 
 #include <fmt/format.h>
 
 #include "core/base64url.hpp"
 #include "core/documents.hpp"
+#include "core/json_text.hpp"
 
 namespace cltoken {
 
@@ -175,26 +178,137 @@ std::variant<DecodedJwt, VerifyFailure> verify_jwt(std::string_view token, const
   return decoded;
 }
 
+namespace {
+
+/// What POST /v1/verify shows of a token's claims, in the order nlohmann::json writes an
+/// object's members (by name): an object's listed fields (primitives or arrays), or a
+/// primitive member (no fields), and expires_at, derived from an integer exp.
+constexpr const char* application_fields[] = {"client_id", "id", "kind", "public"};
+constexpr const char* market_fields[] = {"allows_external_prices", "geocoder_id", "id", "price_list_id", "stock_location_ids"};
+constexpr const char* organization_fields[] = {"enterprise", "id", "region", "slug"};
+constexpr const char* owner_fields[] = {"id", "type"};
+struct Shown {
+  const char* name;
+  std::span<const char* const> fields;
+};
+constexpr Shown shown_claims[] = {
+    {"application", application_fields},
+    {"exp", {}},
+    {"expires_at", {}},
+    {"iat", {}},
+    {"iss", {}},
+    {"market", market_fields},
+    {"organization", organization_fields},
+    {"owner", owner_fields},
+    {"scope", {}},
+    {"test", {}},
+};
+
+bool is_object_entry(const Shown& s) { return !s.fields.empty(); }
+
+std::optional<std::string> expires_at(const json& claims) {
+  const json* exp = member(claims, "exp");
+  if (exp == nullptr || !exp->is_number_integer()) return std::nullopt;
+  return rfc3339(WallTime(Seconds(exp->get<std::int64_t>())));
+}
+
+/// A value as json::dump writes it, invalid UTF-8 replaced (the claims are the auth
+/// server's bytes). The usual values, strings JSON carries verbatim and integers, are
+/// written here; dump() would build a serializer and a string for each.
+void append_value(std::string& out, const json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (json_verbatim(s)) {
+      out += '"';
+      out += s;
+      out += '"';
+      return;
+    }
+  } else if (v.is_number_integer()) {
+    char digits[24];
+    const auto end = v.is_number_unsigned() ? std::to_chars(digits, digits + sizeof digits, v.get<std::uint64_t>()).ptr
+                                            : std::to_chars(digits, digits + sizeof digits, v.get<std::int64_t>()).ptr;
+    out.append(digits, end);
+    return;
+  } else if (v.is_boolean()) {
+    out += v.get<bool>() ? "true" : "false";
+    return;
+  }
+  out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+} // namespace
+
 json public_claims(const json& claims) {
   json out = json::object();
-  auto copy_object = [&](const char* name, std::initializer_list<const char*> fields) {
-    const json* o = member(claims, name);
-    if (o == nullptr || !o->is_object()) return;
+  for (const Shown& s : shown_claims) {
+    if (std::string_view(s.name) == "expires_at") {
+      if (auto at = expires_at(claims)) out[s.name] = std::move(*at);
+      continue;
+    }
+    const json* v = member(claims, s.name);
+    if (v == nullptr) continue;
+    if (!is_object_entry(s)) {
+      if (v->is_primitive()) out[s.name] = *v;
+      continue;
+    }
+    if (!v->is_object()) continue;
     json part = json::object();
-    for (const char* f : fields)
-      if (const json* v = member(*o, f); v != nullptr && (v->is_primitive() || v->is_array())) part[f] = *v;
-    out[name] = std::move(part);
-  };
-  copy_object("organization", {"id", "slug", "enterprise", "region"});
-  copy_object("application", {"id", "client_id", "kind", "public"});
-  copy_object("owner", {"id", "type"});
-  copy_object("market", {"id", "price_list_id", "stock_location_ids", "geocoder_id", "allows_external_prices"});
-  for (const char* f : {"scope", "test", "iat", "exp", "iss"})
-    if (const json* v = member(claims, f); v != nullptr && v->is_primitive()) out[f] = *v;
-  if (const json* exp = member(claims, "exp"); exp != nullptr && exp->is_number_integer()) {
-    out["expires_at"] = rfc3339(WallTime(Seconds(exp->get<std::int64_t>())));
+    for (const char* f : s.fields)
+      if (const json* fv = member(*v, f); fv != nullptr && (fv->is_primitive() || fv->is_array())) part[f] = *fv;
+    out[s.name] = std::move(part);
   }
   return out;
+}
+
+void append_public_claims(std::string& out, const json& claims) {
+  // Written member by member from the token's own document: building public_claims()
+  // and dumping it allocated a node, a key and a copy per member on every verification.
+  char sep = '{';
+  auto key = [&](const char* name) {
+    out += sep;
+    sep = ',';
+    out += '"';
+    out += name;
+    out += "\":";
+  };
+  for (const Shown& s : shown_claims) {
+    if (std::string_view(s.name) == "expires_at") {
+      if (auto at = expires_at(claims)) {
+        key(s.name);
+        out += '"';
+        out += *at;
+        out += '"';
+      }
+      continue;
+    }
+    const json* v = member(claims, s.name);
+    if (v == nullptr) continue;
+    if (!is_object_entry(s)) {
+      if (v->is_primitive()) {
+        key(s.name);
+        append_value(out, *v);
+      }
+      continue;
+    }
+    if (!v->is_object()) continue;
+    key(s.name);
+    char inner = '{';
+    for (const char* f : s.fields) {
+      const json* fv = member(*v, f);
+      if (fv == nullptr || !(fv->is_primitive() || fv->is_array())) continue;
+      out += inner;
+      inner = ',';
+      out += '"';
+      out += f;
+      out += "\":";
+      append_value(out, *fv);
+    }
+    if (inner == '{') out += '{';
+    out += '}';
+  }
+  if (sep == '{') out += '{';
+  out += '}';
 }
 
 } // namespace cltoken

@@ -80,5 +80,8 @@ struct TokenExpectations {
 /// The claims POST /v1/verify shows: organization, application, owner, market, scope,
 /// test flag, iat and exp (and expires_at). Never the token itself.
 [[nodiscard]] nlohmann::json public_claims(const nlohmann::json& claims);
+/// The text of public_claims(claims) appended to `out`, byte for byte what dumping it
+/// gives (invalid UTF-8 replaced), written without building that document.
+void append_public_claims(std::string& out, const nlohmann::json& claims);
 
 } // namespace cltoken

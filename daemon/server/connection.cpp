@@ -9,6 +9,8 @@
 #include <variant>
 
 #include "async/clock_timer.hpp"
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -235,8 +237,10 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   // request to the next while the client keeps sending, and freed when the connection
   // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
+  unsigned in_a_row = 0; // requests served since this connection last waited for its socket
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
+    bool waited = false;
     if (buffer.size() == 0) {
       // A busy keep-alive client has usually sent its next request already: read it now.
       // Otherwise wait, holding no buffer and no timer, only an entry in control.idle
@@ -246,6 +250,7 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       beast::error_code ec;
       read_arrived(stream, buffer, ec);
       while (ec == asio::error::would_block) { // again after a wakeup with nothing to read
+        waited = true;
         const auto id = control.idle.add(clock.now(), first, [&stream] {
           boost::system::error_code ignored;
           stream.cancel(ignored);
@@ -256,6 +261,18 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       }
       if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
     }
+    if (waited) {
+      in_a_row = 0;
+    } else if (in_a_row == max_served_in_a_row) {
+      // Its next request was there each time: serving it at once again and again would
+      // keep every other connection's request waiting behind a client that keeps this one
+      // fed (pipelined, or answering faster than the daemon reads). Behind the events
+      // already queued, once per max_served_in_a_row requests: no syscall of its own.
+      in_a_row = 0;
+      co_await asio::post(stream.get_executor(), asio::use_awaitable);
+      if (control.stopping) break;
+    }
+    ++in_a_row;
     Served served = serve(stream, buffer, peer, config, handler, clock, control);
     const bool more = std::holds_alternative<bool>(served) ? std::get<bool>(served)
                                                            : co_await std::move(std::get<asio::awaitable<bool>>(served));

@@ -33,6 +33,10 @@ struct ConnectionControl {
   }
 };
 
+/// Requests one connection is served in a row, its next one having arrived each time,
+/// before the other connections' ready events run (docs/architecture.md).
+inline constexpr unsigned max_served_in_a_row = 4;
+
 /// Serves requests on `socket` until the peer closes, a limit is hit, or a stop.
 boost::asio::awaitable<void> run_connection(boost::asio::local::stream_protocol::socket socket, PeerIdentity peer,
                                             const ServerConfig& config, Handler& handler, const Clock& clock,

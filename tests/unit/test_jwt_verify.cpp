@@ -108,6 +108,49 @@ TEST_CASE("the key set up once for verification and a key set up per check agree
   CHECK_FALSE(reason(good, expected(), fresh));
 }
 
+namespace {
+
+/// header.payload signed by `k` with another padding or digest than RS512's.
+std::string sign_with(const Pkey& k, const EVP_MD* md, int padding) {
+  const std::string input = base64url_encode(header.dump()) + "." + base64url_encode(claims().dump());
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_PKEY_CTX* pctx = nullptr;
+  std::size_t len = 0;
+  std::string sig;
+  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+  if (EVP_DigestSignInit(ctx, &pctx, md, nullptr, k.get()) == 1 && EVP_PKEY_CTX_set_rsa_padding(pctx, padding) == 1 &&
+      EVP_DigestSign(ctx, nullptr, &len, in, input.size()) == 1) {
+    sig.resize(len);
+    if (EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1) sig.clear();
+    sig.resize(len);
+  }
+  EVP_MD_CTX_free(ctx);
+  REQUIRE_FALSE(sig.empty());
+  return input + "." + base64url_encode(sig);
+}
+
+} // namespace
+
+TEST_CASE("the prepared key refuses what RS512 is not: PSS padding, another digest, a signature of another length", "[jwt]") {
+  KeySet fresh = keys();
+  REQUIRE(fresh.at("k1").verifier);
+  KeySet plain = fresh;
+  plain.at("k1").verifier.reset();
+  // Signed by the right key, so only padding and digest can make them fail.
+  const std::string pss = sign_with(key(), EVP_sha512(), RSA_PKCS1_PSS_PADDING);
+  const std::string sha256 = sign_with(key(), EVP_sha256(), RSA_PKCS1_PADDING);
+  const std::string good = sign_with(key(), EVP_sha512(), RSA_PKCS1_PADDING);
+  const auto dot = good.rfind('.');
+  const std::string longer = good.substr(0, dot + 1) + base64url_encode(*base64url_decode(good.substr(dot + 1)) + '\0');
+  for (const KeySet* k : {&fresh, &plain}) {
+    CHECK_FALSE(reason(good, expected(), *k));
+    CHECK(reason(pss, expected(), *k) == VerifyReason::bad_signature);
+    CHECK(reason(sha256, expected(), *k) == VerifyReason::bad_signature);
+    CHECK(reason(longer, expected(), *k) == VerifyReason::bad_signature);
+  }
+  CHECK_FALSE(reason(good, expected(), fresh)); // still usable after the refusals
+}
+
 TEST_CASE("a kid the key set does not hold is unknown_kid; a kid with path characters is malformed", "[jwt]") {
   json h = header;
   h["kid"] = "k2";

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 #include "core/verify_answer.hpp"
 
 using namespace cltoken;
@@ -51,4 +55,47 @@ TEST_CASE("the verify request's usual shape is read without the parser, and read
        {R"({"access_token":"x"} x)", R"({"access_token":"x",})", R"({"access_token":"x")", R"({"access_token":"x"}})",
         "{\"access_token\":\"\x01\"}", R"({"access_token" "x"})", "{\"access_token\":\"\xff\"}"})
     CHECK_FALSE(read_verify_request(bad));
+}
+
+TEST_CASE("the valid answer is written without building a document, in the bytes dumping public_claims gives", "[jwt]") {
+  using nlohmann::json;
+  const json commerce_layer = {
+      {"organization", {{"id", "org1"}, {"slug", "acme"}, {"enterprise", false}, {"region", "eu-west-1"}, {"x", 1}}},
+      {"application", {{"id", "app1"}, {"client_id", "cid-eu"}, {"kind", "sales_channel"}, {"public", true}}},
+      {"market",
+       {{"id", 4242},
+        {"price_list_id", "pl1"},
+        {"stock_location_ids", {"sl1", "sl2"}},
+        {"geocoder_id", nullptr},
+        {"allows_external_prices", false}}},
+      {"owner", {{"id", "cust1"}, {"type", "Customer"}}},
+      {"scope", "market:code:europe"},
+      {"exp", 1764943200},
+      {"iat", 1764936000},
+      {"test", true},
+      {"rand", 0.123},
+      {"iss", "https://auth.commercelayer.io"}};
+  const std::vector<json> cases = {
+      commerce_layer,
+      json::object(),
+      {{"exp", 1764943200.5}},                  // shown, but no expires_at
+      {{"exp", "1764943200"}, {"iat", {1, 2}}}, // a string exp; an array where a primitive belongs
+      {{"application", "not an object"}, {"market", {{"id", {{"nested", 1}}}, {"stock_location_ids", json::array()}}}},
+      {{"organization", json::object()}, {"owner", {{"unlisted", 1}}}},
+      {{"owner", {{"id", "x"}, {"type", nullptr}}}, {"scope", json::array()}, {"test", nullptr}, {"iat", -5}},
+      {{"iss", "bad \xff\xfe utf-8"}, {"scope", "quote \" backslash \\ newline \n tab \t \x01"}},
+      {{"exp", std::numeric_limits<std::uint64_t>::max()}, {"iat", 1e300}},
+  };
+  for (const json& claims : cases) {
+    DecodedJwt jwt;
+    jwt.claims = claims;
+    const json document = {{"valid", true}, {"claims", public_claims(claims)}};
+    CHECK(verify_answer(jwt) == document.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  DecodedJwt full;
+  full.claims = commerce_layer;
+  const json shown = json::parse(verify_answer(full))["claims"];
+  CHECK(shown["market"]["stock_location_ids"] == json({"sl1", "sl2"}));
+  CHECK_FALSE(shown.contains("rand"));
+  CHECK_FALSE(shown["organization"].contains("x"));
 }
