@@ -230,6 +230,17 @@ asio::awaitable<SessionAnswer> Sessions::read(std::string credential, uid_t owne
   co_return co_await await_answer(core_.read(now(), credential, owner, key, min_ttl, deadline));
 }
 
+SessionScheduler::Started Sessions::read_now(const std::string& credential, uid_t owner, std::string& handle,
+                                             std::optional<Seconds> min_ttl, SteadyTime deadline) {
+  const SessionKey key = session_key(handle);
+  wipe(handle);
+  auto started = core_.read(now(), credential, owner, key, min_ttl, deadline);
+  // A waiting client is registered before the core's actions run (await_answer); an
+  // answer now has nobody to register, so they run here.
+  if (started.answer) drive();
+  return started;
+}
+
 asio::awaitable<SessionAnswer> Sessions::end(CredentialConfig credential, uid_t owner, std::string handle, SteadyTime deadline) {
   const SessionKey key = session_key(handle);
   wipe(handle);

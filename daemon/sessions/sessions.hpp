@@ -45,6 +45,13 @@ public:
   /// GET .../sessions/{handle}. Wipes `handle`.
   boost::asio::awaitable<SessionAnswer> read(std::string credential, uid_t owner, std::string handle,
                                              std::optional<Seconds> min_ttl, SteadyTime deadline);
+  /// GET .../sessions/{handle} started in the caller's event: the answer when it needs no
+  /// wait (a session held here, good for min_ttl: the serving fast path), else what to
+  /// await with answer_of(). Wipes `handle`.
+  SessionScheduler::Started read_now(const std::string& credential, uid_t owner, std::string& handle,
+                                     std::optional<Seconds> min_ttl, SteadyTime deadline);
+  /// The answer to a started request, once the core gives it.
+  boost::asio::awaitable<SessionAnswer> answer_of(SessionScheduler::Started started) { return await_answer(started); }
   /// DELETE .../sessions/{handle}. Wipes `handle`.
   boost::asio::awaitable<SessionAnswer> end(CredentialConfig credential, uid_t owner, std::string handle, SteadyTime deadline);
 
