@@ -98,6 +98,7 @@ struct Daemon {
   UpstreamBudget budget{config.upstream.max_requests_per_minute};
   BudgetFile budget_file{budget, clock}; ///< the budget's record across restarts
   std::shared_ptr<TokenStore> store;
+  std::shared_ptr<SessionStore> session_store;   ///< customer sessions beyond memory
   std::unique_ptr<StoreKeySetKeeper> key_keeper; ///< the key set in the store, which `keys` uses
   /// The auth server's keys and the checks every token passes (docs/security.md).
   SigningKeys keys{ctx.get_executor(), upstream, clock, config.upstream.jwks_min_interval, config.upstream.jwks_max_age};
@@ -188,6 +189,7 @@ struct Daemon {
     co_await listener->wait_closed(deadline);
     if (listener->connections() > 0)
       spdlog::warn("{} connections still open after {} s; closing them", listener->connections(), shutdown_grace.count());
+    session_store->stop();
     store->stop();
     signal_set.cancel();
     // Everything that waits is cancelled now. What cannot be (an upstream request or a
@@ -251,7 +253,9 @@ int main(int argc, char** argv) {
     // Before the first fetch: what the last life spent in this minute is spent.
     d.budget_file.start(cfg.upstream.budget_path, cfg.upstream.request_timeout);
     // Tokens survive restarts / are shared by a fleet (docs/store.md); loaded before the first fetch.
-    d.store = make_store(ctx.get_executor(), cfg, d.clock, d.random);
+    auto stores = make_stores(ctx.get_executor(), cfg, d.clock, d.random);
+    d.store = std::move(stores.tokens);
+    d.session_store = std::move(stores.sessions);
     d.key_keeper = std::make_unique<StoreKeySetKeeper>(ctx.get_executor(), *d.store, d.config, d.clock);
     d.keys.set_keeper(d.key_keeper.get());
     d.broker = std::make_unique<Broker>(ctx.get_executor(), d.clock, d.verifying, d.random, d.budget, cfg);
@@ -264,6 +268,7 @@ int main(int argc, char** argv) {
     d.handler->set_verifier(d.verifier, cfg.server.verify_allow);
     d.handler->set_metrics_allow(cfg.server.metrics_allow);
     d.sessions->set_verifier(d.verifier);
+    d.sessions->set_store(*d.session_store);
     d.keys.on_request([&d](const char* outcome) { d.metrics.count_jwks(outcome); });
     if (auto fd = systemd::listen_fd()) {
       // Socket activation: systemd owns the socket, so clients can connect while we start
@@ -283,7 +288,7 @@ int main(int argc, char** argv) {
   }
   d.listener->start();
   d.broker->start();
-  d.sessions->start();
+  d.sessions->start(cfg);
   // Ready as soon as the socket accepts, not when the first tokens arrive: clients can
   // connect (and wait for their token) while the auth server is slow or down.
   d.heartbeat->ready();

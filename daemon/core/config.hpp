@@ -127,6 +127,11 @@ struct CustomersConfig {
   unsigned login_burst = 10;                 ///< new sessions per uid at once (logins and adopts) ...
   Millis login_interval{2000};               ///< ... then one per interval
   Seconds idle_timeout{1209600};
+  /// Keep sessions in the store when store.backend is "file" or "redis" (docs/customer-sessions.md).
+  bool store = true;
+  /// How long the auth server keeps a refresh token valid: a stored session expires then
+  /// (Commerce Layer: 2 weeks).
+  Seconds refresh_token_lifetime{1209600};
 };
 
 /// [store]: where tokens survive a restart and how a fleet shares them (docs/store.md).
@@ -137,6 +142,8 @@ struct StoreConfig {
   /// back state file is refused (docs/store.md); "" = not kept. Default
   /// $RUNTIME_DIRECTORY/state.generation under systemd, else "".
   std::string generation_path;
+  /// file: the customer sessions' journal (docs/store.md). Default: "sessions" beside store.path.
+  std::string sessions_path;
   std::string key_file;
   std::string key_credential;
   std::string key_source = "none"; ///< "file PATH", "credential NAME" or "none", for --check
@@ -144,10 +151,13 @@ struct StoreConfig {
   std::string url = "redis://127.0.0.1:6379/0";
   std::optional<RedisUrl> redis; ///< url parsed (backend redis), password from the url or password_file
   std::string password_file;
-  std::string ca_file;              ///< rediss://: PEM CAs; empty = the system trust store
-  Millis timeout{1000};             ///< each Redis operation, connecting included
-  Millis poll{200};                 ///< how often a daemon waiting on another's fetch looks for its token
-  Millis reconnect_max{30000};      ///< longest pause between reconnection attempts
+  std::string ca_file;         ///< rediss://: PEM CAs; empty = the system trust store
+  Millis timeout{1000};        ///< each Redis operation, connecting included
+  Millis poll{200};            ///< how often a daemon waiting on another's fetch looks for its token
+  Millis reconnect_max{30000}; ///< longest pause between reconnection attempts
+  /// redis: how often a daemon looks for sessions ended (logged out) on other daemons: the
+  /// longest it serves a session after a logout elsewhere, Redis reachable.
+  Millis session_poll{1000};
   std::string prefix = "cl-tokend"; ///< of every Redis key, so fleets can share one Redis
 };
 

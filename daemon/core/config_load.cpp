@@ -182,6 +182,8 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("login_burst", 1, 1000000)) cfg.customers.login_burst = static_cast<unsigned>(*v);
     if (auto v = r.integer("login_interval_ms", 1, 3600000)) cfg.customers.login_interval = Millis(*v);
     if (auto v = r.integer("idle_timeout_s", 60, 31536000)) cfg.customers.idle_timeout = Seconds(*v);
+    if (auto v = r.boolean("store")) cfg.customers.store = *v;
+    if (auto v = r.integer("refresh_token_lifetime_s", 60, 31536000)) cfg.customers.refresh_token_lifetime = Seconds(*v);
     r.reject_unknown();
   }
   { // [store] (docs/store.md)
@@ -200,6 +202,14 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
       struct stat dst {};
       if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode))
         r.fail(line, fmt::format("store.path: folder {} does not exist (systemd creates it with StateDirectory=cl-tokend)", dir));
+    }
+    if (auto v = r.string("sessions_path")) {
+      if (v->empty() || v->front() != '/' || v->back() == '/' || *v == cfg.store.path)
+        r.fail_at(*r.get("sessions_path"), "store.sessions_path must be the absolute path of a file other than store.path");
+      cfg.store.sessions_path = *v;
+    } else {
+      cfg.store.sessions_path = cfg.store.path.substr(0, cfg.store.path.rfind('/') + 1) + "sessions";
+      if (cfg.store.sessions_path == cfg.store.path) cfg.store.sessions_path += ".journal";
     }
     cfg.store.key_file = r.string("key_file").value_or("");
     cfg.store.key_credential = r.string("key_credential").value_or("");
@@ -229,6 +239,7 @@ Config load_config(const std::string& path, const ConfigEnvironment& env) {
     if (auto v = r.integer("timeout_ms", 10, 600000)) cfg.store.timeout = Millis(*v);
     if (auto v = r.integer("poll_ms", 10, 60000)) cfg.store.poll = Millis(*v);
     if (auto v = r.integer("reconnect_max_ms", 100, 3600000)) cfg.store.reconnect_max = Millis(*v);
+    if (auto v = r.integer("session_poll_ms", 50, 60000)) cfg.store.session_poll = Millis(*v);
     // Where the state file's generations are anchored: somewhere a copy of the state folder
     // (a backup, a snapshot) does not bring back. systemd's RuntimeDirectory= (kept across
     // restarts by RuntimeDirectoryPreserve=yes, emptied at boot) by default.

@@ -125,7 +125,9 @@ std::string status_document(const StatusView& s, SteadyTime now, WallTime wall_n
             {"evicted_lru", c.evicted_lru},
             {"evicted_idle", c.evicted_idle},
             {"ended", c.ended},
-            {"expired", c.expired}};
+            {"expired", c.expired},
+            {"ended_elsewhere", c.ended_elsewhere},
+            {"from_store", c.from_store}};
     for (const auto& [outcome, n] : c.logins) jc["logins_" + outcome] = n;
     for (const auto& [outcome, n] : c.refreshes) jc["refreshes_" + outcome] = n;
     j["customers"] = std::move(jc);

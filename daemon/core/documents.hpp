@@ -76,14 +76,16 @@ struct CredentialView {
 struct CustomersView {
   std::size_t sessions = 0;
   std::size_t max_sessions = 0;
-  std::uint64_t evicted_lru = 0;  ///< dropped to stay within max_sessions
-  std::uint64_t evicted_idle = 0; ///< dropped after idle_timeout_s unused
-  std::uint64_t ended = 0;        ///< ended by their owner (DELETE)
-  std::uint64_t expired = 0;      ///< ended because the auth server refused the refresh token
+  std::uint64_t evicted_lru = 0;     ///< dropped to stay within max_sessions
+  std::uint64_t evicted_idle = 0;    ///< dropped after idle_timeout_s unused
+  std::uint64_t ended = 0;           ///< ended by their owner (DELETE)
+  std::uint64_t expired = 0;         ///< ended because the auth server refused the refresh token
+  std::uint64_t ended_elsewhere = 0; ///< ended by a logout on another daemon of the fleet
+  std::uint64_t from_store = 0;      ///< read back from the store (at start, or created by another daemon)
   /// by outcome: ok, invalid_credentials, rate_limited, failed
   std::map<std::string, std::uint64_t> logins{{"ok", 0}, {"invalid_credentials", 0}, {"rate_limited", 0}, {"failed", 0}};
-  /// by outcome: ok, expired, failed
-  std::map<std::string, std::uint64_t> refreshes{{"ok", 0}, {"expired", 0}, {"failed", 0}};
+  /// by outcome: ok, expired, failed, fleet (another daemon's refresh taken from the store)
+  std::map<std::string, std::uint64_t> refreshes{{"ok", 0}, {"expired", 0}, {"failed", 0}, {"fleet", 0}};
 
   /// Sessions held, or a login tried, since the start. The status document leaves
   /// `customers` out until then (status.schema.json: absent when not in use), so a daemon

@@ -211,12 +211,19 @@ std::string Metrics::render(const StatusView& s, SteadyTime now, unsigned budget
     x.put("cl_tokend_customer_session_evictions_total{{reason=\"lru\"}} {}\n", c.evicted_lru);
     x.put("cl_tokend_customer_session_evictions_total{{reason=\"idle\"}} {}\n", c.evicted_idle);
     x.family("customer_sessions_ended_total", "counter",
-             "Customer sessions ended: logout (by their owner) or expired (the auth server refused the refresh token).");
+             "Customer sessions ended: logout (by their owner), expired (the auth server refused the refresh token) or "
+             "elsewhere (a logout on another daemon sharing the store).");
     x.put("cl_tokend_customer_sessions_ended_total{{reason=\"logout\"}} {}\n", c.ended);
     x.put("cl_tokend_customer_sessions_ended_total{{reason=\"expired\"}} {}\n", c.expired);
+    x.put("cl_tokend_customer_sessions_ended_total{{reason=\"elsewhere\"}} {}\n", c.ended_elsewhere);
+    x.family("customer_sessions_from_store_total", "counter",
+             "Customer sessions read back from the store: at start, or created by another daemon sharing it.");
+    x.put("cl_tokend_customer_sessions_from_store_total {}\n", c.from_store);
     x.family("customer_logins_total", "counter", "Customer session creations, by outcome.");
     for (const auto& [outcome, n] : c.logins) x.put("cl_tokend_customer_logins_total{{outcome=\"{}\"}} {}\n", outcome, n);
-    x.family("customer_refreshes_total", "counter", "Customer token refreshes sent to the auth server, by outcome.");
+    x.family("customer_refreshes_total", "counter",
+             "Customer token refreshes, by outcome: ok, expired, failed (sent to the auth server), fleet (another daemon's "
+             "refresh taken from the store, no request).");
     for (const auto& [outcome, n] : c.refreshes) x.put("cl_tokend_customer_refreshes_total{{outcome=\"{}\"}} {}\n", outcome, n);
   }
   return out;

@@ -107,7 +107,7 @@ void SessionScheduler::verified(Now now, std::uint64_t id, std::optional<std::st
     answer(id, SessionAnswer::of(Kind::bad_request, "access_token does not verify: " + *refused));
     return;
   }
-  answer(id, created(now, std::move(*node.mapped().adopted)));
+  created(now, id, std::move(*node.mapped().adopted));
 }
 
 SessionScheduler::Started SessionScheduler::request_login(Now now, std::uint64_t op, const CredentialConfig& cred, uid_t owner,
@@ -172,22 +172,33 @@ void SessionScheduler::login_answered(Now now, std::uint64_t id, UpstreamResult 
   }
   CustomerSession session;
   static_cast<SessionRecord&>(session) = from_grant(login.credential, login.owner, std::get<TokenGrant>(result), login.sent);
-  answer(id, created(now, std::move(session)));
+  created(now, id, std::move(session));
 }
 
-SessionAnswer SessionScheduler::created(Now now, CustomerSession session) {
+void SessionScheduler::created(Now now, std::uint64_t op, CustomerSession session) {
   auto handle = new_session_handle();
   if (!handle) {
     ++view_.logins["failed"];
-    return SessionAnswer::later(Kind::unavailable, "no randomness for a session handle", Seconds(1));
+    answer(op, SessionAnswer::later(Kind::unavailable, "no randomness for a session handle", Seconds(1)));
+    return;
   }
   ++view_.logins["ok"];
   std::string document = customer_token_document(session, now.steady, now.wall, &*handle);
   spdlog::debug("credential {}: customer session created for uid {}", session.credential, session.owner);
-  note_evictions(table_.insert(session_key(*handle), std::move(session), now.steady));
+  const SessionKey key = session_key(*handle);
   wipe(*handle);
+  note_evictions(table_.insert(key, std::move(session), now.steady));
   plan_sweep(now.steady);
-  return SessionAnswer::with(Kind::created, std::move(document));
+  const CustomerSession* held = table_.get(key);
+  if (held != nullptr && shared_) {
+    // A load balancer may send the customer's next request to another daemon at once: the
+    // answer waits until the fleet can read the session (or the store says it cannot).
+    emit(session_action::Save{key, *held, op});
+    creating_.emplace(op, std::move(document));
+    return;
+  }
+  if (held != nullptr) save(key, *held);
+  answer(op, SessionAnswer::with(Kind::created, std::move(document)));
 }
 
 } // namespace cltoken

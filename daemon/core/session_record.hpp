@@ -38,6 +38,7 @@ struct CustomerSession : SessionRecord {
   SteadyTime last_read{};  ///< last GET (epoch when never): "in use" when after `obtained`
   bool refreshing = false; ///< a refresh is in flight (single flight per session)
   unsigned failures = 0;   ///< refreshes failed in a row (backoff)
+  bool unsaved = false;    ///< the store could not keep its last tokens: saved again when it can
 };
 
 } // namespace cltoken

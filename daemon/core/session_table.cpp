@@ -83,7 +83,12 @@ std::size_t SessionTable::evict_over_max() {
   return evicted;
 }
 
-void SessionTable::evict_oldest_of(uid_t owner) { remove(map_.find(owners_.at(owner).lru.back())); }
+void SessionTable::evict_oldest_of(uid_t owner) { evict(map_.find(owners_.at(owner).lru.back())); }
+
+void SessionTable::evict(Map::iterator it) {
+  if (keep_evicted_) evicted_.push_back(Evicted{it->first, it->second.session.credential});
+  remove(it);
+}
 
 void SessionTable::remove(Map::iterator it) {
   auto o = owners_.find(it->second.session.owner);
@@ -136,7 +141,7 @@ std::size_t SessionTable::evict_idle(SteadyTime now) {
   while (!lru_.empty()) {
     auto it = map_.find(lru_.back());
     if (now - it->second.session.last_used <= idle_) break;
-    remove(it);
+    evict(it);
     ++evicted;
   }
   return evicted;
@@ -161,7 +166,7 @@ std::size_t SessionTable::drop_credential(std::string_view credential) {
     auto m = map_.find(*it);
     ++it; // remove() erases the entry `it` was at
     if (m->second.session.credential == credential) {
-      remove(m);
+      evict(m);
       ++n;
     }
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -101,6 +102,20 @@ public:
   /// Drops every session of a credential (removed from the config, or its identity changed).
   std::size_t drop_credential(std::string_view credential);
 
+  /// Sessions evicted or dropped since the last take_evicted(), with their credential:
+  /// recorded only once keep_evicted(true) was called (a store then forgets them).
+  struct Evicted {
+    SessionKey key;
+    std::string credential;
+  };
+  void keep_evicted(bool on) { keep_evicted_ = on; }
+  [[nodiscard]] std::vector<Evicted> take_evicted() { return std::exchange(evicted_, {}); }
+  /// Every session, for saving them all (a store that was unreachable).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [key, slot] : map_) f(key, slot.session);
+  }
+
   [[nodiscard]] std::size_t size() const { return map_.size(); }
   [[nodiscard]] std::size_t max_sessions() const { return max_; }
   [[nodiscard]] std::size_t bytes() const { return bytes_; }
@@ -130,6 +145,8 @@ private:
   void remove(Map::iterator it);
   /// Removes the least recently used session of `owner`.
   void evict_oldest_of(uid_t owner);
+  /// remove() of a session that did not end by erase(): noted for the store.
+  void evict(Map::iterator it);
 
   std::size_t max_;
   Seconds idle_;
@@ -139,6 +156,8 @@ private:
   std::list<SessionKey> lru_; ///< most recently used first
   Map map_;
   std::map<uid_t, Owner> owners_;
+  bool keep_evicted_ = false;
+  std::vector<Evicted> evicted_;
 };
 
 } // namespace cltoken

@@ -76,9 +76,10 @@ Handler::Handled Handler::handle(Request request, const PeerIdentity& peer, Stea
   // The fast path: a token held in memory, and a token verified with a key held in
   // memory, are answered here, in the event that read the request, without a coroutine
   // unless they have to wait (docs/architecture.md). Every other route is a coroutine.
-  Handled answer = route.kind == RouteKind::get_token ? token_now(route, peer, now, deadline)
-                   : route.kind == RouteKind::verify  ? verify_now(request, peer, deadline)
-                                                      : handle_later(std::move(route), std::move(request), peer, deadline);
+  Handled answer = route.kind == RouteKind::get_token     ? token_now(route, peer, now, deadline)
+                   : route.kind == RouteKind::verify      ? verify_now(request, peer, deadline)
+                   : route.kind == RouteKind::get_session ? session_now(route, request, peer, deadline)
+                                                          : handle_later(std::move(route), std::move(request), peer, deadline);
   if (auto* later = std::get_if<asio::awaitable<Response>>(&answer))
     return finish_later(std::move(route), peer, std::move(*later), now);
   return finish(route, peer, std::move(std::get<Response>(answer)), now);
@@ -287,30 +288,51 @@ asio::awaitable<Response> Handler::dispatch_oauth(Request& request, const PeerId
   co_return refused;
 }
 
-asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,
-                                                    SteadyTime deadline) {
+const CredentialConfig* Handler::session_credential(const Route& route, Request& request, const PeerIdentity& peer,
+                                                    Response& refused) {
   // Sales channels only: under an integration credential (or none) there are no sessions.
   const CredentialConfig* found = broker_.credential(route.credential);
   if (found == nullptr || found->kind != CredentialKind::sales_channel || sessions_ == nullptr) {
     wipe(request.body);
-    co_return error_response(404, "unknown_credential", "no such sales-channel credential");
+    refused = error_response(404, "unknown_credential", "no such sales-channel credential");
+    return nullptr;
   }
   if (!allowed(found->allow, peer)) {
     wipe(request.body);
     log_denial(peer, std::string(route.name()) + " credential=" + route.credential);
-    co_return error_response(403, "forbidden", "this peer may not use this credential");
+    refused = error_response(403, "forbidden", "this peer may not use this credential");
+    return nullptr;
   }
-  CredentialConfig cred = *found; // a reload may replace the config while this request waits
+  return found;
+}
+
+Handler::Handled Handler::session_now(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline) {
+  Response refused;
+  const CredentialConfig* cred = session_credential(route, request, peer, refused);
+  if (cred == nullptr) return refused;
   // Past the allow list, sessions belong to the uid that created them: anyone else is told
-  // the session does not exist (Sessions answers 404 for both).
+  // the session does not exist (Sessions answers 404 for both). A session held here and
+  // good for min_ttl is answered in this event, like a held token; a wait is a coroutine.
   std::string handle = route.session;
-  switch (route.kind) {
-  case RouteKind::create_session:
+  auto started = sessions_->read_now(cred->name, peer.uid, handle, route.min_ttl, deadline);
+  if (started.answer) return session_response(std::move(*started.answer));
+  return session_later(started);
+}
+
+asio::awaitable<Response> Handler::session_later(SessionScheduler::Started started) {
+  co_return session_response(co_await sessions_->answer_of(started));
+}
+
+asio::awaitable<Response> Handler::dispatch_session(const Route& route, Request& request, const PeerIdentity& peer,
+                                                    SteadyTime deadline) {
+  Response refused;
+  const CredentialConfig* found = session_credential(route, request, peer, refused);
+  if (found == nullptr) co_return refused;
+  CredentialConfig cred = *found; // a reload may replace the config while this request waits
+  std::string handle = route.session;
+  if (route.kind == RouteKind::create_session)
     co_return session_response(co_await sessions_->create(std::move(cred), peer.uid, std::move(request.body), deadline));
-  case RouteKind::get_session:
-    co_return session_response(co_await sessions_->read(cred.name, peer.uid, std::move(handle), route.min_ttl, deadline));
-  default: co_return session_response(co_await sessions_->end(std::move(cred), peer.uid, std::move(handle), deadline));
-  }
+  co_return session_response(co_await sessions_->end(std::move(cred), peer.uid, std::move(handle), deadline));
 }
 
 } // namespace cltoken

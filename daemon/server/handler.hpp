@@ -77,6 +77,11 @@ private:
   boost::asio::awaitable<Response> wait_token(std::uint64_t waiter);
   /// POST /v1/verify: answered now when the key is held (verify_token).
   Handled verify_now(Request& request, const PeerIdentity& peer, SteadyTime deadline);
+  /// GET .../sessions/{handle}: a session held here answered now, else its wait.
+  Handled session_now(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
+  boost::asio::awaitable<Response> session_later(SessionScheduler::Started started);
+  /// The sales channel of a session route the peer may use, or nullptr with `refused` set.
+  const CredentialConfig* session_credential(const Route& route, Request& request, const PeerIdentity& peer, Response& refused);
   /// Every other route (get_token and verify are handle()'s).
   boost::asio::awaitable<Response> dispatch(const Route& route, Request& request, const PeerIdentity& peer, SteadyTime deadline);
   void log_denial(const PeerIdentity& peer, const std::string& what);

@@ -67,8 +67,11 @@ RedisStore::~RedisStore() { client_->stop(); }
 
 void RedisStore::stop() { client_->stop(); }
 
-void RedisStore::start() {
-  client_->start([this]() -> asio::awaitable<void> { co_await republish(); });
+void RedisStore::start(std::function<asio::awaitable<void>()> also) {
+  client_->start([this, also = std::move(also)]() -> asio::awaitable<void> {
+    co_await republish();
+    if (also) co_await also();
+  });
 }
 
 RedisStore::Keys RedisStore::keys_of(const SealingKey& k) const {

@@ -37,7 +37,11 @@ public:
   RedisStore& operator=(const RedisStore&) = delete;
 
   /// Connects in the background; calls before the connection is up find Redis absent.
-  void start();
+  /// After each (re)connection the held tokens are put back, then `also` runs (the
+  /// customer sessions' part).
+  void start(std::function<boost::asio::awaitable<void>()> also = {});
+  /// The one connection, which the customer sessions' store shares.
+  [[nodiscard]] std::shared_ptr<RedisClient> client() const { return client_; }
   void stop() override;
 
   boost::asio::awaitable<std::optional<CachedToken>> load(StoreSubject s) override;

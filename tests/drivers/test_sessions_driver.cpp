@@ -27,7 +27,7 @@ TEST_CASE("the sessions driver answers readers waiting on a slow refresh at thei
   PinnedRandom random;
   Sessions sessions(ctx.get_executor(), clock, upstream, budget, random, config);
   const FinishFirst finish(ctx);
-  sessions.start();
+  sessions.start(config);
   const CredentialConfig& shop = config.credentials.front();
 
   const SteadyTime t0 = clock.now();
@@ -90,7 +90,7 @@ TEST_CASE("teardown destroys the coroutines still suspended before the objects t
   UpstreamBudget budget(config.upstream.max_requests_per_minute);
   PinnedRandom random;
   Sessions sessions(ctx.get_executor(), clock, upstream, budget, random, config);
-  sessions.start();
+  sessions.start(config);
   auto created =
       start(ctx, sessions.create(config.credentials.front(), 1000, R"({"username":"a","password":"p"})", clock.now() + 5s));
   REQUIRE(run_virtual(

@@ -503,6 +503,14 @@ class AuthState:
             doc["reissue_window"] = self.config.reissue_window
             doc["jwks"] = self.jwks_mode
             doc["clients"] = sorted(self.config.clients)
+            # Refresh tokens that would still be accepted, per customer: what a logout
+            # must bring to zero, however it raced a refresh.
+            now = int(time.time()) + self.clock_offset
+            live: dict[str, int] = {}
+            for g in self.grants.values():
+                if g.refresh_token and not g.revoked and not g.refresh_used and g.refresh_exp > now:
+                    live[g.owner_id or ""] = live.get(g.owner_id or "", 0) + 1
+            doc["live_refresh_tokens"] = live
             return doc
 
     def reset(self) -> None:

@@ -94,8 +94,11 @@ class Restart(FileStoreCase):
             self.assertNotIn(token.encode(), raw)
             self.assertNotIn(token[-20:].encode(), raw)
         self.assertNotIn(IT.encode(), raw)  # the identity is a keyed hash, not the client_id
-        # No temporary file left behind by the atomic replacement.
-        self.assertEqual(os.listdir(os.path.dirname(self.state)), ["cl-tokend.state"])
+        # No temporary file left behind by the atomic replacement; beside the state file, the
+        # customer sessions' journal, private too.
+        folder = os.path.dirname(self.state)
+        self.assertEqual(sorted(os.listdir(folder)), ["cl-tokend.state", "sessions"])
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(folder, "sessions")).st_mode), 0o600)
 
         doc = self.read_state()
         self.assertEqual((doc["format"], doc["version"]), ("cl-tokend state", 1))

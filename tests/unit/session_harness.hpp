@@ -65,7 +65,12 @@ public:
             if constexpr (std::is_same_v<A, session_action::Answer>) answers[act.op] = std::move(act.answer);
             else if constexpr (std::is_same_v<A, session_action::RequestToken>) requests.push_back(std::move(act));
             else if constexpr (std::is_same_v<A, session_action::Revoke>) revokes.push_back(std::move(act));
-            else verifies.push_back(std::move(act));
+            else if constexpr (std::is_same_v<A, session_action::Verify>) verifies.push_back(std::move(act));
+            else if constexpr (std::is_same_v<A, session_action::Find>) finds.push_back(std::move(act));
+            else if constexpr (std::is_same_v<A, session_action::AskFleet>) asks.push_back(std::move(act));
+            else if constexpr (std::is_same_v<A, session_action::Save>) saves.push_back(std::move(act));
+            else if constexpr (std::is_same_v<A, session_action::EndInStore>) ends.push_back(std::move(act));
+            else drops.push_back(std::move(act));
           },
           a);
     }
@@ -118,6 +123,11 @@ public:
   std::vector<session_action::RequestToken> requests;
   std::vector<session_action::Revoke> revokes;
   std::vector<session_action::Verify> verifies;
+  std::vector<session_action::Find> finds;
+  std::vector<session_action::AskFleet> asks;
+  std::vector<session_action::Save> saves;
+  std::vector<session_action::EndInStore> ends;
+  std::vector<session_action::Drop> drops;
 };
 
 /// The access token a served or created answer carries.
