@@ -184,8 +184,8 @@ asio::awaitable<TokenAnswer> Broker::get_token(std::string name, std::optional<S
 
 TokenScheduler::Asked Broker::ask_token(std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                         std::optional<uid_t> peer, Now now) {
-  auto asked = scheduler_.ask(now, name, min_ttl, deadline, peer);
-  if (asked.answer) drive();
+  auto asked = scheduler_.ask_held(now, name, min_ttl, deadline, peer);
+  if (asked.answer || asked.held) drive();
   return asked;
 }
 

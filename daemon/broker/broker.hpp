@@ -56,8 +56,9 @@ public:
   boost::asio::awaitable<TokenAnswer> get_token(std::string name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                                 std::optional<uid_t> peer = std::nullopt);
   /// get_token in two halves, so that a token held in memory is served without a
-  /// coroutine (the serving fast path, docs/architecture.md): ask_token() answers now, or
-  /// parks the client; a parked client (`answer` empty) must be awaited with
+  /// coroutine (the serving fast path, docs/architecture.md): ask_token() answers now (a
+  /// token served comes as `held`, to be written before this event ends), or parks the
+  /// client; a parked client (neither `answer` nor `held`) must be awaited with
   /// wait_token(waiter) at once, before the event loop runs anything else.
   TokenScheduler::Asked ask_token(std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline,
                                   std::optional<uid_t> peer, Now now);

@@ -43,8 +43,14 @@ std::string token_document(const std::string& credential, CredentialKind kind, c
 
 std::string TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
                                        SteadyTime now, WallTime wall_now) {
+  if (auto pieces = held(credential, kind, token, now, wall_now)) return pieces->joined();
+  return token_document(credential, kind, token, now, wall_now);
+}
+
+std::optional<HeldBody> TokenDocumentCache::held(const std::string& credential, CredentialKind kind, const CachedToken& token,
+                                                 SteadyTime now, WallTime wall_now) {
   const std::string_view value = token.access_token.reveal();
-  if (!json_verbatim(value)) return token_document(credential, kind, token, now, wall_now);
+  if (!json_verbatim(value)) return std::nullopt;
   // The key holds exactly what the two parts are made of besides the name, which is the
   // cache owner's own: the kind, the token's type and scope, and the two times as
   // rendered, to the second.
@@ -68,10 +74,7 @@ std::string TokenDocumentCache::render(const std::string& credential, Credential
     tail_.assign(whole, at + marker.size() - 1);
     key_ = Key{kind, token.expires_at, expires_in, expires_at_wall_s, token.token_type, token.scope};
   }
-  std::string out;
-  out.reserve(head_.size() + value.size() + tail_.size());
-  out.append(head_).append(value).append(tail_);
-  return out;
+  return HeldBody{{head_, value, tail_}};
 }
 
 std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now, const std::string* handle) {

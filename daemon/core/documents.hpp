@@ -12,6 +12,7 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/credential_state.hpp"
+#include "core/held_body.hpp"
 #include "core/secret.hpp"
 #include "core/session_table.hpp"
 
@@ -44,6 +45,10 @@ public:
   /// The same bytes as token_document() with these arguments.
   std::string render(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
                      WallTime wall_now);
+  /// The same bytes as pieces: the cache's two parts around the token's own bytes, for an
+  /// answer written at once; nullopt for a token JSON would escape (render() it).
+  std::optional<HeldBody> held(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
+                               WallTime wall_now);
 
 private:
   struct Key {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/clock.hpp"
+#include "core/held_body.hpp"
 
 namespace cltoken {
 
@@ -13,6 +14,10 @@ struct Response {
   unsigned status = 200;
   std::string_view content_type = "application/json"; ///< always a literal: no allocation per answer
   std::string body;
+  /// Instead of `body`, the body as pieces of what the daemon holds: only the serving fast
+  /// path sets it, for an answer written before the event that made it ends (the
+  /// connection copies what the socket does not take at once).
+  HeldBody held;
   std::optional<long> retry_after; ///< seconds, sent as Retry-After
   std::string allow;               ///< for 405: the Allow header (methods of the path)
 };

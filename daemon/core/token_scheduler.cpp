@@ -50,6 +50,13 @@ TokenScheduler::Asked TokenScheduler::ask(Now now, std::string_view name, std::o
   return serve(now, *e, std::max(min_ttl.value_or(Seconds(0)), min_ttl_), deadline, peer, false);
 }
 
+TokenScheduler::Asked TokenScheduler::ask_held(Now now, std::string_view name, std::optional<Seconds> min_ttl,
+                                               SteadyTime deadline, std::optional<uid_t> peer) {
+  Entry* e = find(name);
+  if (!e) return {TokenAnswer::unknown(), 0};
+  return serve(now, *e, std::max(min_ttl.value_or(Seconds(0)), min_ttl_), deadline, peer, false, true);
+}
+
 TokenScheduler::Asked TokenScheduler::invalidate(Now now, std::string_view name, const Secret& reported, SteadyTime deadline,
                                                  std::optional<uid_t> peer) {
   Entry* e = find(name);
@@ -100,10 +107,17 @@ TokenScheduler::Asked TokenScheduler::refresh(Now now, std::string_view name, St
 }
 
 TokenScheduler::Asked TokenScheduler::serve(Now now, Entry& e, Seconds min_ttl, SteadyTime deadline, std::optional<uid_t> peer,
-                                            bool caused) {
+                                            bool caused, bool held_ok) {
   const bool was_due = e.state.in_flight() || e.state.fetch_due(now.steady);
   ServeDecision d = e.state.decide(now.steady, min_ttl, false, budget_.paused_until(now.steady));
-  if (d.action == ServeDecision::Action::serve) return {served(now, e), 0};
+  if (d.action == ServeDecision::Action::serve) {
+    if (held_ok)
+      if (auto pieces = e.document.held(e.ref.name, e.config.kind, *e.state.token(), now.steady, now.wall)) {
+        e.state.count_served();
+        return Asked(*pieces);
+      }
+    return {served(now, e), 0};
+  }
   if (d.action == ServeDecision::Action::unavailable || !running_) return {unavailable(e, now.steady), 0};
   // This client's wish made a fetch due before its time: the peer is charged for it.
   if (!caused && !was_due && e.state.fetch_due(now.steady)) e.cause = peer;

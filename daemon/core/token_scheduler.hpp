@@ -125,10 +125,17 @@ public:
   /// refresh.min_ttl at least) by `deadline`. Answered now, or parked: then `waiter` is set
   /// and an action::Answer for it comes by the deadline.
   struct Asked {
+    Asked(std::optional<TokenAnswer> a, std::uint64_t w) : answer(std::move(a)), waiter(w) {}
+    explicit Asked(HeldBody h) : held(h) {}
     std::optional<TokenAnswer> answer;
     std::uint64_t waiter = 0;
+    std::optional<HeldBody> held; ///< ask_held() only: the token served as pieces, no `answer`
   };
   Asked ask(Now now, std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline, std::optional<uid_t> peer);
+  /// ask() for a caller that writes the answer before this event ends (the serving fast
+  /// path): a token served comes as `held`, pieces of the document the scheduler holds
+  /// around the token's own bytes, instead of a copy in `answer`.
+  Asked ask_held(Now now, std::string_view name, std::optional<Seconds> min_ttl, SteadyTime deadline, std::optional<uid_t> peer);
   /// A client saw `reported` refused by the API: a new token if it is the current one
   /// (many reports cost one request), else the current one. Answered as ask().
   Asked invalidate(Now now, std::string_view name, const Secret& reported, SteadyTime deadline, std::optional<uid_t> peer);
@@ -194,7 +201,9 @@ private:
   Entry* find(std::string_view name) const;
   Entry* find(const CredentialRef& c) const;
   /// Parks or answers a client after the entry decided.
-  Asked serve(Now now, Entry& e, Seconds min_ttl, SteadyTime deadline, std::optional<uid_t> peer, bool caused);
+  /// `held_ok`: a token served may come as pieces (ask_held()).
+  Asked serve(Now now, Entry& e, Seconds min_ttl, SteadyTime deadline, std::optional<uid_t> peer, bool caused,
+              bool held_ok = false);
   /// Answers parked clients that can be answered now (after a change, or at their deadline).
   void settle(Now now, Entry& e, bool changed);
   /// The scheduling pass: starts what the budget allows, plans the next wake-up. Only

@@ -106,17 +106,28 @@ asio::awaitable<bool> write_rest(Stream& stream, std::string rest, bool keep_ali
 /// Sends `response`, head and body in one sendmsg, and wipes it (it may hold a token).
 /// `slot`, the request's place among its uid's requests in progress, is held until the
 /// answer is written.
-Served send(Stream& stream, Response response, bool keep_alive, bool head, std::optional<Slot> slot, const ServerConfig& config) {
+Served send(Stream& stream, Response& response, bool keep_alive, bool head, std::optional<Slot> slot,
+            const ServerConfig& config) {
   const ResponseHead head_bytes(response, keep_alive);
-  if (head) wipe(response.body); // HEAD: the length of the body, not the body
-  const std::string_view h = head_bytes.bytes();
-  const std::array<asio::const_buffer, 2> both{asio::buffer(h), asio::buffer(response.body)};
+  if (head) { // HEAD: the length of the body, not the body
+    wipe(response.body);
+    response.held = {};
+  }
+  const auto& held = response.held.parts;
+  const std::array<asio::const_buffer, 5> all{asio::buffer(head_bytes.bytes()), asio::buffer(response.body),
+                                              asio::buffer(held[0]), asio::buffer(held[1]), asio::buffer(held[2])};
   beast::error_code ec;
-  const std::size_t sent = stream.send(both, 0, ec); // non-blocking: never waits
-  if (ec == asio::error::would_block || (!ec && sent < h.size() + response.body.size())) {
+  const std::size_t sent = stream.send(all, 0, ec); // non-blocking: never waits
+  if (ec == asio::error::would_block || (!ec && sent < asio::buffer_size(all))) {
+    // The rest is copied: what `held` views may change once this event ends.
     std::string rest;
-    if (sent < h.size()) rest.append(h.substr(sent)).append(response.body);
-    else rest.append(response.body, sent - h.size());
+    rest.reserve(asio::buffer_size(all) - std::min(sent, asio::buffer_size(all)));
+    std::size_t skip = ec ? 0 : sent;
+    for (const auto& b : all) {
+      const std::string_view piece(static_cast<const char*>(b.data()), b.size());
+      rest.append(piece.substr(std::min(skip, piece.size())));
+      skip -= std::min(skip, piece.size());
+    }
     wipe(response.body);
     return write_rest(stream, std::move(rest), keep_alive, std::move(slot), config.request_timeout);
   }
@@ -126,13 +137,13 @@ Served send(Stream& stream, Response response, bool keep_alive, bool head, std::
 
 /// Sends a last answer and closes.
 asio::awaitable<void> send_final(Stream& stream, Response response, const ServerConfig& config) {
-  co_await finish(send(stream, std::move(response), false, false, std::nullopt, config));
+  co_await finish(send(stream, response, false, false, std::nullopt, config));
 }
 
 asio::awaitable<bool> answer_later(Stream& stream, asio::awaitable<Response> handling, bool keep_alive, bool head, Slot slot,
                                    const ServerConfig& config) {
   Response response = co_await std::move(handling);
-  co_return co_await finish(send(stream, std::move(response), keep_alive, head, std::move(slot), config));
+  co_return co_await finish(send(stream, response, keep_alive, head, std::move(slot), config));
 }
 
 /// The request `reader` read, handed to the handler (read at `now`; every wait it makes
@@ -144,7 +155,7 @@ Served answer(Stream& stream, RequestReader& reader, Slot slot, SteadyTime now, 
   auto handled = handler.handle(std::move(reader.request()), peer, now, deadline);
   if (auto* later = std::get_if<asio::awaitable<Response>>(&handled))
     return answer_later(stream, std::move(*later), keep_alive, head, std::move(slot), config);
-  return send(stream, std::move(std::get<Response>(handled)), keep_alive, head, std::move(slot), config);
+  return send(stream, std::get<Response>(handled), keep_alive, head, std::move(slot), config);
 }
 
 /// A request that had not arrived whole (or that breaks a limit): read within the request
@@ -186,13 +197,14 @@ asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer, cons
   co_return false;
 }
 
-/// One request, from its first bytes (already in `buffer`) to its answer written. Plain
-/// code while nothing has to wait; what must wait (the rest of a request, a token being
-/// fetched, a slow reader) continues in a coroutine whose frame exists only while it
-/// does: the frame of run_connection is what each idle keep-alive connection keeps
-/// (1,000 idle connections: docs/performance.md).
-Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& peer, const ServerConfig& config, Handler& handler,
-             const Clock& clock, ConnectionControl& control) {
+/// One request, from its first bytes (`landed`, or when that is empty, `buffer`) to its
+/// answer written. Plain code while nothing has to wait; what must wait (the rest of a
+/// request, a token being fetched, a slow reader) continues in a coroutine whose frame
+/// exists only while it does: the frame of run_connection is what each idle keep-alive
+/// connection keeps (1,000 idle connections: docs/performance.md). What `landed` holds
+/// beyond this request (a pipelined one) is moved to `buffer`.
+Served serve(Stream& stream, beast::flat_buffer& buffer, std::string_view landed, const PeerIdentity& peer,
+             const ServerConfig& config, Handler& handler, const Clock& clock, ConnectionControl& control) {
   // A request has started: it holds one of its uid's slots until the answer is written.
   auto slot = control.slots.acquire(peer.uid);
   if (!slot) return refuse_busy(stream, peer, config, handler, clock, control);
@@ -200,34 +212,42 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, const PeerIdentity& pee
   const SteadyTime deadline = now + config.request_timeout;
   RequestReader reader(config.max_header_bytes, config.max_body_bytes);
   beast::error_code ec;
-  const auto arrived = buffer.data();
-  const std::size_t used = reader.feed({static_cast<const char*>(arrived.data()), arrived.size()}, ec);
+  const auto buffered = buffer.data();
+  const std::string_view bytes =
+      !landed.empty() ? landed : std::string_view(static_cast<const char*>(buffered.data()), buffered.size());
+  const std::size_t used = reader.feed(bytes, ec);
+  if (!landed.empty()) {
+    // The rest of what landed (none, usually) joins the buffer, ahead of anything read later.
+    const std::size_t keep = reader.is_done() ? used : 0;
+    const std::string_view rest = landed.substr(keep);
+    buffer.commit(asio::buffer_copy(buffer.prepare(rest.size()), asio::buffer(rest.data(), rest.size())));
+  }
   // Not whole (or over a limit): the slow path parses it again from the start, reading
   // the rest with a deadline.
   if (!reader.is_done())
     return read_then_answer(stream, buffer, std::move(*slot), deadline, peer, config, handler, clock, control);
-  OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
-  buffer.consume(used);
+  if (landed.empty()) {
+    OPENSSL_cleanse(buffer.data().data(), used); // the request's bytes, now in `reader`; a pipelined one stays
+    buffer.consume(used);
+  }
   return answer(stream, reader, std::move(*slot), now, deadline, peer, config, handler, control);
 }
 
-/// Reads what has already arrived of the next request into `buffer`, without waiting;
-/// would_block when nothing has. The buffer is given room only for the read and holds
-/// nothing again when nothing came, so a connection that waits holds no buffer.
+/// Reads what has already arrived of a request into `buffer`, without waiting;
+/// would_block when nothing has.
 void read_arrived(Stream& stream, beast::flat_buffer& buffer, beast::error_code& ec) {
-  // A whole GET, or a POST of a token to verify or report (about 1.2 KB), in one read:
-  // a request not whole after it takes the slow path (a coroutine and a timer).
-  constexpr std::size_t first_read = 4096;
-  const std::size_t n = stream.receive(buffer.prepare(std::min(first_read, buffer.max_size())), 0, ec);
-  buffer.commit(n);
-  if (buffer.size() == 0) buffer.shrink_to_fit();
+  // A POST of a token to verify or report (about 1.2 KB) whole in one read: a request not
+  // whole after it takes the slow path (a coroutine and a timer).
+  constexpr std::size_t more = 4096;
+  const std::size_t room = std::min(more, buffer.max_size() - buffer.size());
+  buffer.commit(stream.receive(buffer.prepare(room), 0, ec));
 }
 
 } // namespace
 
 asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket, PeerIdentity peer, const ServerConfig& config,
                                      Handler& handler, const Clock& clock, ConnectionControl& control) {
-  // Non-blocking, so read_arrived() returns at once when the next request is not there yet.
+  // Non-blocking, so read_arrived() and the first try of a send return at once.
   boost::system::error_code nb;
   socket.non_blocking(true, nb);
   Stream stream(std::move(socket));
@@ -237,32 +257,41 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   // request to the next while the client keeps sending, and freed when the connection
   // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
+  // Each request's first bytes land here: one recv, done by the reactor when the socket
+  // becomes readable, reads a usual request whole, with no buffer to allocate and nothing
+  // to register (a wait for readability would cost an epoll_ctl, and a read before it a
+  // recv that finds nothing). Small, as every idle connection keeps it.
+  std::array<char, landing_bytes> landing;
+  const std::size_t landing_size = std::min(landing.size(), buffer.max_size());
   unsigned in_a_row = 0; // requests served since this connection last waited for its socket
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
-    bool waited = false;
+    std::size_t landed = 0;
     if (buffer.size() == 0) {
-      // A busy keep-alive client has usually sent its next request already: read it now.
-      // Otherwise wait, holding no buffer and no timer, only an entry in control.idle
-      // (whose one timer closes the connection after idle_timeout_ms; a stop closes it at
-      // once, unless it is new: its client just connected and its first request may be on
-      // its way, and the shutdown grace bounds that wait).
-      beast::error_code ec;
-      read_arrived(stream, buffer, ec);
-      while (ec == asio::error::would_block) { // again after a wakeup with nothing to read
-        waited = true;
-        const auto id = control.idle.add(clock.now(), first, [&stream] {
-          boost::system::error_code ignored;
-          stream.cancel(ignored);
-        });
-        std::tie(ec) = co_await stream.async_wait(asio::socket_base::wait_read, use_tuple);
-        control.idle.remove(id);
-        if (!ec) read_arrived(stream, buffer, ec);
-      }
+      // Wait for the next request holding no buffer and no timer, only `landing` and an
+      // entry in control.idle (whose one timer closes the connection after
+      // idle_timeout_ms; a stop closes it at once, unless it is new: its client just
+      // connected and its first request may be on its way, and the shutdown grace bounds
+      // that wait). A request already there (a busy client) is read at once, and its
+      // answer still waits behind the events already queued, as after any wait.
+      buffer.shrink_to_fit();
+      const auto id = control.idle.add(clock.now(), first, [&stream] {
+        boost::system::error_code ignored;
+        stream.cancel(ignored);
+      });
+      auto [ec, n] = co_await stream.async_receive(asio::buffer(landing.data(), landing_size), use_tuple);
+      control.idle.remove(id);
       if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
-    }
-    if (waited) {
       in_a_row = 0;
+      landed = n;
+      if (landed == landing_size) {
+        // It may go on: the request continues in the buffer, with what else has arrived.
+        buffer.commit(asio::buffer_copy(buffer.prepare(landed), asio::buffer(landing.data(), landed)));
+        OPENSSL_cleanse(landing.data(), landed);
+        landed = 0;
+        beast::error_code more;
+        read_arrived(stream, buffer, more); // would_block, or an error the next read meets again
+      }
     } else if (in_a_row == max_served_in_a_row) {
       // Its next request was there each time: serving it at once again and again would
       // keep every other connection's request waiting behind a client that keeps this one
@@ -273,7 +302,8 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       if (control.stopping) break;
     }
     ++in_a_row;
-    Served served = serve(stream, buffer, peer, config, handler, clock, control);
+    Served served = serve(stream, buffer, {landing.data(), landed}, peer, config, handler, clock, control);
+    OPENSSL_cleanse(landing.data(), landed); // the request's bytes, now in the reader (a login's password too)
     const bool more = std::holds_alternative<bool>(served) ? std::get<bool>(served)
                                                            : co_await std::move(std::get<asio::awaitable<bool>>(served));
     if (!more) break;

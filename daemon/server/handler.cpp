@@ -82,7 +82,8 @@ Handler::Handled Handler::handle(Request request, const PeerIdentity& peer, Stea
                                                           : handle_later(std::move(route), std::move(request), peer, deadline);
   if (auto* later = std::get_if<asio::awaitable<Response>>(&answer))
     return finish_later(std::move(route), peer, std::move(*later), now);
-  return finish(route, peer, std::move(std::get<Response>(answer)), now);
+  finish(route, peer, std::get<Response>(answer), now);
+  return answer;
 }
 
 asio::awaitable<Response> Handler::handle_later(Route route, Request request, PeerIdentity peer, SteadyTime deadline) {
@@ -92,10 +93,11 @@ asio::awaitable<Response> Handler::handle_later(Route route, Request request, Pe
 asio::awaitable<Response> Handler::finish_later(Route route, PeerIdentity peer, asio::awaitable<Response> answer,
                                                 SteadyTime start) {
   Response response = co_await std::move(answer);
-  co_return finish(route, peer, std::move(response), start);
+  finish(route, peer, response, start);
+  co_return response;
 }
 
-Response Handler::finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start) {
+void Handler::finish(const Route& route, const PeerIdentity& peer, const Response& response, SteadyTime start) {
   const SteadyTime end = clock_.now();
   if (hands_out_tokens(route.kind) && broker_.credential(route.credential) != nullptr)
     account(peer, route.credential, route.name(), response.status, end);
@@ -106,7 +108,6 @@ Response Handler::finish(const Route& route, const PeerIdentity& peer, Response 
   if (spdlog::should_log(spdlog::level::trace))
     spdlog::trace("request uid={} pid={} {} {}{} -> {} in {:.3f} s", peer.uid, peer.pid, route.name(),
                   route.credential.empty() ? "" : "credential=", known_name(route.credential), response.status, seconds);
-  return response;
 }
 
 std::optional<Response> Handler::credential_refusal(const Route& route, const PeerIdentity& peer) {
@@ -130,6 +131,11 @@ std::optional<Response> Handler::credential_refusal(const Route& route, const Pe
 Handler::Handled Handler::token_now(const Route& route, const PeerIdentity& peer, SteadyTime now, SteadyTime deadline) {
   if (auto refused = credential_refusal(route, peer)) return std::move(*refused);
   auto asked = broker_.ask_token(route.credential, route.min_ttl, deadline, peer.uid, Now{now, clock_.wall_now()});
+  if (asked.held) {
+    Response r; // the usual answer: sent from where the token and its document are held
+    r.held = *asked.held;
+    return r;
+  }
   if (!asked.answer) return wait_token(asked.waiter);
   return token_response(std::move(*asked.answer));
 }

@@ -69,7 +69,7 @@ private:
   boost::asio::awaitable<Response> finish_later(Route route, PeerIdentity peer, boost::asio::awaitable<Response> answer,
                                                 SteadyTime start);
   /// After every answer: /v1/clients, the access log, the metrics, the trace line.
-  Response finish(const Route& route, const PeerIdentity& peer, Response response, SteadyTime start);
+  void finish(const Route& route, const PeerIdentity& peer, const Response& response, SteadyTime start);
   /// 403 / 404 for a token route's credential and peer, or nothing when it may go on.
   std::optional<Response> credential_refusal(const Route& route, const PeerIdentity& peer);
   /// GET /v1/tokens/{name}: answered now when the broker can (Broker::ask_token).

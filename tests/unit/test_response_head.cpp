@@ -40,7 +40,9 @@ std::string beast_answer(const Response& r, bool keep_alive) {
   return out;
 }
 
-std::string ours(const Response& r, bool keep_alive) { return std::string(ResponseHead(r, keep_alive).bytes()) + r.body; }
+std::string ours(const Response& r, bool keep_alive) {
+  return std::string(ResponseHead(r, keep_alive).bytes()) + r.body + r.held.joined();
+}
 
 } // namespace
 
@@ -71,6 +73,19 @@ TEST_CASE("answer heads are the bytes Beast's serializer wrote") {
       INFO("status " << r.status << " keep_alive " << keep_alive);
       CHECK(ours(r, keep_alive) == beast_answer(r, keep_alive));
     }
+}
+
+TEST_CASE("a body sent as held pieces has the head of the same body sent whole") {
+  const std::string before = R"({"credential":"backoffice","kind":"integration","access_token":")";
+  const std::string token = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln";
+  const std::string after = R"(","token_type":"bearer","scope":"market:id:1","expires_in":7199})";
+  Response held;
+  held.held = HeldBody{{before, token, after}};
+  const Response whole = json_response(before + token + after);
+  for (bool keep_alive : {true, false}) {
+    INFO("keep_alive " << keep_alive);
+    CHECK(ours(held, keep_alive) == beast_answer(whole, keep_alive));
+  }
 }
 
 TEST_CASE("the request reader takes a whole request in one feed") {
