@@ -25,7 +25,8 @@ void ClientUsage::expire(SteadyTime now) {
 
 void ClientUsage::record(const PeerIdentity& peer, std::string_view credential, bool refused, SteadyTime now) {
   expire(now);
-  Key key{std::string(credential), peer.unit ? peer.unit->name : std::string(), peer.unit ? 0 : peer.uid};
+  const std::tuple<std::string_view, std::string_view, uid_t> key{
+      credential, peer.unit ? std::string_view(peer.unit->name) : std::string_view(), peer.unit ? 0 : peer.uid};
   auto found = index_.find(key);
   if (found == index_.end()) {
     if (lru_.size() >= capacity_) {
@@ -37,7 +38,7 @@ void ClientUsage::record(const PeerIdentity& peer, std::string_view credential, 
     Row row = row_key_parts(peer, credential);
     row.first_seen = now;
     lru_.push_front(std::move(row));
-    found = index_.emplace(std::move(key), lru_.begin()).first;
+    found = index_.emplace(Key{std::get<0>(key), std::get<1>(key), std::get<2>(key)}, lru_.begin()).first;
   } else {
     lru_.splice(lru_.begin(), lru_, found->second); // to the front; the iterator stays valid
   }

@@ -59,7 +59,8 @@ private:
   std::size_t capacity_;
   SteadyClock::duration window_;
   std::list<Row> lru_; ///< most recently used first
-  std::map<Key, std::list<Row>::iterator> index_;
+  /// std::less<>: found by a tuple of views, so a request copies no string to look itself up.
+  std::map<Key, std::list<Row>::iterator, std::less<>> index_;
   std::uint64_t evicted_ = 0;
 };
 

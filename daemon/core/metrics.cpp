@@ -32,8 +32,11 @@ std::string escape_label_value(std::string_view value) {
   return out;
 }
 
-void Metrics::observe_request(const std::string& route, unsigned code, double seconds) {
-  ++requests_[{route, code}];
+void Metrics::observe_request(std::string_view route, unsigned code, double seconds) {
+  const std::pair<std::string_view, unsigned> key{route, code};
+  auto it = requests_.find(key);
+  if (it == requests_.end()) it = requests_.emplace(std::pair<std::string, unsigned>{route, code}, 0).first;
+  ++it->second;
   request_duration_.observe(seconds);
 }
 

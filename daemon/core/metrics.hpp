@@ -34,7 +34,7 @@ public:
   static constexpr std::array<double, 11> upstream_buckets{0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0};
 
   /// One answered request on the socket: its route label, HTTP status and duration.
-  void observe_request(const std::string& route, unsigned code, double seconds);
+  void observe_request(std::string_view route, unsigned code, double seconds);
   /// One token request to the auth server, from send to answer (or failure).
   void observe_upstream(double seconds) { upstream_duration_.observe(seconds); }
   void set_connections(std::size_t n) { connections_ = n; }
@@ -53,7 +53,15 @@ public:
                                    bool detailed = true) const;
 
 private:
-  std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;
+  /// Found by a (view, code) pair, so counting a request copies no string.
+  struct ByRouteAndCode {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, unsigned>(a.first, a.second) < std::pair<std::string_view, unsigned>(b.first, b.second);
+    }
+  };
+  std::map<std::pair<std::string, unsigned>, std::uint64_t, ByRouteAndCode> requests_;
   std::array<std::uint64_t, 4> refused_{}; ///< by refused_codes
   Histogram<request_buckets.size()> request_duration_{request_buckets};
   Histogram<upstream_buckets.size()> upstream_duration_{upstream_buckets};

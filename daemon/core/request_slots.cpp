@@ -3,15 +3,14 @@
 namespace cltoken {
 
 RequestSlots::Slot::~Slot() {
-  if (!state_) return; // moved from
-  auto it = state_->in_progress.find(uid_);
-  if (it != state_->in_progress.end() && --it->second == 0) state_->in_progress.erase(it);
+  if (state_) --*count_; // else moved from
 }
 
 std::optional<RequestSlots::Slot> RequestSlots::acquire(uid_t uid) {
-  if (state_->limit != 0 && in_progress(uid) >= state_->limit) return std::nullopt;
-  ++state_->in_progress[uid];
-  return Slot(state_, uid);
+  std::size_t& count = state_->in_progress[uid];
+  if (state_->limit != 0 && count >= state_->limit) return std::nullopt;
+  ++count;
+  return Slot(state_, count);
 }
 
 std::size_t RequestSlots::in_progress(uid_t uid) const {

@@ -15,6 +15,8 @@ namespace cltoken {
 class RequestSlots {
   struct State {
     std::size_t limit = 0;
+    /// One entry per uid that ever held a slot, kept at 0 (a few dozen bytes per local
+    /// user, and uids are the kernel's to give): a request then allocates nothing.
     std::map<uid_t, std::size_t> in_progress;
   };
 
@@ -23,16 +25,16 @@ public:
   /// destroyed at shutdown, after the RequestSlots itself may be gone).
   class Slot {
   public:
-    Slot(std::shared_ptr<State> state, uid_t uid) : state_(std::move(state)), uid_(uid) {}
-    Slot(Slot&& other) noexcept : state_(std::move(other.state_)), uid_(other.uid_) {}
+    Slot(std::shared_ptr<State> state, std::size_t& count) : state_(std::move(state)), count_(&count) {}
+    Slot(Slot&& other) noexcept : state_(std::move(other.state_)), count_(other.count_) {}
     Slot& operator=(Slot&&) = delete;
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     ~Slot();
 
   private:
-    std::shared_ptr<State> state_;
-    uid_t uid_;
+    std::shared_ptr<State> state_; ///< keeps the count alive
+    std::size_t* count_;           ///< its uid's count: map nodes never move
   };
 
   /// `limit` 0 means no per-peer cap.

@@ -1,5 +1,6 @@
 #include "core/router.hpp"
 
+#include <array>
 #include <charconv>
 #include <vector>
 
@@ -50,25 +51,39 @@ Response json_response(std::string body, unsigned status) {
 
 namespace {
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> out;
-  while (!path.empty()) {
-    if (path.front() == '/') {
-      path.remove_prefix(1);
-      continue;
+/// The segments of a path, without allocating: no route has more than five, so a path
+/// with more is counted as one with six, which matches none.
+class Segments {
+public:
+  static constexpr std::size_t most = 6;
+  explicit Segments(std::string_view path) {
+    while (!path.empty()) {
+      if (path.front() == '/') {
+        path.remove_prefix(1);
+        continue;
+      }
+      auto slash = path.find('/');
+      if (n_ == most) break;
+      at_[n_++] = path.substr(0, slash);
+      if (slash == std::string_view::npos) break;
+      path.remove_prefix(slash);
     }
-    auto slash = path.find('/');
-    out.push_back(path.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash);
   }
-  return out;
-}
+  [[nodiscard]] std::size_t size() const { return n_; }
+  std::string_view operator[](std::size_t i) const { return at_[i]; }
+
+private:
+  std::array<std::string_view, most> at_{};
+  std::size_t n_ = 0;
+};
+
+/// What std::isalnum says in the C locale, without the call per byte, whatever the locale.
+bool ascii_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
 bool valid_segment(std::string_view s) {
   if (s.empty() || s.size() > 64 || s == "." || s == "..") return false;
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+    if (!(ascii_alnum(c) || c == '-' || c == '_' || c == '.')) return false;
   return true;
 }
 
@@ -96,7 +111,7 @@ Route not_allowed(const char* allow) {
 bool valid_handle(std::string_view s) {
   if (s.empty() || s.size() > 256) return false;
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    if (!(ascii_alnum(c) || c == '-' || c == '_')) return false;
   return true;
 }
 
@@ -134,7 +149,7 @@ Route route(std::string_view method, std::string_view target) {
   auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  auto seg = split_path(path);
+  const Segments seg(path);
   const bool get = method == "GET" || method == "HEAD";
   const bool post = method == "POST";
 
