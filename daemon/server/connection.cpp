@@ -257,10 +257,8 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   // request to the next while the client keeps sending, and freed when the connection
   // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
-  // Each request's first bytes land here: one recv, done by the reactor when the socket
-  // becomes readable, reads a usual request whole, with no buffer to allocate and nothing
-  // to register (a wait for readability would cost an epoll_ctl, and a read before it a
-  // recv that finds nothing). Small, as every idle connection keeps it.
+  // Each request's first bytes land here: one recv reads a usual request whole, with no
+  // buffer to allocate. Small, as every idle connection keeps it.
   std::array<char, landing_bytes> landing;
   const std::size_t landing_size = std::min(landing.size(), buffer.max_size());
   unsigned in_a_row = 0; // requests served since this connection last waited for its socket
@@ -268,22 +266,31 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
     if (control.stopping && !first) break;
     std::size_t landed = 0;
     if (buffer.size() == 0) {
-      // Wait for the next request holding no buffer and no timer, only `landing` and an
-      // entry in control.idle (whose one timer closes the connection after
-      // idle_timeout_ms; a stop closes it at once, unless it is new: its client just
-      // connected and its first request may be on its way, and the shutdown grace bounds
-      // that wait). A request already there (a busy client) is read at once, and its
-      // answer still waits behind the events already queued, as after any wait.
       buffer.shrink_to_fit();
-      const auto id = control.idle.add(clock.now(), first, [&stream] {
-        boost::system::error_code ignored;
-        stream.cancel(ignored);
-      });
-      auto [ec, n] = co_await stream.async_receive(asio::buffer(landing.data(), landing_size), use_tuple);
-      control.idle.remove(id);
+      beast::error_code ec = asio::error::would_block;
+      if (!first) {
+        // A busy client's next request is on its way while the others' answers are
+        // written: looked for after the events already queued, it is usually there, and
+        // one recv takes it without a wait (a wait costs a recv that finds nothing first).
+        co_await asio::post(stream.get_executor(), asio::use_awaitable);
+        if (control.stopping) break;
+        landed = stream.receive(asio::buffer(landing.data(), landing_size), 0, ec);
+      }
+      if (ec == asio::error::would_block) {
+        // Wait for it holding no buffer and no timer, only `landing` and an entry in
+        // control.idle (whose one timer closes the connection after idle_timeout_ms; a
+        // stop closes it at once, unless it is new: its client just connected and its
+        // first request may be on its way, and the shutdown grace bounds that wait). The
+        // reactor reads into `landing` when the socket is readable: no epoll_ctl.
+        const auto id = control.idle.add(clock.now(), first, [&stream] {
+          boost::system::error_code ignored;
+          stream.cancel(ignored);
+        });
+        std::tie(ec, landed) = co_await stream.async_receive(asio::buffer(landing.data(), landing_size), use_tuple);
+        control.idle.remove(id);
+      }
       if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
       in_a_row = 0;
-      landed = n;
       if (landed == landing_size) {
         // It may go on: the request continues in the buffer, with what else has arrived.
         buffer.commit(asio::buffer_copy(buffer.prepare(landed), asio::buffer(landing.data(), landed)));
