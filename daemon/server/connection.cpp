@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <span>
 #include <tuple>
 #include <variant>
 
@@ -114,8 +115,12 @@ Served send(Stream& stream, Response& response, bool keep_alive, bool head, std:
     response.held = {};
   }
   const auto& held = response.held.parts;
-  const std::array<asio::const_buffer, 5> all{asio::buffer(head_bytes.bytes()), asio::buffer(response.body),
-                                              asio::buffer(held[0]), asio::buffer(held[1]), asio::buffer(held[2])};
+  // Only the pieces that hold bytes: each one is an iovec the kernel walks.
+  std::array<asio::const_buffer, 5> pieces{asio::buffer(head_bytes.bytes())};
+  std::size_t count = 1;
+  for (const std::string_view piece : {std::string_view(response.body), held[0], held[1], held[2]})
+    if (!piece.empty()) pieces[count++] = asio::buffer(piece);
+  const std::span<const asio::const_buffer> all(pieces.data(), count);
   beast::error_code ec;
   const std::size_t sent = stream.send(all, 0, ec); // non-blocking: never waits
   if (ec == asio::error::would_block || (!ec && sent < asio::buffer_size(all))) {
