@@ -1,5 +1,7 @@
 #include "core/credential_state.hpp"
 
+#include "core/json_text.hpp"
+
 #include <algorithm>
 
 namespace cltoken {
@@ -128,7 +130,7 @@ CredentialState::Outcome CredentialState::fetch_succeeded(TokenGrant grant, Stea
     return Outcome::no_gain;
   }
   ++counters_.outcomes[0];
-  token_ = make_token(std::move(grant), sent_at, expires_at, now, jitter_u);
+  hold(make_token(std::move(grant), sent_at, expires_at, now, jitter_u));
   had_token_ = true;
   // Whatever was asked for is satisfied by a new token: waiting clients re-decide, and
   // an invalidation that arrived while this request was in flight is answered by it.
@@ -160,6 +162,11 @@ CachedToken CredentialState::make_token(TokenGrant grant, SteadyTime sent_at, St
   return t;
 }
 
+void CredentialState::hold(CachedToken t) {
+  token_verbatim_ = json_verbatim(t.access_token.reveal());
+  token_ = std::move(t);
+}
+
 bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   if (t.expires_at <= now || t.access_token.empty()) return false;
   if (invalidated_ && invalidated_->equals(t.access_token)) return false;
@@ -170,7 +177,7 @@ bool CredentialState::adopt(CachedToken t, SteadyTime now, double jitter_u) {
   // that is already due costs one fetch a second later, not a busy loop.
   t.refresh_at = std::max(policy_.refresh_at(t.obtained_at, t.lifetime, jitter_u), now + Seconds(1));
   t.reissue_from = policy_.reissue_from(t.obtained_at, t.lifetime).value_or(SteadyTime{});
-  token_ = std::move(t);
+  hold(std::move(t));
   had_token_ = true;
   invalidated_.reset();
   revoke_if_handed_back_ = false;
@@ -232,7 +239,7 @@ void CredentialState::revoke_finished(const std::optional<UpstreamFailure>& fail
     // The auth server vouched for it moments ago: a report (a glitch of the API, or a
     // peer that wants everyone else without a token) does not outweigh that. Served
     // again until it is replaced on schedule; the next report starts over.
-    token_ = std::move(*handed_back);
+    hold(std::move(*handed_back));
     had_token_ = true;
     invalidated_.reset();
     demand_ = false;

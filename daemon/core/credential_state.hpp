@@ -61,6 +61,9 @@ public:
   [[nodiscard]] const RefreshPolicy& policy() const { return policy_; }
 
   [[nodiscard]] const std::optional<CachedToken>& token() const { return token_; }
+  /// Whether the held token goes into JSON as it is (json_verbatim): decided once, when
+  /// the token is taken, instead of on every serve.
+  [[nodiscard]] bool token_verbatim() const { return token_verbatim_; }
   [[nodiscard]] bool has_valid(SteadyTime now) const { return token_ && now < token_->expires_at; }
   [[nodiscard]] bool in_flight() const { return in_flight_; }
   [[nodiscard]] CredentialStatus status(SteadyTime now) const;
@@ -141,8 +144,12 @@ private:
   /// before clients see none.
   [[nodiscard]] SteadyTime retry_before_expiry(SteadyTime now, Millis delay) const;
 
+  /// The only way token_ is set, so that token_verbatim_ always describes it.
+  void hold(CachedToken t);
+
   RefreshPolicy policy_;
   std::optional<CachedToken> token_;
+  bool token_verbatim_ = false;
   std::optional<Secret> invalidated_; ///< never accept this one back from the upstream
   /// The reported token the upstream handed back, while its revoke is under way.
   std::optional<CachedToken> handed_back_;

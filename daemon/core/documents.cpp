@@ -43,14 +43,15 @@ std::string token_document(const std::string& credential, CredentialKind kind, c
 
 std::string TokenDocumentCache::render(const std::string& credential, CredentialKind kind, const CachedToken& token,
                                        SteadyTime now, WallTime wall_now) {
-  if (auto pieces = held(credential, kind, token, now, wall_now)) return pieces->joined();
+  if (auto pieces = held(credential, kind, token, json_verbatim(token.access_token.reveal()), now, wall_now))
+    return pieces->joined();
   return token_document(credential, kind, token, now, wall_now);
 }
 
 std::optional<HeldBody> TokenDocumentCache::held(const std::string& credential, CredentialKind kind, const CachedToken& token,
-                                                 SteadyTime now, WallTime wall_now) {
+                                                 bool verbatim, SteadyTime now, WallTime wall_now) {
   const std::string_view value = token.access_token.reveal();
-  if (!json_verbatim(value)) return std::nullopt;
+  if (!verbatim) return std::nullopt;
   // The key holds exactly what the two parts are made of besides the name, which is the
   // cache owner's own: the kind, the token's type and scope, and the two times as
   // rendered, to the second.

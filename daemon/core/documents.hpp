@@ -47,8 +47,9 @@ public:
                      WallTime wall_now);
   /// The same bytes as pieces: the cache's two parts around the token's own bytes, for an
   /// answer written at once; nullopt for a token JSON would escape (render() it).
-  std::optional<HeldBody> held(const std::string& credential, CredentialKind kind, const CachedToken& token, SteadyTime now,
-                               WallTime wall_now);
+  /// `verbatim`: json_verbatim() of the token, which its holder knows already.
+  std::optional<HeldBody> held(const std::string& credential, CredentialKind kind, const CachedToken& token, bool verbatim,
+                               SteadyTime now, WallTime wall_now);
 
 private:
   struct Key {

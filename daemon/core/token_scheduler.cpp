@@ -112,7 +112,8 @@ TokenScheduler::Asked TokenScheduler::serve(Now now, Entry& e, Seconds min_ttl, 
   ServeDecision d = e.state.decide(now.steady, min_ttl, false, budget_.paused_until(now.steady));
   if (d.action == ServeDecision::Action::serve) {
     if (held_ok)
-      if (auto pieces = e.document.held(e.ref.name, e.config.kind, *e.state.token(), now.steady, now.wall)) {
+      if (auto pieces =
+              e.document.held(e.ref.name, e.config.kind, *e.state.token(), e.state.token_verbatim(), now.steady, now.wall)) {
         e.state.count_served();
         return Asked(*pieces);
       }
