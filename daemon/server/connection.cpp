@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <span>
 #include <tuple>
 #include <variant>
 
@@ -114,8 +115,12 @@ Served send(Stream& stream, Response& response, bool keep_alive, bool head, std:
     response.held = {};
   }
   const auto& held = response.held.parts;
-  const std::array<asio::const_buffer, 5> all{asio::buffer(head_bytes.bytes()), asio::buffer(response.body),
-                                              asio::buffer(held[0]), asio::buffer(held[1]), asio::buffer(held[2])};
+  // Only the pieces that hold bytes: each one is an iovec the kernel walks.
+  std::array<asio::const_buffer, 5> pieces{asio::buffer(head_bytes.bytes())};
+  std::size_t count = 1;
+  for (const std::string_view piece : {std::string_view(response.body), held[0], held[1], held[2]})
+    if (!piece.empty()) pieces[count++] = asio::buffer(piece);
+  const std::span<const asio::const_buffer> all(pieces.data(), count);
   beast::error_code ec;
   const std::size_t sent = stream.send(all, 0, ec); // non-blocking: never waits
   if (ec == asio::error::would_block || (!ec && sent < asio::buffer_size(all))) {
@@ -197,6 +202,11 @@ asio::awaitable<bool> refuse_busy(Stream& stream, const PeerIdentity& peer, cons
   co_return false;
 }
 
+/// Appends `bytes` to `buffer` (bounded by its maximum: never more than one read).
+void keep_in(beast::flat_buffer& buffer, std::string_view bytes) {
+  buffer.commit(asio::buffer_copy(buffer.prepare(bytes.size()), asio::buffer(bytes.data(), bytes.size())));
+}
+
 /// One request, from its first bytes (`landed`, or when that is empty, `buffer`) to its
 /// answer written. Plain code while nothing has to wait; what must wait (the rest of a
 /// request, a token being fetched, a slow reader) continues in a coroutine whose frame
@@ -216,12 +226,8 @@ Served serve(Stream& stream, beast::flat_buffer& buffer, std::string_view landed
   const std::string_view bytes =
       !landed.empty() ? landed : std::string_view(static_cast<const char*>(buffered.data()), buffered.size());
   const std::size_t used = reader.feed(bytes, ec);
-  if (!landed.empty()) {
-    // The rest of what landed (none, usually) joins the buffer, ahead of anything read later.
-    const std::size_t keep = reader.is_done() ? used : 0;
-    const std::string_view rest = landed.substr(keep);
-    buffer.commit(asio::buffer_copy(buffer.prepare(rest.size()), asio::buffer(rest.data(), rest.size())));
-  }
+  // The rest of what landed (none, usually) joins the buffer, ahead of anything read later.
+  if (!landed.empty()) keep_in(buffer, landed.substr(reader.is_done() ? used : 0));
   // Not whole (or over a limit): the slow path parses it again from the start, reading
   // the rest with a deadline.
   if (!reader.is_done())
@@ -257,45 +263,46 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
   // request to the next while the client keeps sending, and freed when the connection
   // waits.
   beast::flat_buffer buffer(config.max_header_bytes + config.max_body_bytes);
-  // Each request's first bytes land here: one recv reads a usual request whole, with no
-  // buffer to allocate. Small, as every idle connection keeps it.
-  std::array<char, landing_bytes> landing;
-  const std::size_t landing_size = std::min(landing.size(), buffer.max_size());
+  const auto landing = asio::buffer(control.landing.data(), std::min(control.landing.size(), buffer.max_size()));
   unsigned in_a_row = 0; // requests served since this connection last waited for its socket
   for (bool first = true;; first = false) {
     if (control.stopping && !first) break;
-    std::size_t landed = 0;
+    // The next request's first bytes, read into control.landing (shared: nothing waits
+    // between the read and the parse), or none when they are in `buffer`.
+    std::string_view landed;
     if (buffer.size() == 0) {
       buffer.shrink_to_fit();
-      beast::error_code ec = asio::error::would_block;
       if (!first) {
         // A busy client's next request is on its way while the others' answers are
         // written: looked for after the events already queued, it is usually there, and
-        // one recv takes it without a wait (a wait costs a recv that finds nothing first).
+        // one recv takes it, with no wait and no epoll_ctl. (A new connection's first
+        // request usually came with it.)
         co_await asio::post(stream.get_executor(), asio::use_awaitable);
         if (control.stopping) break;
-        landed = stream.receive(asio::buffer(landing.data(), landing_size), 0, ec);
       }
-      if (ec == asio::error::would_block) {
-        // Wait for it holding no buffer and no timer, only `landing` and an entry in
-        // control.idle (whose one timer closes the connection after idle_timeout_ms; a
-        // stop closes it at once, unless it is new: its client just connected and its
-        // first request may be on its way, and the shutdown grace bounds that wait). The
-        // reactor reads into `landing` when the socket is readable: no epoll_ctl.
+      beast::error_code ec;
+      std::size_t n = stream.receive(landing, 0, ec);
+      while (ec == asio::error::would_block) { // again after a wakeup with nothing to read
+        // Wait holding no buffer and no timer, only an entry in control.idle (whose one
+        // timer closes the connection after idle_timeout_ms; a stop closes it at once,
+        // unless it is new: its client just connected and its first request may be on its
+        // way, and the shutdown grace bounds that wait).
         const auto id = control.idle.add(clock.now(), first, [&stream] {
           boost::system::error_code ignored;
           stream.cancel(ignored);
         });
-        std::tie(ec, landed) = co_await stream.async_receive(asio::buffer(landing.data(), landing_size), use_tuple);
+        std::tie(ec) = co_await stream.async_wait(asio::socket_base::wait_read, use_tuple);
         control.idle.remove(id);
+        if (!ec) n = stream.receive(landing, 0, ec);
       }
       if (ec) break; // idle timeout, a stop, or the peer closed: nobody to answer
       in_a_row = 0;
-      if (landed == landing_size) {
+      landed = {control.landing.data(), n};
+      if (n == landing.size()) {
         // It may go on: the request continues in the buffer, with what else has arrived.
-        buffer.commit(asio::buffer_copy(buffer.prepare(landed), asio::buffer(landing.data(), landed)));
-        OPENSSL_cleanse(landing.data(), landed);
-        landed = 0;
+        keep_in(buffer, landed);
+        OPENSSL_cleanse(control.landing.data(), n);
+        landed = {};
         beast::error_code more;
         read_arrived(stream, buffer, more); // would_block, or an error the next read meets again
       }
@@ -309,8 +316,9 @@ asio::awaitable<void> run_connection(asio::local::stream_protocol::socket socket
       if (control.stopping) break;
     }
     ++in_a_row;
-    Served served = serve(stream, buffer, {landing.data(), landed}, peer, config, handler, clock, control);
-    OPENSSL_cleanse(landing.data(), landed); // the request's bytes, now in the reader (a login's password too)
+    Served served = serve(stream, buffer, landed, peer, config, handler, clock, control);
+    // The request's bytes are in the reader now (a login's password too), or in `buffer`.
+    OPENSSL_cleanse(control.landing.data(), landed.size());
     const bool more = std::holds_alternative<bool>(served) ? std::get<bool>(served)
                                                            : co_await std::move(std::get<asio::awaitable<bool>>(served));
     if (!more) break;

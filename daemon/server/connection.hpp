@@ -4,7 +4,7 @@
 // connections, in the listener), request_timeout_ms for the rest; header and body sizes
 // are capped, and so is the number of requests one uid may have in progress
 // (max_requests_per_peer).
-#include <cstddef>
+#include <array>
 #include <cstdint>
 
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +27,10 @@ struct ConnectionControl {
   RequestSlots slots;       ///< requests in progress per uid
   RequestSlots connections; ///< open connections per uid (counted; the listener decides)
   PeerLogThrottle refusals; ///< log lines about refused requests and connections, per uid
+  /// Where each request's first bytes are read, parsed and wiped without a wait in
+  /// between: one array for all connections instead of a buffer each (a POST of a token
+  /// to verify fits; a longer request goes on in its connection's own buffer).
+  std::array<char, 4096> landing{};
 
   void stop() {
     stopping = true;
@@ -37,11 +41,6 @@ struct ConnectionControl {
 /// Requests one connection is served in a row, its next one having arrived each time,
 /// before the other connections' ready events run (docs/architecture.md).
 inline constexpr unsigned max_served_in_a_row = 4;
-
-/// Bytes of a request read by the one recv that ends a connection's wait: a GET with the
-/// usual headers fits (a longer request goes on in a buffer of its own). Every waiting
-/// connection keeps this much (docs/performance.md).
-inline constexpr std::size_t landing_bytes = 512;
 
 /// Serves requests on `socket` until the peer closes, a limit is hit, or a stop.
 boost::asio::awaitable<void> run_connection(boost::asio::local::stream_protocol::socket socket, PeerIdentity peer,

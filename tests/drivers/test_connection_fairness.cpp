@@ -1,12 +1,18 @@
 // daemon/server/connection's loop between connections: a client whose next request is
 // always there already (here: thousands pipelined on one connection) must not keep another
-// connection's single request waiting behind all of them. Real Unix sockets and the real
+// connection's single request waiting behind all of them; and a client too slow to take
+// its answers gets each as it was made, though the fast path sends views of a document
+// that other requests may render again meanwhile. Real Unix sockets and the real
 // run_connection and Handler; the io_context runs one event at a time, so the order is
 // read from the sockets after each event instead of from a clock.
 #include <catch2/catch.hpp>
 
 #include <boost/asio/local/connect_pair.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "broker/broker.hpp"
 #include "core/metrics.hpp"
@@ -50,6 +56,7 @@ struct Peer {
       const std::size_t n = socket.receive(asio::buffer(buf), 0, ec);
       if (ec) break;
       text.append(buf, n);
+      all.append(buf, n);
     }
     for (std::size_t at; (at = text.find("HTTP/1.1 ", scanned)) != std::string::npos; scanned = at + 9) {
       ++answers;
@@ -63,48 +70,70 @@ struct Peer {
   Socket daemon_side;
   Socket socket;
   std::string text;
+  std::string all; ///< every byte read
   std::size_t scanned = 0;
   std::size_t answers = 0;
   std::size_t ok = 0;
 };
 
-} // namespace
-
-TEST_CASE("thousands of requests pipelined on one connection do not keep another connection's request waiting") {
-  const auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::off);
-  FakeClock clock;
-  const ScopedTimerClock timers(clock, true);
-  Context ctx(1);
-  ScriptedUpstream upstream(ctx.get_executor(), 0ms, [](const TokenRequest&) {
-    TokenGrant g;
-    g.access_token = Secret("eyJhbGciOiJub25lIn0.held-token.c2ln");
-    g.expires_in = 7200s;
-    return UpstreamResult{std::move(g)};
-  });
-  Config config = make_config(1, 1000, RefreshPolicy{});
-  config.credentials[0].allow = {Principal{Principal::Kind::any, 0, "*", {}}};
-  UpstreamBudget budget(config.upstream.max_requests_per_minute);
-  HalfRandom random;
-  Metrics metrics;
-  Broker broker(ctx.get_executor(), clock, upstream, random, budget, config);
-  Handler handler(broker, metrics, clock, config.server.admin, [] { return std::string(); });
-  ConnectionControl control;
-  Peer busy(ctx), other(ctx);
-  PeerIdentity identity;
-  identity.uid = 1000;
-  identity.gid = 1000;
-  int running = 0;
-  for (Peer* p : {&busy, &other}) {
+/// The real broker, handler and connections over socket pairs, in virtual time, serving one
+/// integration credential whose token the scripted upstream hands out.
+struct Served {
+  Served() { spdlog::set_level(spdlog::level::off); }
+  ~Served() { spdlog::set_level(level); }
+  /// Runs the daemon's end of `p` as the connection of uid 1000.
+  void connect(Peer& p) {
+    PeerIdentity identity;
+    identity.uid = 1000;
+    identity.gid = 1000;
     ++running;
-    asio::co_spawn(ctx, run_connection(std::move(p->daemon_side), identity, config.server, handler, clock, control),
-                   [&running](std::exception_ptr e) {
+    asio::co_spawn(ctx, run_connection(std::move(p.daemon_side), identity, config.server, handler, clock, control),
+                   [this](std::exception_ptr e) {
                      --running;
                      if (e) std::rethrow_exception(e);
                    });
   }
+  void stop() {
+    broker.stop();
+    REQUIRE(run_virtual(
+        ctx, clock, [&] { return running == 0; }, 60s));
+  }
+
+  spdlog::level::level_enum level = spdlog::get_level();
+  FakeClock clock;
+  ScopedTimerClock timers{clock, true};
+  Context ctx{1};
+  ScriptedUpstream upstream{ctx.get_executor(), 0ms, [](const TokenRequest&) {
+                              TokenGrant g;
+                              g.access_token = Secret("eyJhbGciOiJub25lIn0.held-token.c2ln");
+                              g.expires_in = 7200s;
+                              return UpstreamResult{std::move(g)};
+                            }};
+  Config config = [] {
+    Config c = make_config(1, 1000, RefreshPolicy{});
+    c.credentials[0].allow = {Principal{Principal::Kind::any, 0, "*", {}}};
+    return c;
+  }();
+  UpstreamBudget budget{config.upstream.max_requests_per_minute};
+  HalfRandom random;
+  Metrics metrics;
+  Broker broker{ctx.get_executor(), clock, upstream, random, budget, config};
+  Handler handler{broker, metrics, clock, config.server.admin, [] { return std::string(); }};
+  ConnectionControl control;
+  int running = 0;
+};
+
+} // namespace
+
+TEST_CASE("thousands of requests pipelined on one connection do not keep another connection's request waiting") {
+  Served d;
+  auto& ctx = d.ctx;
+  auto& clock = d.clock;
+  Peer busy(ctx), other(ctx);
+  d.connect(busy);
+  d.connect(other);
   const FinishFirst finish(ctx);
-  broker.start();
+  d.broker.start();
 
   // The held token (answered in the event that read the request) and a route answered by
   // a coroutine that never waits: both are served without the connection waiting.
@@ -151,8 +180,90 @@ TEST_CASE("thousands of requests pipelined on one connection do not keep another
 
   busy.socket.close();
   other.socket.close();
-  broker.stop();
+  d.stop();
+}
+
+namespace {
+
+/// The expires_in of each answer in `all`, in order (each head's Content-Length framing
+/// its body, and each body the held token's document).
+std::vector<long> expiries(const std::string& all, const std::string& token) {
+  std::vector<long> out;
+  for (std::size_t at = 0; at < all.size();) {
+    REQUIRE(all.compare(at, 15, "HTTP/1.1 200 OK") == 0);
+    const auto end = all.find("\r\n\r\n", at);
+    REQUIRE(end != std::string::npos);
+    const auto length_at = all.find("Content-Length: ", at);
+    REQUIRE(length_at < end);
+    const std::size_t length = std::stoul(all.substr(length_at + 16, end - length_at - 16));
+    const auto doc = nlohmann::json::parse(all.substr(end + 4, length));
+    CHECK(doc.at("access_token") == token);
+    out.push_back(doc.at("expires_in").get<long>());
+    at = end + 4 + length;
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("an answer the socket takes only in part is finished from a copy, whatever is served meanwhile") {
+  // The fast path sends views of the held document; a reader too slow to take the answer
+  // at once gets the rest later, after other requests may have rendered the document's
+  // parts again. What it gets must be the answer as it was when made.
+  Served d;
+  auto& ctx = d.ctx;
+  auto& clock = d.clock;
+  Peer slow(ctx), other(ctx);
+  d.connect(slow);
+  d.connect(other);
+  const FinishFirst finish(ctx);
+  d.broker.start();
+  const std::string request = "GET /v1/tokens/c0 HTTP/1.1\r\nHost: x\r\n\r\n";
+  other.send(request);
   REQUIRE(run_virtual(
-      ctx, clock, [&] { return running == 0; }, 60s));
-  spdlog::set_level(level);
+      ctx, clock,
+      [&] {
+        other.read();
+        return other.answers == 1;
+      },
+      10s));
+  REQUIRE(other.ok == 1);
+
+  // Far more answers than the socket holds, none read: the daemon stops in the middle.
+  constexpr std::size_t pipelined = 2000;
+  std::string burst;
+  for (std::size_t i = 0; i < pipelined; ++i) burst += request;
+  slow.send(burst);
+  ctx.restart();
+  while (ctx.poll_one() != 0) {}
+  // The daemon stopped at an answer the socket did not take (all or part of it waits
+  // with the daemon); every answer made so far has the document as it is now. Nothing is
+  // read yet, so that answer still waits while the document changes below.
+  const std::size_t made_before = d.broker.status_view().credentials.at(0).counters.served - 1; // less other's
+  REQUIRE(made_before < pipelined);
+
+  // Five seconds on, another connection's answer renders the document's parts again.
+  clock.advance(5s);
+  other.send(request);
+  ctx.restart();
+  for (int events = 0; other.answers < 2 && events < 100000; ++events) {
+    if (ctx.poll_one() == 0) break;
+    other.read();
+  }
+  REQUIRE(other.answers == 2);
+
+  for (int events = 0; slow.answers < pipelined && events < 1000000; ++events) {
+    ctx.poll_one();
+    slow.read();
+  }
+  REQUIRE(slow.answers == pipelined);
+  const auto seen = expiries(slow.all, "eyJhbGciOiJub25lIn0.held-token.c2ln");
+  REQUIRE(seen.size() == pipelined);
+  const std::vector<long> before(seen.begin(), seen.begin() + static_cast<long>(made_before));
+  CHECK(std::all_of(before.begin(), before.end(), [&](long e) { return e == seen.front(); }));
+  CHECK(std::all_of(seen.begin() + static_cast<long>(made_before), seen.end(), [&](long e) { return e == seen.front() - 5; }));
+
+  slow.socket.close();
+  other.socket.close();
+  d.stop();
 }
