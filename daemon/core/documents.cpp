@@ -1,7 +1,10 @@
 #include "core/documents.hpp"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <ctime>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -11,13 +14,19 @@ namespace cltoken {
 
 using json = nlohmann::ordered_json;
 
-std::string rfc3339(WallTime t) {
+namespace {
+/// rfc3339() written into `buf`, for a document that appends it without a string of its own.
+std::string_view rfc3339_into(WallTime t, std::array<char, 32>& buf) {
   std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::floor<Seconds>(t));
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return {buf.data(), std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm)};
+}
+} // namespace
+
+std::string rfc3339(WallTime t) {
+  std::array<char, 32> buf{};
+  return std::string(rfc3339_into(t, buf));
 }
 
 namespace {
@@ -78,20 +87,108 @@ std::optional<HeldBody> TokenDocumentCache::held(const std::string& credential, 
   return HeldBody{{head_, value, tail_}};
 }
 
+namespace {
+/// A string as a JSON document writes it, quotes included. One JSON carries as it is (a
+/// JWT, a handle, a name: json_verbatim) is only pointed at; any other is escaped by
+/// nlohmann, so its bytes, and the type_error thrown for invalid UTF-8, are dump()'s. The
+/// escaped copy is wiped when dropped: the string may be a token.
+class JsonString {
+public:
+  explicit JsonString(std::string_view s) : bare_(s) {
+    if (json_verbatim(s)) return;
+    json j = std::string(s);
+    try {
+      escaped_ = j.dump();
+    } catch (...) {
+      wipe(j.get_ref<std::string&>());
+      throw;
+    }
+    wipe(j.get_ref<std::string&>());
+  }
+  JsonString(const JsonString&) = delete;
+  JsonString& operator=(const JsonString&) = delete;
+  ~JsonString() { wipe(escaped_); }
+
+  [[nodiscard]] std::size_t size() const { return escaped_.empty() ? bare_.size() + 2 : escaped_.size(); }
+  void append_to(std::string& out) const {
+    if (!escaped_.empty()) {
+      out += escaped_;
+      return;
+    }
+    out += '"';
+    out += bare_;
+    out += '"';
+  }
+
+private:
+  std::string_view bare_;
+  std::string escaped_; ///< empty when bare_ is written as it is (an escaped string has its quotes)
+};
+
+/// The two passes over a document's pieces: counting its bytes, then appending them to a
+/// string reserved to that size, which never moves (a move would leave a token's copy behind).
+struct CountBytes {
+  std::size_t n = 0;
+  void operator()(std::string_view piece) { n += piece.size(); }
+  void operator()(const JsonString& s) { n += s.size(); }
+};
+struct Append {
+  std::string& out;
+  void operator()(std::string_view piece) { out += piece; }
+  void operator()(const JsonString& s) { s.append_to(out); }
+};
+} // namespace
+
 std::string customer_token_document(const CustomerSession& s, SteadyTime now, WallTime wall_now, const std::string* handle) {
-  json j;
-  if (handle != nullptr) j["session"] = *handle;
-  j["credential"] = s.credential;
-  j["kind"] = to_string(CredentialKind::sales_channel);
-  j["access_token"] = s.access_token.reveal();
-  j["token_type"] = s.token_type;
-  j["scope"] = s.scope.empty() ? json(nullptr) : json(s.scope);
-  j["expires_at"] = rfc3339(wall_of(s.expires_at, now, wall_now));
-  j["expires_in"] = std::max(0L, seconds_until(s.expires_at, now));
-  if (handle != nullptr) j["owner_id"] = s.owner_id;
-  std::string out = j.dump();
-  wipe(j["access_token"].get_ref<std::string&>());
-  if (handle != nullptr) wipe(j["session"].get_ref<std::string&>());
+  // Written directly, not through a json object: storefronts read their session on every
+  // page render, and building, dumping and wiping one was four fifths of a read's
+  // instructions. The bytes are those ordered_json::dump() wrote (unit-tested against it),
+  // the token is copied only into the answer, and nothing is kept per session. Strings are
+  // escaped in document order, so invalid UTF-8 throws about the one dump() threw about.
+  std::optional<JsonString> session, owner_id;
+  if (handle != nullptr) session.emplace(*handle);
+  const JsonString credential(s.credential), kind(to_string(CredentialKind::sales_channel)), token(s.access_token.reveal()),
+      token_type(s.token_type), scope(s.scope);
+  if (handle != nullptr) owner_id.emplace(s.owner_id);
+  std::array<char, 32> at_buf{};
+  const std::string_view expires_at = rfc3339_into(wall_of(s.expires_at, now, wall_now), at_buf); // digits, '-', ':', T, Z
+  std::array<char, 24> in_buf{};
+  const auto in_end = std::to_chars(in_buf.begin(), in_buf.end(), std::max(0L, seconds_until(s.expires_at, now))).ptr;
+  const std::string_view expires_in(in_buf.data(), static_cast<std::size_t>(in_end - in_buf.data()));
+
+  auto document = [&](auto&& put) {
+    put("{");
+    if (session) {
+      put(R"("session":)");
+      put(*session);
+      put(",");
+    }
+    put(R"("credential":)");
+    put(credential);
+    put(R"(,"kind":)");
+    put(kind);
+    put(R"(,"access_token":)");
+    put(token);
+    put(R"(,"token_type":)");
+    put(token_type);
+    put(R"(,"scope":)");
+    if (s.scope.empty()) put("null");
+    else put(scope);
+    put(R"(,"expires_at":")");
+    put(expires_at);
+    put(R"(","expires_in":)");
+    put(expires_in);
+    if (owner_id) {
+      put(R"(,"owner_id":)");
+      put(*owner_id);
+    }
+    put("}");
+  };
+  CountBytes size;
+  document(size);
+  std::string out;
+  out.reserve(size.n);
+  document(Append{out});
   return out;
 }
 
