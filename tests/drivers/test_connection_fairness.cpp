@@ -93,6 +93,25 @@ struct Served {
                      if (e) std::rethrow_exception(e);
                    });
   }
+  /// Serves both peers and starts the broker.
+  void start(Peer& a, Peer& b) {
+    connect(a);
+    connect(b);
+    broker.start();
+  }
+  /// `request` (a held token's GET) sent on `p` and its one answer read: the token is
+  /// fetched once, then held.
+  void first_answer(Peer& p, const std::string& request) {
+    p.send(request);
+    REQUIRE(run_virtual(
+        ctx, clock,
+        [&] {
+          p.read();
+          return p.answers == 1;
+        },
+        10s));
+    REQUIRE(p.ok == 1);
+  }
   void stop() {
     broker.stop();
     REQUIRE(run_virtual(
@@ -128,28 +147,15 @@ struct Served {
 TEST_CASE("thousands of requests pipelined on one connection do not keep another connection's request waiting") {
   Served d;
   auto& ctx = d.ctx;
-  auto& clock = d.clock;
   Peer busy(ctx), other(ctx);
-  d.connect(busy);
-  d.connect(other);
   const FinishFirst finish(ctx);
-  d.broker.start();
+  d.start(busy, other);
 
   // The held token (answered in the event that read the request) and a route answered by
   // a coroutine that never waits: both are served without the connection waiting.
   const std::string route = GENERATE(std::string("/v1/tokens/c0"), std::string("/v1/health"));
   const std::string request = "GET " + route + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  if (route.starts_with("/v1/tokens/")) { // the token is fetched once, then held
-    other.send(request);
-    REQUIRE(run_virtual(
-        ctx, clock,
-        [&] {
-          other.read();
-          return other.answers == 1;
-        },
-        10s));
-    REQUIRE(other.ok == 1);
-  }
+  if (route.starts_with("/v1/tokens/")) d.first_answer(other, request);
   ctx.restart();
   ctx.poll(); // both connections wait for their next request
   other.answers = other.ok = 0;
@@ -214,20 +220,10 @@ TEST_CASE("an answer the socket takes only in part is finished from a copy, what
   auto& ctx = d.ctx;
   auto& clock = d.clock;
   Peer slow(ctx), other(ctx);
-  d.connect(slow);
-  d.connect(other);
   const FinishFirst finish(ctx);
-  d.broker.start();
+  d.start(slow, other);
   const std::string request = "GET /v1/tokens/c0 HTTP/1.1\r\nHost: x\r\n\r\n";
-  other.send(request);
-  REQUIRE(run_virtual(
-      ctx, clock,
-      [&] {
-        other.read();
-        return other.answers == 1;
-      },
-      10s));
-  REQUIRE(other.ok == 1);
+  d.first_answer(other, request);
 
   // Far more answers than the socket holds, none read: the daemon stops in the middle.
   constexpr std::size_t pipelined = 2000;
