@@ -59,8 +59,19 @@ private:
   std::size_t capacity_;
   SteadyClock::duration window_;
   std::list<Row> lru_; ///< most recently used first
-  /// std::less<>: found by a tuple of views, so a request copies no string to look itself up.
-  std::map<Key, std::list<Row>::iterator, std::less<>> index_;
+  /// Found by a tuple of views, so a request copies no string to look itself up.
+  struct ByViews {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return views(a) < views(b);
+    }
+    template <typename T>
+    static std::tuple<std::string_view, std::string_view, uid_t> views(const T& k) {
+      return {std::get<0>(k), std::get<1>(k), std::get<2>(k)};
+    }
+  };
+  std::map<Key, std::list<Row>::iterator, ByViews> index_;
   std::uint64_t evicted_ = 0;
 };
 
